@@ -1,0 +1,20 @@
+"""xlatent: in-between frames and motion fields for georeferenced images, xarray-native.
+
+``import xlatent`` registers the ``.latentdyn`` accessor on DataArrays. torch is imported only
+when a model is built.
+"""
+
+import os
+
+# Measured on 2-core machines: OpenMP's default busy-wait made torch 13-30x slower whenever
+# another process held a core. Users who set it themselves keep their choice.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from xlatent import accessor as _accessor  # noqa: E402,F401  (registers .latentdyn)
+from xlatent.api import LatentInterpolator, fit, interpolate, load  # noqa: E402
+from xlatent.config import LatentConfig  # noqa: E402
+from xlatent.exceptions import XlatentError  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = ["interpolate", "fit", "load", "LatentInterpolator", "LatentConfig", "XlatentError", "__version__"]

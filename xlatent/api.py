@@ -1,0 +1,343 @@
+"""Public functions: :func:`interpolate`, :func:`fit` and the reusable :class:`LatentInterpolator`.
+
+xarray in, xarray out. Validation and geo handling are delegated to :mod:`xlatent.geo`; the
+numerics to :mod:`xlatent.methods`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import xarray as xr
+
+from xlatent import geo
+from xlatent.config import LatentConfig
+from xlatent.exceptions import InputError, ModelFileError
+
+_FORMAT = "xlatent-latent-model"
+_FORMAT_VERSION = 1
+_MIN_SIZE = 16
+
+
+@dataclass
+class _Pair:
+    """Two validated images, normalised, with their masks and geo context."""
+
+    source: xr.DataArray
+    grid: geo.Grid
+    t_last: np.datetime64 | None
+    first: np.ndarray
+    last: np.ndarray
+    valid_first: np.ndarray
+    valid_last: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.valid_first & self.valid_last
+
+
+def _prepare(first, last, x_dim=None, y_dim=None, mean=None, std=None) -> _Pair:
+    geo.check_input(first, "first")
+    geo.check_input(last, "last")
+    grid = geo.describe(first, x_dim=x_dim, y_dim=y_dim)
+    geo.check_pair(first, last, grid)
+    a = geo.to_array(first, grid, "first")
+    b = geo.to_array(last, grid, "last")
+    if min(a.shape[-2:]) < _MIN_SIZE:
+        raise InputError(
+            f"Image of {a.shape[-2]} x {a.shape[-1]} cells is too small: xlatent needs at least "
+            f"{_MIN_SIZE} x {_MIN_SIZE}. Select a larger area."
+        )
+    va, vb = np.isfinite(a).all(axis=0), np.isfinite(b).all(axis=0)
+    if not (va & vb).any():
+        raise InputError(
+            "The two images have no valid cell in common (NaN where the other has data): "
+            "nothing to learn the motion from. Check that they cover the same area."
+        )
+    if mean is None:
+        both = np.concatenate((a, b), axis=(2))
+        mean = np.nanmean(both, axis=(1, 2))
+        std = np.nanstd(both, axis=(1, 2))
+        std = np.where(std > 0, std, 1.0)
+    mean = np.asarray(mean, dtype=np.float32)
+    std = np.asarray(std, dtype=np.float32)
+
+    def norm(x, valid):
+        x = (x - mean[:, None, None]) / std[:, None, None]
+        return np.where(valid[None], x, 0.0).astype(np.float32)
+
+    return _Pair(first, grid, geo.scalar_time(last), norm(a, va), norm(b, vb), va, vb, mean, std)
+
+
+def _fractions(steps: int) -> np.ndarray:
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise InputError(f"steps must be a whole number >= 1 (frames between and including the inputs), got {steps!r}.")
+    return np.linspace(0.0, 1.0, int(steps) + 1)
+
+
+def _frames_xr(pair: _Pair, frames: np.ndarray, fractions: np.ndarray, attrs: dict) -> xr.DataArray:
+    values = frames * pair.std[None, :, None, None] + pair.mean[None, :, None, None]
+    for k, t in enumerate(fractions):
+        valid = pair.valid_first if t == 0 else pair.valid_last if t == 1 else pair.mask
+        values[k][:, ~valid] = np.nan
+    return geo.frames_to_xarray(values, pair.source, pair.grid, pair.t_last, fractions, attrs)
+
+
+def _flow_xr(pair: _Pair, fields: np.ndarray, attrs: dict) -> xr.Dataset:
+    n = fields.shape[0]
+    fields = fields.copy()
+    fields[:, :, ~pair.mask] = np.nan
+    mid = (np.arange(n) + 0.5) / n
+    return geo.flow_to_xarray(fields[:, 0], fields[:, 1], pair.source, pair.grid, pair.t_last, mid, attrs)
+
+
+def _provenance(method: str, info: Mapping[str, Any]) -> dict:
+    from xlatent import __version__
+
+    attrs = {"xlatent_version": __version__, "xlatent_method": method}
+    attrs.update({f"xlatent_{k}": v for k, v in info.items() if isinstance(v, (str, int, float))})
+    return attrs
+
+
+def _patch_sizes(value, stride, grid: geo.Grid, shape: tuple[int, int], config: LatentConfig):
+    """Patch and stride in (rows, columns) from an int, a dim-keyed dict or the config."""
+
+    def per_axis(v, default):
+        if v is None:
+            return default, default
+        if isinstance(v, Mapping):
+            unknown = set(v) - {grid.y_dim, grid.x_dim}
+            if unknown:
+                raise InputError(f"patch/stride keys {sorted(map(str, unknown))} are not spatial dims ({grid.y_dim!r}, {grid.x_dim!r}).")
+            return int(v.get(grid.y_dim, default)), int(v.get(grid.x_dim, default))
+        return int(v), int(v)
+
+    explicit = value is not None
+    patch = per_axis(value, config.patch)
+    if explicit and (patch[0] > shape[0] or patch[1] > shape[1]):
+        raise InputError(
+            f"patch {patch} is larger than the image ({shape[0]} x {shape[1]} cells). "
+            "Pass a smaller patch= or select a larger area."
+        )
+    multiple = 2 ** (config.unet_levels - 1)
+    patch = tuple(max(multiple, min(p, s) // multiple * multiple) for p, s in zip(patch, shape))
+    return patch, per_axis(stride, config.stride)
+
+
+def _config(config: LatentConfig | None, options: Mapping[str, Any]) -> LatentConfig:
+    base = config or LatentConfig()
+    if options:
+        LatentConfig.from_dict({**base.to_dict(), **options})  # validates the names
+        base = replace(base, **options)
+    return base
+
+
+def interpolate(
+    first: xr.DataArray,
+    last: xr.DataArray,
+    steps: int = 8,
+    *,
+    method: str = "latent",
+    x_dim: str | None = None,
+    y_dim: str | None = None,
+    patch: int | Mapping[str, int] | None = None,
+    stride: int | Mapping[str, int] | None = None,
+    device: str = "auto",
+    seed: int | None = 0,
+    progress: bool = True,
+    exact_endpoints: bool = True,
+    config: LatentConfig | None = None,
+    **options: Any,
+) -> tuple[xr.DataArray, xr.Dataset | None]:
+    """Estimate the frames between two images and the motion that drives them.
+
+    Parameters
+    ----------
+    first, last : xarray.DataArray
+        Two images on the same grid (same dims, coords and CRS), ``(y, x)`` or with one extra
+        channel dim (``band``...). A scalar ``time`` coord on each gives datetime stamps and
+        physical velocities.
+    steps : int
+        Intervals between ``first`` and ``last``: ``steps + 1`` frames are returned.
+    method : str
+        ``"latent"`` (latent space advection, default) or ``"linear"`` (cross-dissolve);
+        see :func:`xlatent.methods.available`.
+    x_dim, y_dim : str, optional
+        Spatial dims, when rioxarray/cf-xarray/common names cannot tell.
+    patch, stride : int or dict, optional
+        Training patch size and stride in cells, one int or keyed by dim name.
+    device : str
+        ``"auto"`` (CUDA when available, else CPU), or any torch device string.
+    seed : int or None
+        Seed of the initial weights and the patch draws (same seed, same device: same result).
+    progress : bool
+        Show progress bars (tqdm).
+    exact_endpoints : bool
+        Blend the decoder's residuals at both ends in linearly, so that the first and last
+        frames equal the inputs.
+    config : LatentConfig, optional
+        Model sizes, loss weights and training settings; ``**options`` override single fields
+        (``max_iters=200``, ``time_budget=30``, ``stages=8``...).
+
+    Returns
+    -------
+    frames : xarray.DataArray
+        ``(time, [channel], y, x)``, ``steps + 1`` frames from ``first`` to ``last``, with an
+        ``interp_fraction`` coord; name, attrs, coords and CRS of ``first``.
+    flow : xarray.Dataset or None
+        ``u``, ``v`` ``(time, y, x)``, one field per advection stage stamped at its midpoint,
+        positive toward increasing x/y coordinate; ``m s-1`` when the grid spacing and time gap
+        are known. None for methods without motion (``linear``).
+    """
+    from xlatent import methods
+
+    fractions = _fractions(steps)
+    fn = methods.get(method)
+    pair = _prepare(first, last, x_dim, y_dim)
+    cfg = _config(config, options)
+    patch_rc, stride_rc = _patch_sizes(patch, stride, pair.grid, pair.first.shape[-2:], cfg)
+    result = fn(
+        pair.first, pair.last, pair.mask, fractions, config=cfg, patch=patch_rc, stride=stride_rc,
+        device=device, seed=seed, progress=progress, exact_endpoints=exact_endpoints,
+    )
+    attrs = _provenance(method, result.info)
+    frames = _frames_xr(pair, result.frames, fractions, attrs)
+    flow = None if result.fields is None else _flow_xr(pair, result.fields, attrs)
+    return frames, flow
+
+
+class LatentInterpolator:
+    """A latent advection model fitted to one pair, reusable on others and savable.
+
+    Make one with :func:`fit` or :meth:`load`. ``frames`` and ``flow`` use the fitted pair by
+    default, or any pair on a grid of the same channels passed as ``first``/``last``.
+    """
+
+    def __init__(self, core, mean, std, pair: _Pair | None = None, x_dim=None, y_dim=None) -> None:
+        self._core = core
+        self._mean = np.asarray(mean, dtype=np.float32)
+        self._std = np.asarray(std, dtype=np.float32)
+        self._pair = pair
+        self._dims = (x_dim, y_dim)
+        self._fields_cache: tuple[int, np.ndarray] | None = None
+
+    @property
+    def config(self) -> LatentConfig:
+        """The model's configuration."""
+        return self._core.config
+
+    @property
+    def history(self) -> dict | None:
+        """Training history: ``loss`` per step (and its parts), ``seconds``, ``stopped``."""
+        return None if self._core.history is None else self._core.history.to_dict()
+
+    def _pair_for(self, first, last) -> _Pair:
+        if first is None and last is None:
+            if self._pair is None:
+                raise InputError("This model was loaded from disk: pass first= and last= to apply it to a pair.")
+            return self._pair
+        if first is None or last is None:
+            raise InputError("Pass both first= and last=, or neither to use the fitted pair.")
+        pair = _prepare(first, last, *self._dims, mean=self._mean, std=self._std)
+        if pair.first.shape[0] != self._core.model.channels:
+            raise InputError(f"The model was fitted on {self._core.model.channels} channel(s); this pair has {pair.first.shape[0]}.")
+        return pair
+
+    def _fields(self, pair: _Pair, progress: bool) -> np.ndarray:
+        if self._fields_cache is not None and self._fields_cache[0] is pair:
+            return self._fields_cache[1]
+        fields = self._core.fields(pair.first, pair.last, progress)
+        self._fields_cache = (pair, fields)
+        return fields
+
+    def _attrs(self) -> dict:
+        return _provenance("latent", {"device": str(self._core.device)})
+
+    def frames(self, steps: int = 8, first=None, last=None, *, exact_endpoints: bool = True,
+               progress: bool = True) -> xr.DataArray:
+        """``steps + 1`` frames from the first image to the last (see :func:`interpolate`)."""
+        fractions = _fractions(steps)
+        pair = self._pair_for(first, last)
+        fields = self._fields(pair, progress)
+        frames = self._core.frames(pair.first, pair.last, fields, fractions, exact_endpoints, progress)
+        return _frames_xr(pair, frames, fractions, self._attrs())
+
+    def flow(self, first=None, last=None, *, progress: bool = True) -> xr.Dataset:
+        """The per-stage motion ``u``, ``v`` (see :func:`interpolate`)."""
+        pair = self._pair_for(first, last)
+        return _flow_xr(pair, self._fields(pair, progress), self._attrs())
+
+    def save(self, path: str | Path) -> Path:
+        """Write weights and a JSON description to one file (read back by :meth:`load`)."""
+        import torch
+
+        meta = {
+            "format": _FORMAT,
+            "format_version": _FORMAT_VERSION,
+            "channels": self._core.model.channels,
+            "config": self.config.to_dict(),
+            "mean": self._mean.tolist(),
+            "std": self._std.tolist(),
+            "dims": list(self._dims),
+        }
+        state = {k: v.detach().cpu() for k, v in self._core.model.state_dict().items()}
+        path = Path(path)
+        torch.save({"meta": json.dumps(meta), "state_dict": state}, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto") -> "LatentInterpolator":
+        """Read a model written by :meth:`save`; nothing but tensors and JSON is unpickled."""
+        import torch
+
+        from xlatent.methods.latent import LatentCore
+
+        path = Path(path)
+        if not path.is_file():
+            raise ModelFileError(f"No model file at {path}.")
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            meta = json.loads(blob["meta"])
+        except Exception as err:
+            raise ModelFileError(f"{path} is not an xlatent model file ({err}).") from err
+        if meta.get("format") != _FORMAT or meta.get("format_version", 0) > _FORMAT_VERSION:
+            raise ModelFileError(f"{path} is not an xlatent model file of a version this xlatent reads.")
+        core = LatentCore(meta["channels"], LatentConfig.from_dict(meta["config"]), device)
+        core.model.load_state_dict(blob["state_dict"])
+        return cls(core, meta["mean"], meta["std"], None, *meta["dims"])
+
+
+def fit(
+    first: xr.DataArray,
+    last: xr.DataArray,
+    *,
+    x_dim: str | None = None,
+    y_dim: str | None = None,
+    patch: int | Mapping[str, int] | None = None,
+    stride: int | Mapping[str, int] | None = None,
+    device: str = "auto",
+    seed: int | None = 0,
+    progress: bool = True,
+    config: LatentConfig | None = None,
+    **options: Any,
+) -> LatentInterpolator:
+    """Fit the latent advection model to a pair and return it for reuse (see :func:`interpolate`)."""
+    from xlatent.methods.latent import LatentCore
+
+    pair = _prepare(first, last, x_dim, y_dim)
+    cfg = _config(config, options)
+    patch_rc, stride_rc = _patch_sizes(patch, stride, pair.grid, pair.first.shape[-2:], cfg)
+    core = LatentCore(pair.first.shape[0], cfg, device)
+    core.fit(pair.first, pair.last, pair.mask, patch_rc, stride_rc, seed=seed, progress=progress)
+    return LatentInterpolator(core, pair.mean, pair.std, pair, x_dim, y_dim)
+
+
+def load(path: str | Path, device: str = "auto") -> LatentInterpolator:
+    """Read a model saved with :meth:`LatentInterpolator.save`."""
+    return LatentInterpolator.load(path, device)

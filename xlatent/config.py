@@ -1,0 +1,99 @@
+"""The one configuration of the latent advection model: network sizes, loss weights, training.
+
+Plain dataclass (no torch, no xarray) so that it is saved as JSON beside the weights.
+Defaults were chosen by measurement; ``docs/method.md`` gives the evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass
+class LatentConfig:
+    """Sizes, loss weights and training settings of the latent advection model.
+
+    Attributes
+    ----------
+    latent_channels : int
+        Learned latent channels added to the image channels (the latent keeps the image itself
+        as its first channels, so image-space advection is a special case of the model).
+    encoder_width : int
+        Width of the 6 convolution layers of the encoder E.
+    unet_width : int
+        Channels at the first level of the U-Nets F and D (doubled at each level).
+    unet_levels : int
+        Levels of the U-Nets (2 convolutions each, max-pool down, resize-convolution up).
+    stages : int
+        Number N of semi-Lagrangian advection stages, each with its own field (dt = 1/N).
+    flow_sees_last : bool
+        Whether the field map F sees both images (default) or only the first, as in the paper.
+    flow_scale : float
+        Displacement (grid cells over the whole interval) of one unit of F's output.
+    l_ae, l_lat, l_mag, l_smooth, l_time : float
+        Weights of the auto-encoder, latent end-point, magnitude, spatial- and temporal-smoothness
+        terms (the terminal loss has weight 1).
+    pyramid : int
+        The terminal loss is also taken on images average-pooled 2, 4, ... times (``pyramid``
+        levels in all): long-range gradients for displacements larger than the texture scale.
+    patch : int
+        Side of the square training patches, in grid cells (``dict`` by dim name accepted by
+        :func:`xlatent.fit`).
+    stride : int
+        Distance between the origins of candidate patches.
+    batch_size : int
+        Patches per training step.
+    max_iters : int
+        Training steps at most.
+    time_budget : float or None
+        Wall-clock limit of training in seconds (None: no limit).
+    lr, lr_final : float
+        Adam learning rate at the start and at ``max_iters`` (exponential decay between).
+    patience : int
+        Early stop when the smoothed loss has not improved by ``min_delta`` (relative) for this
+        many steps.
+    min_delta : float
+        Relative improvement that resets the patience counter.
+    tile : int
+        Core size of inference tiles (grid cells); each tile also gets a halo.
+    """
+
+    latent_channels: int = 4
+    encoder_width: int = 16
+    unet_width: int = 16
+    unet_levels: int = 3
+    stages: int = 8
+    flow_sees_last: bool = True
+    flow_scale: float = 8.0
+    l_ae: float = 1.0
+    l_lat: float = 0.0
+    l_mag: float = 1e-4
+    l_smooth: float = 1e-2
+    l_time: float = 1e-2
+    pyramid: int = 3
+    patch: int = 64
+    stride: int = 16
+    batch_size: int = 8
+    max_iters: int = 400
+    time_budget: float | None = None
+    lr: float = 3e-3
+    lr_final: float = 3e-4
+    patience: int = 150
+    min_delta: float = 1e-3
+    tile: int = 512
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as a JSON-serialisable dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "LatentConfig":
+        """Build from a dict, rejecting unknown keys with a clear message."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise TypeError(
+                f"Unknown LatentConfig option(s): {sorted(unknown)}. Known: {sorted(known)}."
+            )
+        return cls(**values)

@@ -1,0 +1,40 @@
+"""Exceptions raised by xlatent.
+
+Every error derives from :class:`XlatentError`, and from the matching built-in
+(``ValueError`` or ``TypeError``) so that generic ``except ValueError`` code keeps working.
+Messages say what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class XlatentError(Exception):
+    """Base class of every error raised by xlatent."""
+
+
+class InputError(XlatentError, ValueError):
+    """An input array cannot be used as it is (NaN only, too small, bad ``steps``...)."""
+
+
+class InputTypeError(XlatentError, TypeError):
+    """An input has the wrong type or dtype (not a DataArray, not numeric...)."""
+
+
+class GridMismatchError(XlatentError, ValueError):
+    """The two inputs are not on the same grid (shape, dims, coordinates or CRS)."""
+
+
+class SpatialDimsError(XlatentError, ValueError):
+    """The spatial dimensions could not be found or are ambiguous."""
+
+
+class TimeOrderError(XlatentError, ValueError):
+    """The ``time`` of the last image is not after the ``time`` of the first."""
+
+
+class ModelFileError(XlatentError, OSError):
+    """A saved model cannot be read (missing file, bad or foreign format)."""
+
+
+class UnknownMethodError(XlatentError, ValueError):
+    """``method=`` names no registered interpolation method."""

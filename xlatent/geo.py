@@ -1,0 +1,337 @@
+"""Geo handling: spatial dims, CRS, grid spacing, time gap, physical units, CF attributes.
+
+This is the only module that knows about coordinates and reference systems; the model and
+the methods work on plain ``(channel, row, column)`` arrays in grid-index space.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Hashable, Sequence
+
+import numpy as np
+import xarray as xr
+
+from xlatent.exceptions import (
+    GridMismatchError,
+    InputError,
+    InputTypeError,
+    SpatialDimsError,
+    TimeOrderError,
+)
+
+EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG), for lat/lon grids
+
+_X_NAMES = ("x", "lon", "longitude", "easting", "xc", "rlon", "projection_x_coordinate")
+_Y_NAMES = ("y", "lat", "latitude", "northing", "yc", "rlat", "projection_y_coordinate")
+_METRE_UNITS = {"m", "metre", "metres", "meter", "meters"}
+_KM_UNITS = {"km", "kilometre", "kilometres", "kilometer", "kilometers"}
+_DEGREE_UNITS = {"degrees_east", "degree_east", "degrees_north", "degree_north", "degrees", "degree"}
+
+
+@dataclass(frozen=True)
+class Grid:
+    """What the rest of the library needs to know about an input raster.
+
+    Attributes
+    ----------
+    y_dim, x_dim : str
+        Names of the row and column dimensions.
+    channel_dim : str or None
+        The extra non-spatial dimension treated as image channels (``band``...), if any.
+    time : numpy.datetime64 or None
+        Scalar ``time`` coordinate of the image, if it has one.
+    """
+
+    y_dim: Hashable
+    x_dim: Hashable
+    channel_dim: Hashable | None
+    time: np.datetime64 | None
+
+
+def spatial_dims(da: xr.DataArray, x_dim: str | None = None, y_dim: str | None = None) -> tuple:
+    """Find the ``(y_dim, x_dim)`` of a raster.
+
+    Order of precedence: explicit ``x_dim``/``y_dim``; rioxarray; cf-xarray axes; common names.
+    """
+    for given, what in ((x_dim, "x_dim"), (y_dim, "y_dim")):
+        if given is not None and given not in da.dims:
+            raise SpatialDimsError(
+                f"{what}={given!r} is not a dimension of the array (dims: {tuple(da.dims)})."
+            )
+    found_x, found_y = x_dim, y_dim
+    if found_x is None or found_y is None:
+        rx, ry = _rio_dims(da)
+        found_x, found_y = found_x or rx, found_y or ry
+    if found_x is None or found_y is None:
+        cx, cy = _cf_dims(da)
+        found_x, found_y = found_x or cx, found_y or cy
+    if found_x is None:
+        found_x = next((d for d in da.dims if str(d).lower() in _X_NAMES), None)
+    if found_y is None:
+        found_y = next((d for d in da.dims if str(d).lower() in _Y_NAMES), None)
+    if found_x is None or found_y is None or found_x == found_y:
+        raise SpatialDimsError(
+            f"Cannot tell which dimensions are spatial among {tuple(da.dims)}. "
+            "Pass x_dim= and y_dim= (e.g. x_dim='lon', y_dim='lat'), or name them x/y."
+        )
+    return found_y, found_x
+
+
+def _rio_dims(da: xr.DataArray) -> tuple:
+    try:
+        return da.rio.x_dim, da.rio.y_dim
+    except Exception:  # rioxarray raises its own errors when it finds none
+        return None, None
+
+
+def _cf_dims(da: xr.DataArray) -> tuple:
+    try:
+        import cf_xarray  # noqa: F401  (registers .cf)
+
+        axes = da.cf.axes
+    except Exception:
+        return None, None
+    xs = [d for d in axes.get("X", []) if d in da.dims]
+    ys = [d for d in axes.get("Y", []) if d in da.dims]
+    return (xs[0] if len(xs) == 1 else None), (ys[0] if len(ys) == 1 else None)
+
+
+def check_input(da: Any, label: str) -> None:
+    """Raise a clear error unless ``da`` is a numeric DataArray with some finite data."""
+    if not isinstance(da, xr.DataArray):
+        raise InputTypeError(
+            f"{label} must be an xarray.DataArray, got {type(da).__name__}. "
+            "For a Dataset, pick a variable: ds['name']."
+        )
+    if not (np.issubdtype(da.dtype, np.integer) or np.issubdtype(da.dtype, np.floating)):
+        raise InputTypeError(
+            f"{label} has dtype {da.dtype}; xlatent needs real numbers (integer or float). "
+            "Convert it, e.g. da.astype('float32')."
+        )
+
+
+def describe(da: xr.DataArray, x_dim: str | None = None, y_dim: str | None = None) -> Grid:
+    """Resolve spatial dims, the channel dim and the scalar time of a raster."""
+    y, x = spatial_dims(da, x_dim=x_dim, y_dim=y_dim)
+    extra = [d for d in da.dims if d not in (y, x)]
+    if len(extra) > 1:
+        raise SpatialDimsError(
+            f"Expected one image: dims ({y!r}, {x!r}) plus at most one channel dim, got "
+            f"{tuple(da.dims)}. Select a single slice, e.g. da.isel({extra[0]}=0)."
+        )
+    if extra and str(extra[0]) == "time":
+        raise SpatialDimsError(
+            "The input still has a 'time' dimension: pass two single images, "
+            "e.g. first = da.isel(time=0), last = da.isel(time=6)."
+        )
+    return Grid(y, x, extra[0] if extra else None, scalar_time(da))
+
+
+def scalar_time(da: xr.DataArray) -> np.datetime64 | None:
+    """The scalar ``time`` coordinate as ``datetime64[ns]``, or None."""
+    if "time" not in da.coords or da.coords["time"].ndim != 0:
+        return None
+    value = da.coords["time"].values
+    if np.issubdtype(np.asarray(value).dtype, np.datetime64):
+        return np.datetime64(value, "ns")
+    return None
+
+
+def check_pair(first: xr.DataArray, last: xr.DataArray, grid: Grid) -> None:
+    """Raise :class:`GridMismatchError` unless both rasters share dims, shape, coords and CRS."""
+    hint = " Put both on one grid first, e.g. last = last.rio.reproject_match(first)."
+    if first.dims != last.dims:
+        raise GridMismatchError(f"Dims differ: {first.dims} vs {last.dims}." + hint)
+    if first.shape != last.shape:
+        raise GridMismatchError(f"Shapes differ: {first.shape} vs {last.shape}." + hint)
+    for dim in first.dims:
+        if dim in first.coords and dim in last.coords:
+            a, b = first[dim].values, last[dim].values
+            same = (
+                np.allclose(a, b, rtol=1e-9, atol=0)
+                if np.issubdtype(a.dtype, np.number) and np.issubdtype(b.dtype, np.number)
+                else np.array_equal(a, b)
+            )
+            if not same:
+                raise GridMismatchError(f"Coordinate {dim!r} differs between the inputs." + hint)
+    crs_a, crs_b = _crs(first), _crs(last)
+    if (crs_a is None) != (crs_b is None) or (crs_a is not None and crs_a != crs_b):
+        raise GridMismatchError(f"CRS differs: {crs_a} vs {crs_b}." + hint)
+    t0, t1 = grid.time, scalar_time(last)
+    if t0 is not None and t1 is not None and not t1 > t0:
+        raise TimeOrderError(
+            f"time of the last image ({t1}) is not after the first ({t0}). "
+            "Swap the arguments: first.latentdyn.interpolate(last) goes forward in time."
+        )
+
+
+def _crs(da: xr.DataArray):
+    try:
+        return da.rio.crs
+    except Exception:
+        return None
+
+
+def to_array(da: xr.DataArray, grid: Grid, label: str) -> np.ndarray:
+    """The raster as a float32 ``(channel, row, column)`` numpy array (a copy)."""
+    order = ([grid.channel_dim] if grid.channel_dim is not None else []) + [grid.y_dim, grid.x_dim]
+    values = np.array(da.transpose(*order).values, dtype=np.float32, copy=True)
+    if values.ndim == 2:
+        values = values[None]
+    if not np.isfinite(values).any():
+        raise InputError(
+            f"{label} has no finite value (all NaN or inf): nothing to interpolate. "
+            "Check the variable, the nodata value and the area you selected."
+        )
+    return values
+
+
+def _axis_sign(coord: np.ndarray) -> float:
+    return -1.0 if coord.size > 1 and coord[-1] < coord[0] else 1.0
+
+
+def _coord_units(da: xr.DataArray, dim: Hashable) -> str:
+    if dim not in da.coords:
+        return ""
+    return str(da[dim].attrs.get("units", "")).strip().lower()
+
+
+def cell_size_m(da: xr.DataArray, grid: Grid) -> tuple[np.ndarray, np.ndarray] | None:
+    """Cell size in metres along x and y, shaped to broadcast over ``(row, column)``.
+
+    Projected CRS in metres, coordinates with metre/km units, or lat/lon in degrees (converted on
+    the sphere, x spacing shrinking with cos(latitude)). None when the grid spacing is unknown.
+    """
+    y, x = grid.y_dim, grid.x_dim
+    if x not in da.coords or y not in da.coords or da.sizes[x] < 2 or da.sizes[y] < 2:
+        return None
+    xs = np.asarray(da[x].values, dtype=float)
+    ys = np.asarray(da[y].values, dtype=float)
+    dx = np.abs(np.gradient(xs))[None, :]
+    dy = np.abs(np.gradient(ys))[:, None]
+    crs = _crs(da)
+    ux, uy = _coord_units(da, x), _coord_units(da, y)
+    geographic = (crs is not None and crs.is_geographic) or (
+        crs is None and (ux in _DEGREE_UNITS or str(x).lower() in ("lon", "longitude"))
+    )
+    if geographic:
+        rad = np.pi / 180.0
+        return EARTH_RADIUS_M * np.cos(ys * rad)[:, None] * dx * rad, EARTH_RADIUS_M * dy * rad
+    factor = None
+    if crs is not None and crs.is_projected:
+        factor = crs.linear_units_factor[1] if crs.linear_units_factor else None
+    elif ux in _METRE_UNITS and uy in _METRE_UNITS:
+        factor = 1.0
+    elif ux in _KM_UNITS and uy in _KM_UNITS:
+        factor = 1000.0
+    if factor is None:
+        return None
+    return dx * factor, dy * factor
+
+
+def flow_in_coordinates(
+    u: np.ndarray, v: np.ndarray, da: xr.DataArray, grid: Grid, seconds: float | None
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Convert index-space displacement rates to coordinate space and physical units.
+
+    ``u``, ``v`` are grid cells per unit of ``interp_fraction`` toward increasing column/row.
+    Returns u (toward +x coordinate), v (toward +y coordinate) and their units: ``m s-1`` when
+    both the cell size and the time gap are known, otherwise the index-space rate.
+    """
+    sx = _axis_sign(np.asarray(da[grid.x_dim].values)) if grid.x_dim in da.coords else 1.0
+    sy = _axis_sign(np.asarray(da[grid.y_dim].values)) if grid.y_dim in da.coords else 1.0
+    u, v = u * sx, v * sy
+    size = cell_size_m(da, grid)
+    if size is None or not seconds:
+        return u.astype(np.float32), v.astype(np.float32), "grid_cells per unit interp_fraction"
+    return (u * size[0] / seconds).astype(np.float32), (v * size[1] / seconds).astype(np.float32), "m s-1"
+
+
+def _template_coords(da: xr.DataArray, grid: Grid) -> dict:
+    keep = {grid.y_dim, grid.x_dim} | ({grid.channel_dim} if grid.channel_dim is not None else set())
+    return {
+        name: coord.variable
+        for name, coord in da.coords.items()
+        if name != "time" and set(coord.dims) <= keep
+    }
+
+
+def _time_coords(grid: Grid, t_last: np.datetime64 | None, fractions: np.ndarray) -> dict:
+    frac = xr.Variable("time", fractions.astype(np.float64), {"long_name": "fraction of the interval from first to last image", "units": "1"})
+    if grid.time is None or t_last is None:
+        return {"time": ("time", fractions.astype(np.float64), {"long_name": "interp_fraction"}), "interp_fraction": frac}
+    gap = (t_last - grid.time).astype("timedelta64[ns]").astype(np.int64)
+    stamps = grid.time + (np.round(fractions * gap)).astype("timedelta64[ns]")
+    return {"time": ("time", stamps.astype("datetime64[ns]")), "interp_fraction": frac}
+
+
+def write_crs_like(obj, source: xr.DataArray, grid: Grid):
+    """Give ``obj`` the CRS of ``source`` with a ``grid_mapping`` link on every variable."""
+    crs = _crs(source)
+    if crs is None:
+        return obj
+    try:
+        obj = obj.rio.set_spatial_dims(x_dim=grid.x_dim, y_dim=grid.y_dim)
+    except Exception:
+        pass
+    obj = obj.rio.write_crs(crs)
+    gm = "spatial_ref"
+    if "spatial_ref" in source.coords:  # keep GeoTransform and friends when present
+        obj = obj.assign_coords(spatial_ref=source.coords["spatial_ref"].variable)
+    try:
+        obj = obj.rio.write_coordinate_system()
+    except Exception:
+        pass
+    targets = obj.data_vars.values() if isinstance(obj, xr.Dataset) else [obj]
+    for var in targets:
+        var.encoding["grid_mapping"] = gm
+        var.attrs.pop("grid_mapping", None)
+    return obj
+
+
+def frames_to_xarray(
+    frames: np.ndarray,
+    source: xr.DataArray,
+    grid: Grid,
+    t_last: np.datetime64 | None,
+    fractions: np.ndarray,
+    attrs: dict,
+) -> xr.DataArray:
+    """Wrap ``(time, channel, row, column)`` frames like ``source``, with time and CRS."""
+    dims = ["time"] + ([grid.channel_dim] if grid.channel_dim is not None else []) + [grid.y_dim, grid.x_dim]
+    data = frames if grid.channel_dim is not None else frames[:, 0]
+    out = xr.DataArray(data.astype(source.dtype if np.issubdtype(source.dtype, np.floating) else np.float32), dims=dims, name=source.name)
+    out = out.assign_coords(_template_coords(source, grid)).assign_coords(_time_coords(grid, t_last, fractions))
+    order = ["time"] + [d for d in source.dims if d in dims]
+    out = out.transpose(*order)
+    out.attrs = {**source.attrs, **attrs}
+    return write_crs_like(out, source, grid)
+
+
+def flow_to_xarray(
+    u: np.ndarray,
+    v: np.ndarray,
+    source: xr.DataArray,
+    grid: Grid,
+    t_last: np.datetime64 | None,
+    fractions: np.ndarray,
+    attrs: dict,
+) -> xr.Dataset:
+    """Wrap index-space stage fields ``(stage, row, column)`` as a CF-style ``u``/``v`` Dataset."""
+    seconds = None
+    if grid.time is not None and t_last is not None:
+        seconds = float((t_last - grid.time) / np.timedelta64(1, "s"))
+    uc, vc, units = flow_in_coordinates(u, v, source, grid, seconds)
+    dims = ("time", grid.y_dim, grid.x_dim)
+    where = "grid-relative, positive toward increasing {} coordinate"
+    ds = xr.Dataset(
+        {
+            "u": (dims, uc, {"long_name": "velocity along x (" + where.format(grid.x_dim) + ")", "units": units}),
+            "v": (dims, vc, {"long_name": "velocity along y (" + where.format(grid.y_dim) + ")", "units": units}),
+        }
+    )
+    ds = ds.assign_coords(_template_coords(source, grid)).assign_coords(_time_coords(grid, t_last, fractions))
+    ds = ds.drop_vars([c for c in ds.coords if grid.channel_dim is not None and grid.channel_dim in ds[c].dims])
+    ds.attrs = dict(attrs)
+    return write_crs_like(ds, source, grid)

@@ -1,0 +1,119 @@
+"""``latent`` (default): latent space advection (paper 000), fitted to the pair at hand.
+
+Numpy in, numpy out; torch stays inside. Frames come from advecting ``E(first)`` with the
+fields of F and decoding; the endpoints' reconstruction residuals are blended in linearly
+(``exact_endpoints``) so that the first and last frames equal the inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from xlatent.config import LatentConfig
+from xlatent.methods import MethodResult, register
+
+
+_FEATHER = 8  # cells of linear blending between neighbouring tiles
+
+
+class LatentCore:
+    """A latent advection model and how to run it on whole images (tiles with a halo)."""
+
+    def __init__(self, channels: int, config: LatentConfig, device: Any = "auto") -> None:
+        import torch
+
+        from xlatent.model.latent import LatentAdvection
+        from xlatent.train import resolve_device
+
+        self.config = config
+        self.device = resolve_device(device)
+        self.model = LatentAdvection(channels, config).to(self.device).eval()
+        self.history = None
+        self._torch = torch
+
+    def fit(self, first, last, mask, patch, stride, seed=0, progress=True):
+        """Train on the pair (normalised ``(C, H, W)`` arrays); returns the history."""
+        from xlatent.train import train
+
+        self.history = train(
+            self.model, first, last, mask.astype(np.float32), self.config, patch, stride,
+            self.device, seed=seed, progress=progress,
+        )
+        return self.history
+
+    def _run(self, window: np.ndarray, c: int, fractions, fields=None):
+        torch = self._torch
+        x = torch.from_numpy(np.ascontiguousarray(window)).to(self.device)[None]
+        first, last = x[:, :c], x[:, c:]
+        with torch.inference_mode():
+            if fields is None:
+                return [self.model.fields(first, last)[0].cpu().numpy()]
+            f = torch.from_numpy(np.ascontiguousarray(fields)).to(self.device)[None]
+            z = self.model.encode(first)
+            frames = [self.model.decode(zt) for zt in self.model.roll(z, f, fractions)]
+            end = self.model.decode(self.model.roll(z, f)[-1])
+            r0 = first - self.model.decode(z)
+            r1 = last - end
+            out = torch.cat(frames, dim=0)
+            return [out.cpu().numpy(), r0[0].cpu().numpy(), r1[0].cpu().numpy()]
+
+    def _tiling(self, shape):
+        multiple = 2 ** (self.config.unet_levels - 1)
+        from xlatent.patches import count_tiles
+
+        return multiple, count_tiles(shape, self.config.tile, multiple)
+
+    def fields(self, first, last, progress=False):
+        """Stage fields ``(N, 2, H, W)`` (grid cells per unit time, index space) of F."""
+        from tqdm.auto import tqdm
+
+        from xlatent.model.networks import unet_reach
+        from xlatent.patches import run_tiled
+
+        multiple, n_tiles = self._tiling(first.shape[-2:])
+        pair = np.concatenate((first, last), axis=0)
+        halo = unet_reach(self.config.unet_levels) + _FEATHER
+        with tqdm(total=n_tiles, desc="xlatent fields", disable=not progress or n_tiles < 4, leave=False) as bar:
+            (fields,) = run_tiled(lambda w: self._run(w, first.shape[0], None), pair,
+                                  self.config.tile, halo, multiple, _FEATHER, bar.update)
+        return fields
+
+    def frames(self, first, last, fields, fractions, exact_endpoints=True, progress=False):
+        """Frames ``(K, C, H, W)`` at ``fractions`` by advecting ``E(first)`` with ``fields``.
+
+        Tiles get a halo of the model's reach plus the largest displacement, so that no
+        departure point of a core cell lies outside its tile.
+        """
+        from tqdm.auto import tqdm
+
+        from xlatent.patches import run_tiled
+
+        c, n = first.shape[0], self.config.stages
+        multiple, n_tiles = self._tiling(first.shape[-2:])
+        halo = self.model.receptive_radius() + int(math.ceil(np.abs(fields).max())) + _FEATHER
+        stack = np.concatenate((first, last, fields.reshape(-1, *fields.shape[-2:])), axis=0)
+
+        def step(window):
+            f = window[2 * c :].reshape(n, 2, *window.shape[-2:])
+            return self._run(window[: 2 * c], c, fractions, f)
+
+        with tqdm(total=n_tiles, desc="xlatent frames", disable=not progress or n_tiles < 4, leave=False) as bar:
+            frames, r0, r1 = run_tiled(step, stack, self.config.tile, halo, multiple, _FEATHER, bar.update)
+        if exact_endpoints:
+            t = np.asarray(fractions, dtype=np.float32)[:, None, None, None]
+            frames = frames + (1 - t) * r0[None] + t * r1[None]
+        return frames
+
+
+@register("latent")
+def latent(first, last, mask, fractions, *, config: LatentConfig, patch, stride, device="auto",
+           seed=0, progress=True, exact_endpoints=True, **_) -> MethodResult:
+    core = LatentCore(first.shape[0], config, device)
+    history = core.fit(first, last, mask, patch, stride, seed=seed, progress=progress)
+    fields = core.fields(first, last, progress)
+    frames = core.frames(first, last, fields, fractions, exact_endpoints, progress)
+    info = {"device": str(core.device), "train_seconds": history.seconds, "stopped": history.stopped}
+    return MethodResult(frames=frames, fields=fields, info=info, fitted=core)

@@ -1,0 +1,59 @@
+"""Loss terms of the latent advection model, all masked where an input was missing."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from xlatent.config import LatentConfig
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the cells where ``mask`` is 1."""
+    err = (pred - target) ** 2 * mask
+    return err.sum() / (mask.sum() * pred.shape[1]).clamp_min(1.0)
+
+
+def pyramid_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, levels: int) -> torch.Tensor:
+    """Masked MSE at full resolution and on ``levels - 1`` coarser (2x average-pooled) copies."""
+    total = masked_mse(pred, target, mask)
+    for _ in range(levels - 1):
+        if min(pred.shape[-2:]) < 4:
+            break
+        pred, target = F.avg_pool2d(pred * mask, 2), F.avg_pool2d(target * mask, 2)
+        weight = F.avg_pool2d(mask, 2)
+        pred, target = pred / weight.clamp_min(1e-6), target / weight.clamp_min(1e-6)
+        mask = (weight > 0.5).to(mask.dtype)
+        total = total + masked_mse(pred, target, mask)
+    return total
+
+
+def field_penalties(fields: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Magnitude, spatial roughness and stage-to-stage change of the fields ``(B, N, 2, H, W)``."""
+    magnitude = (fields**2).mean()
+    dx = fields[..., :, 1:] - fields[..., :, :-1]
+    dy = fields[..., 1:, :] - fields[..., :-1, :]
+    smooth = (dx**2).mean() + (dy**2).mean()
+    change = ((fields[:, 1:] - fields[:, :-1]) ** 2).mean() if fields.shape[1] > 1 else fields.new_zeros(())
+    return magnitude, smooth, change
+
+
+def total_loss(model, first, last, mask, config: LatentConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    """The training loss of DESIGN.md section 2 on one batch, with its parts for the history."""
+    z0, z1 = model.encode(first), model.encode(last)
+    fields = model.fields(first, last)
+    z_end = model.roll(z0, fields)[-1]
+    terminal = pyramid_mse(model.decode(z_end), last, mask, config.pyramid)
+    auto = masked_mse(model.decode(z0), first, mask) + masked_mse(model.decode(z1), last, mask)
+    latent = masked_mse(z_end, z1, mask) if config.l_lat else terminal.new_zeros(())
+    magnitude, smooth, change = field_penalties(fields)
+    loss = (
+        terminal
+        + config.l_ae * auto
+        + config.l_lat * latent
+        + config.l_mag * magnitude
+        + config.l_smooth * smooth
+        + config.l_time * change
+    )
+    parts = {"loss": loss.item(), "terminal": terminal.item(), "autoencoder": auto.item()}
+    return loss, parts

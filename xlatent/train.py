@@ -1,0 +1,129 @@
+"""Training loop of the latent model on one image pair: patches, Adam, decay, early stop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from xlatent.config import LatentConfig
+from xlatent.model.latent import LatentAdvection
+from xlatent.model.losses import total_loss
+from xlatent.patches import patch_origins
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class History:
+    """Loss per training step (and its parts), plus why and when training stopped."""
+
+    loss: list[float] = field(default_factory=list)
+    terminal: list[float] = field(default_factory=list)
+    autoencoder: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    stopped: str = ""
+
+    def to_dict(self) -> dict:
+        return {
+            "loss": self.loss,
+            "terminal": self.terminal,
+            "autoencoder": self.autoencoder,
+            "seconds": self.seconds,
+            "stopped": self.stopped,
+        }
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"``: CUDA when available, else Apple MPS, else CPU; anything else as given."""
+    if device is None or str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+def default_threads() -> int:
+    """CPU threads for torch: the cores this process may use (never more than 8)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
+def train(
+    model: LatentAdvection,
+    first: np.ndarray,
+    last: np.ndarray,
+    mask: np.ndarray,
+    config: LatentConfig,
+    patch: tuple[int, int],
+    stride: tuple[int, int],
+    device: torch.device,
+    seed: int | None = 0,
+    progress: bool = True,
+) -> History:
+    """Fit ``model`` to the pair ``first`` -> ``last`` (normalised ``(C, H, W)``, NaN-free).
+
+    ``mask`` ``(H, W)`` is 1 where both inputs were valid. Patches are drawn at random from a
+    grid of origins (``patch`` and ``stride`` in rows, columns); the same ``seed`` gives the same
+    result on the same device and thread count.
+    """
+    from tqdm.auto import tqdm
+
+    rng = np.random.default_rng(seed)
+    if seed is not None:
+        torch.manual_seed(seed)
+    origins = patch_origins(first.shape[-2:], patch, stride)
+    ph, pw = patch
+    pair = torch.from_numpy(np.concatenate((first, last, mask[None]), axis=0)).to(device)
+    c = first.shape[0]
+    model.to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    gamma = (config.lr_final / config.lr) ** (1.0 / max(config.max_iters, 1))
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma)
+    history = History()
+    best, since_best, smooth = np.inf, 0, None
+    start = time.perf_counter()
+    bar = tqdm(total=config.max_iters, desc="xlatent fit", disable=not progress, leave=False)
+    try:
+        for it in range(config.max_iters):
+            pick = origins[rng.integers(len(origins), size=config.batch_size)]
+            batch = torch.stack([pair[:, r : r + ph, q : q + pw] for r, q in pick])
+            loss, parts = total_loss(model, batch[:, :c], batch[:, c : 2 * c], batch[:, 2 * c :], config)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            for key in ("loss", "terminal", "autoencoder"):
+                getattr(history, key).append(parts[key])
+            smooth = parts["loss"] if smooth is None else 0.95 * smooth + 0.05 * parts["loss"]
+            if smooth < best * (1 - config.min_delta):
+                best, since_best = smooth, 0
+            else:
+                since_best += 1
+            bar.update(1)
+            if it % 10 == 0:
+                bar.set_postfix(loss=f"{smooth:.4g}")
+            elapsed = time.perf_counter() - start
+            if since_best >= config.patience:
+                history.stopped = f"plateau after {it + 1} steps"
+                break
+            if config.time_budget is not None and elapsed >= config.time_budget:
+                history.stopped = f"time budget ({config.time_budget:g} s) after {it + 1} steps"
+                break
+        else:
+            history.stopped = f"max_iters ({config.max_iters})"
+    finally:
+        bar.close()
+    history.seconds = time.perf_counter() - start
+    log.info("training stopped: %s, %.1f s, final loss %.4g", history.stopped, history.seconds, smooth or 0)
+    model.eval()
+    return history
