@@ -125,7 +125,7 @@ def _patch_sizes(value, stride, grid: geo.Grid, shape: tuple[int, int], config: 
             f"patch {patch} is larger than the image ({shape[0]} x {shape[1]} cells). "
             "Pass a smaller patch= or select a larger area."
         )
-    multiple = 2 ** (config.unet_levels - 1)
+    multiple = 2 ** (config.unet_levels - 1) * config.flow_pool
     patch = tuple(max(multiple, min(p, s) // multiple * multiple) for p, s in zip(patch, shape))
     return patch, per_axis(stride, config.stride)
 

@@ -29,6 +29,12 @@ class LatentConfig:
         Number N of semi-Lagrangian advection stages, each with its own field (dt = 1/N).
     flow_sees_last : bool
         Whether the field map F sees both images (default) or only the first, as in the paper.
+    flow_pool : int
+        F works on the images average-pooled by this factor (its fields are upsampled back):
+        a wider view for large displacements, smooth fields, and less compute.
+    flow_prior : str or None
+        Starting field that F corrects: ``"tvl1"`` (pyramidal TV-L1 optical flow of the pair,
+        scikit-image) or None (F alone, as in the paper).
     flow_scale : float
         Displacement (grid cells over the whole interval) of one unit of F's output.
     l_ae, l_lat, l_mag, l_smooth, l_time : float
@@ -60,21 +66,23 @@ class LatentConfig:
     """
 
     latent_channels: int = 4
-    encoder_width: int = 16
-    unet_width: int = 16
+    encoder_width: int = 8
+    unet_width: int = 8
     unet_levels: int = 3
     stages: int = 8
     flow_sees_last: bool = True
     flow_scale: float = 8.0
+    flow_pool: int = 4
+    flow_prior: str | None = "tvl1"
     l_ae: float = 1.0
     l_lat: float = 0.0
     l_mag: float = 1e-4
     l_smooth: float = 1e-2
     l_time: float = 1e-2
-    pyramid: int = 3
+    pyramid: int = 5
     patch: int = 64
     stride: int = 16
-    batch_size: int = 8
+    batch_size: int = 4
     max_iters: int = 400
     time_budget: float | None = None
     lr: float = 3e-3

@@ -34,12 +34,24 @@ class LatentCore:
         self.history = None
         self._torch = torch
 
-    def fit(self, first, last, mask, patch, stride, seed=0, progress=True):
+    def prior(self, first, last):
+        """The starting field ``(2, H, W)`` the config asks for, or None."""
+        if not self.config.flow_prior:
+            return None
+        if self.config.flow_prior != "tvl1":
+            raise ValueError(f"Unknown flow_prior {self.config.flow_prior!r}: use 'tvl1' or None.")
+        from xlatent.methods.motion import tvl1
+
+        return tvl1(first, last)
+
+    def fit(self, first, last, mask, patch, stride, seed=0, progress=True, prior=None):
         """Train on the pair (normalised ``(C, H, W)`` arrays); returns the history."""
         from xlatent.train import train
 
+        if prior is None:
+            prior = self.prior(first, last)
         self.history = train(
-            self.model, first, last, mask.astype(np.float32), self.config, patch, stride,
+            self.model, first, last, mask.astype(np.float32), prior, self.config, patch, stride,
             self.device, seed=seed, progress=progress,
         )
         return self.history
@@ -47,35 +59,38 @@ class LatentCore:
     def _run(self, window: np.ndarray, c: int, fractions, fields=None):
         torch = self._torch
         x = torch.from_numpy(np.ascontiguousarray(window)).to(self.device)[None]
-        first, last = x[:, :c], x[:, c:]
+        x = x.contiguous(memory_format=torch.channels_last)
+        first, last = x[:, :c], x[:, c : 2 * c]
         with torch.inference_mode():
             if fields is None:
-                return [self.model.fields(first, last)[0].cpu().numpy()]
+                prior = x[:, 2 * c :] if self.config.flow_prior else None
+                return [self.model.fields(first, last, prior)[0].cpu().numpy()]
             f = torch.from_numpy(np.ascontiguousarray(fields)).to(self.device)[None]
             z = self.model.encode(first)
             frames = [self.model.decode(zt) for zt in self.model.roll(z, f, fractions)]
-            end = self.model.decode(self.model.roll(z, f)[-1])
+            end = self.model.decode(self.model.roll(z, f)[0])
             r0 = first - self.model.decode(z)
             r1 = last - end
             out = torch.cat(frames, dim=0)
             return [out.cpu().numpy(), r0[0].cpu().numpy(), r1[0].cpu().numpy()]
 
     def _tiling(self, shape):
-        multiple = 2 ** (self.config.unet_levels - 1)
+        multiple = self.model.alignment
         from xlatent.patches import count_tiles
 
         return multiple, count_tiles(shape, self.config.tile, multiple)
 
-    def fields(self, first, last, progress=False):
+    def fields(self, first, last, progress=False, prior=None):
         """Stage fields ``(N, 2, H, W)`` (grid cells per unit time, index space) of F."""
         from tqdm.auto import tqdm
 
-        from xlatent.model.networks import unet_reach
         from xlatent.patches import run_tiled
 
         multiple, n_tiles = self._tiling(first.shape[-2:])
-        pair = np.concatenate((first, last), axis=0)
-        halo = unet_reach(self.config.unet_levels) + _FEATHER
+        if self.config.flow_prior and prior is None:
+            prior = self.prior(first, last)
+        pair = np.concatenate((first, last) + ((prior,) if prior is not None else ()), axis=0)
+        halo = self.model.field_reach() + _FEATHER
         with tqdm(total=n_tiles, desc="xlatent fields", disable=not progress or n_tiles < 4, leave=False) as bar:
             (fields,) = run_tiled(lambda w: self._run(w, first.shape[0], None), pair,
                                   self.config.tile, halo, multiple, _FEATHER, bar.update)
@@ -112,8 +127,9 @@ class LatentCore:
 def latent(first, last, mask, fractions, *, config: LatentConfig, patch, stride, device="auto",
            seed=0, progress=True, exact_endpoints=True, **_) -> MethodResult:
     core = LatentCore(first.shape[0], config, device)
-    history = core.fit(first, last, mask, patch, stride, seed=seed, progress=progress)
-    fields = core.fields(first, last, progress)
+    prior = core.prior(first, last)
+    history = core.fit(first, last, mask, patch, stride, seed=seed, progress=progress, prior=prior)
+    fields = core.fields(first, last, progress, prior)
     frames = core.frames(first, last, fields, fractions, exact_endpoints, progress)
     info = {"device": str(core.device), "train_seconds": history.seconds, "stopped": history.stopped}
     return MethodResult(frames=frames, fields=fields, info=info, fitted=core)

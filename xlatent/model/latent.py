@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from xlatent.config import LatentConfig
-from xlatent.model.advection import advect
+from xlatent.model.advection import departure, sample
 from xlatent.model.networks import Encoder, UNet, unet_reach
 
 
@@ -29,7 +30,7 @@ class LatentAdvection(nn.Module):
         self.config = config
         latent = channels + config.latent_channels
         self.encoder = Encoder(channels, config.latent_channels, config.encoder_width)
-        fin = 2 * channels if config.flow_sees_last else channels
+        fin = (2 * channels if config.flow_sees_last else channels) + (2 if config.flow_prior else 0)
         self.field_map = UNet(fin, 2 * config.stages, config.unet_width, config.unet_levels)
         self.decoder_net = UNet(latent, channels, config.unet_width, config.unet_levels)
 
@@ -44,38 +45,62 @@ class LatentAdvection(nn.Module):
         """D: the image channels of the latent plus a learned correction."""
         return z[:, : self.channels] + self.decoder_net(z)
 
-    def fields(self, first: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
-        """F: velocity of every stage, ``(B, N, 2, H, W)`` in grid cells per unit time."""
+    def fields(self, first: torch.Tensor, last: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
+        """F: velocity of every stage, ``(B, N, 2, H, W)`` in grid cells per unit time.
+
+        F runs on the images average-pooled by ``flow_pool``: it sees ``flow_pool`` times
+        farther, displacements look that much smaller to it, and its fields come out smooth;
+        they are upsampled (bilinear) back to the image grid. With a ``prior`` field
+        ``(B, 2, H, W)`` (config ``flow_prior``), F sees it too and its output is a correction
+        added to it.
+        """
         x = torch.cat((first, last), dim=1) if self.config.flow_sees_last else first
-        out = self.field_map(x) * self.config.flow_scale
-        b, _, h, w = out.shape
-        return out.view(b, self.stages, 2, h, w)
+        if self.config.flow_prior:
+            if prior is None:
+                raise ValueError("this model was configured with flow_prior: pass prior=")
+            x = torch.cat((x, prior / self.config.flow_scale), dim=1)
+        b, _, h, w = x.shape
+        s = self.config.flow_pool
+        if s > 1:
+            x = F.pad(x, (0, (-w) % s, 0, (-h) % s), mode="replicate")
+            x = F.avg_pool2d(x, s)
+        out = self.field_map(x) * (self.config.flow_scale / s)
+        if s > 1:
+            out = F.interpolate(out, scale_factor=s, mode="bilinear", align_corners=False)[..., :h, :w] * s
+        out = out.reshape(b, self.stages, 2, h, w)
+        return out if prior is None else out + prior[:, None]
 
-    def roll(self, z0: torch.Tensor, fields: torch.Tensor, fractions=None):
-        """Advect ``z0`` through the stages.
+    @property
+    def alignment(self) -> int:
+        """Tile origins must be multiples of this for tiled runs to equal untiled ones."""
+        return 2 ** (self.config.unet_levels - 1) * self.config.flow_pool
 
-        Returns the latent after every stage (list of N + 1) or, with ``fractions``, the latent
-        at each fraction in [0, 1] (a partial last step with the stage's own field).
+    def field_reach(self) -> int:
+        """Receptive radius of F in grid cells."""
+        return unet_reach(self.config.unet_levels) * self.config.flow_pool + self.config.flow_pool
+
+    def roll(self, z0: torch.Tensor, fields: torch.Tensor, fractions=(1.0,)) -> list[torch.Tensor]:
+        """The latent advected from fraction 0 to each of ``fractions`` (in [0, 1]).
+
+        Stage ``k`` covers ``[k/N, (k+1)/N]`` with its own field; a fraction inside a stage
+        takes a partial step. Departure points are traced back through the stages and ``z0`` is
+        sampled once (no blur from repeated interpolation).
         """
         n = self.stages
-        dt = 1.0 / n
-        if fractions is None:
-            out = [z0]
-            for k in range(n):
-                out.append(advect(out[-1], fields[:, k], dt))
-            return out
-        wanted = sorted(set(float(f) for f in fractions))
-        found: dict[float, torch.Tensor] = {}
-        z, done = z0, 0
-        for f in wanted:
+        out = []
+        for f in fractions:
+            f = float(f)
             full = min(int(math.floor(f * n + 1e-9)), n)
-            while done < full:
-                z = advect(z, fields[:, done], dt)
-                done += 1
-            rest = f - done * dt
-            found[f] = advect(z, fields[:, done], rest) if rest > 1e-9 and done < n else z
-        return [found[float(f)] for f in fractions]
+            steps = [1.0 / n] * full
+            if full < n and f - full / n > 1e-9:
+                steps.append(f - full / n)
+            if not steps:
+                out.append(z0)
+                continue
+            pos = departure([fields[:, k] for k in range(len(steps))], steps)
+            out.append(sample(z0, pos))
+        return out
 
     def receptive_radius(self) -> int:
         """How far (grid cells) the output at one pixel depends on input, excluding motion."""
-        return len(self.encoder.body) // 2 + 1 + 2 * unet_reach(self.config.unet_levels)
+        return len(self.encoder.body) // 2 + 1 + self.field_reach() + unet_reach(self.config.unet_levels)

@@ -38,13 +38,15 @@ def field_penalties(fields: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, t
     return magnitude, smooth, change
 
 
-def total_loss(model, first, last, mask, config: LatentConfig) -> tuple[torch.Tensor, dict[str, float]]:
+def total_loss(model, first, last, mask, config: LatentConfig, prior=None) -> tuple[torch.Tensor, dict[str, float]]:
     """The training loss of DESIGN.md section 2 on one batch, with its parts for the history."""
-    z0, z1 = model.encode(first), model.encode(last)
-    fields = model.fields(first, last)
-    z_end = model.roll(z0, fields)[-1]
-    terminal = pyramid_mse(model.decode(z_end), last, mask, config.pyramid)
-    auto = masked_mse(model.decode(z0), first, mask) + masked_mse(model.decode(z1), last, mask)
+    b = first.shape[0]
+    z0, z1 = model.encode(torch.cat((first, last))).split(b)  # one pass each: fewer, larger convs
+    fields = model.fields(first, last, prior)
+    (z_end,) = model.roll(z0, fields)
+    end, rec0, rec1 = model.decode(torch.cat((z_end, z0, z1))).split(b)
+    terminal = pyramid_mse(end, last, mask, config.pyramid)
+    auto = masked_mse(rec0, first, mask) + masked_mse(rec1, last, mask)
     latent = masked_mse(z_end, z1, mask) if config.l_lat else terminal.new_zeros(())
     magnitude, smooth, change = field_penalties(fields)
     loss = (

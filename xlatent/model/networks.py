@@ -10,7 +10,7 @@ _SLOPE = 0.2
 
 
 def _conv(cin: int, cout: int) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, 3, padding=1, padding_mode="replicate")
+    return nn.Conv2d(cin, cout, 3, padding=1)
 
 
 class Encoder(nn.Module):

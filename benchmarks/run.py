@@ -1,0 +1,133 @@
+"""Quality and cost of xlatent's methods on held-out intermediate frames.
+
+Cases: the synthetic pairs of :mod:`xlatent.datasets` (true frames and true u/v) and
+30-minute cases cut from the MeteoSwiss radar files (frames t and t+6 given, t+1..t+5 held
+out). Prints a markdown table and writes it to ``benchmarks/out/results.md``.
+
+    python benchmarks/run.py                      # all cases, latent and linear
+    python benchmarks/run.py --cases rotation --set max_iters=200 --set stages=4
+    python benchmarks/run.py --mch-dir ../shared/data --size 256   # 256 x 256 synthetic
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+import xlatent
+from xlatent import datasets
+
+MCH_FILES = ("mch_20150515.nc", "mch_20160711.nc", "mch_20170131.nc")
+MCH_STARTS = (10, 24)  # two 30-minute windows per file: frames t..t+6
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakMemory:
+    """Peak resident memory above the starting level while the block runs (polled)."""
+
+    def __enter__(self):
+        self.start, self.peak, self._run = _rss(), _rss(), True
+        self._t = threading.Thread(target=self._poll, daemon=True)
+        self._t.start()
+        return self
+
+    def _poll(self):
+        while self._run:
+            self.peak = max(self.peak, _rss())
+            time.sleep(0.02)
+
+    def __exit__(self, *exc):
+        self._run = False
+        self._t.join()
+        self.mib = (self.peak - self.start) / 2**20
+
+
+def scores(pred: np.ndarray, truth: np.ndarray) -> dict:
+    """PSNR (range of the true frames), SSIM (explicit data_range), MAE over held-out frames."""
+    from skimage.metrics import structural_similarity
+
+    valid = np.isfinite(pred) & np.isfinite(truth)
+    rng = float(np.nanmax(truth) - np.nanmin(truth))
+    mse = float(np.mean((pred[valid] - truth[valid]) ** 2))
+    ssim = np.mean([
+        structural_similarity(np.nan_to_num(t), np.nan_to_num(p), data_range=rng)
+        for p, t in zip(pred, truth)
+    ])
+    return {"psnr": 10 * np.log10(rng**2 / mse), "ssim": float(ssim), "mae": float(np.mean(np.abs(pred[valid] - truth[valid])))}
+
+
+def epe(flow: xr.Dataset | None, truth: xr.Dataset | None) -> float:
+    """Mean end-point error (m s-1) of the time-mean flow against the time-mean truth."""
+    if flow is None or truth is None:
+        return float("nan")
+    du = flow.u.mean("time").values - truth.u.mean("time").values
+    dv = flow.v.mean("time").values - truth.v.mean("time").values
+    return float(np.nanmean(np.hypot(du, dv)))
+
+
+def cases(names, mch_dir, size):
+    for name in names:
+        if name in datasets.CASES:
+            case = datasets.load(name, size=size, steps=6)
+            yield name, case.first, case.last, case.frames.values[1:-1], case.flow
+    if mch_dir:
+        for fname in MCH_FILES:
+            path = Path(mch_dir) / fname
+            if not path.exists():
+                continue
+            rain = xr.open_dataset(path, decode_coords="all").rainfall_rate.load()
+            for t in MCH_STARTS:
+                if f"mch" in names or "all" in names:
+                    yield f"{fname[4:12]}@{t}", rain.isel(time=t), rain.isel(time=t + 6), rain.isel(time=slice(t + 1, t + 6)).values, None
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cases", nargs="+", default=["all"], help="synthetic case names, 'mch', or 'all'")
+    ap.add_argument("--methods", nargs="+", default=["linear", "latent"])
+    ap.add_argument("--mch-dir", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    ap.add_argument("--size", type=int, default=128, help="side of the synthetic cases")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="LatentConfig override (JSON value)")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "out" / "results.md"))
+    args = ap.parse_args(argv)
+    names = list(datasets.CASES) + ["mch"] if "all" in args.cases else args.cases
+    overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
+    rows = []
+    header = "| case | method | PSNR dB | SSIM | MAE | EPE m/s | time s | peak MiB |\n|---|---|---|---|---|---|---|---|"
+    print(header, flush=True)
+    for name, first, last, truth, true_flow in cases(names, args.mch_dir, args.size):
+        for method in args.methods:
+            t0 = time.perf_counter()
+            with PeakMemory() as mem:
+                frames, flow = xlatent.interpolate(first, last, steps=6, method=method, progress=False,
+                                                   **(overrides if method == "latent" else {}))
+            wall = time.perf_counter() - t0
+            s = scores(frames.values[1:-1], truth)
+            row = f"| {name} | {method} | {s['psnr']:.2f} | {s['ssim']:.3f} | {s['mae']:.4f} | {epe(flow, true_flow):.3f} | {wall:.1f} | {mem.mib:.0f} |"
+            print(row, flush=True)
+            rows.append((name, method, s))
+    summary = ["", "| method | mean PSNR (MCH) | mean SSIM (MCH) | mean PSNR (synthetic) |", "|---|---|---|---|"]
+    for method in args.methods:
+        mch = [s for n, m, s in rows if m == method and "@" in n]
+        syn = [s for n, m, s in rows if m == method and "@" not in n]
+        f = lambda xs, k: f"{np.mean([x[k] for x in xs]):.2f}" if xs else "-"
+        g = lambda xs, k: f"{np.mean([x[k] for x in xs]):.3f}" if xs else "-"
+        summary.append(f"| {method} | {f(mch, 'psnr')} | {g(mch, 'ssim')} | {f(syn, 'psnr')} |")
+    print("\n".join(summary))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(header + "\n" + "\n".join(r for r in []) + "\n".join(summary) + "\n")
+
+
+if __name__ == "__main__":
+    main()
