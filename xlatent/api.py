@@ -333,7 +333,7 @@ def fit(
     pair = _prepare(first, last, x_dim, y_dim)
     cfg = _config(config, options)
     patch_rc, stride_rc = _patch_sizes(patch, stride, pair.grid, pair.first.shape[-2:], cfg)
-    core = LatentCore(pair.first.shape[0], cfg, device)
+    core = LatentCore(pair.first.shape[0], cfg, device, seed)
     core.fit(pair.first, pair.last, pair.mask, patch_rc, stride_rc, seed=seed, progress=progress)
     return LatentInterpolator(core, pair.mean, pair.std, pair, x_dim, y_dim)
 

@@ -22,9 +22,11 @@ _FEATHER = 8  # cells of linear blending between neighbouring tiles
 class LatentCore:
     """A latent advection model and how to run it on whole images (tiles with a halo)."""
 
-    def __init__(self, channels: int, config: LatentConfig, device: Any = "auto") -> None:
+    def __init__(self, channels: int, config: LatentConfig, device: Any = "auto", seed: int | None = None) -> None:
         import torch
 
+        if seed is not None:  # the initial weights are part of what the seed fixes
+            torch.manual_seed(seed)
         from xlatent.model.latent import LatentAdvection
         from xlatent.train import resolve_device
 
@@ -126,7 +128,7 @@ class LatentCore:
 @register("latent")
 def latent(first, last, mask, fractions, *, config: LatentConfig, patch, stride, device="auto",
            seed=0, progress=True, exact_endpoints=True, **_) -> MethodResult:
-    core = LatentCore(first.shape[0], config, device)
+    core = LatentCore(first.shape[0], config, device, seed)
     prior = core.prior(first, last)
     history = core.fit(first, last, mask, patch, stride, seed=seed, progress=progress, prior=prior)
     fields = core.fields(first, last, progress, prior)
