@@ -103,7 +103,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     names = list(datasets.CASES) + ["mch"] if "all" in args.cases else args.cases
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
-    rows = []
+    rows, lines = [], []
     header = "| case | method | PSNR dB | SSIM | MAE | EPE m/s | time s | peak MiB |\n|---|---|---|---|---|---|---|---|"
     print(header, flush=True)
     for name, first, last, truth, true_flow in cases(names, args.mch_dir, args.size):
@@ -116,6 +116,7 @@ def main(argv=None):
             s = scores(frames.values[1:-1], truth)
             row = f"| {name} | {method} | {s['psnr']:.2f} | {s['ssim']:.3f} | {s['mae']:.4f} | {epe(flow, true_flow):.3f} | {wall:.1f} | {mem.mib:.0f} |"
             print(row, flush=True)
+            lines.append(row)
             rows.append((name, method, s))
     summary = ["", "| method | mean PSNR (MCH) | mean SSIM (MCH) | mean PSNR (synthetic) |", "|---|---|---|---|"]
     for method in args.methods:
@@ -126,7 +127,7 @@ def main(argv=None):
         summary.append(f"| {method} | {f(mch, 'psnr')} | {g(mch, 'ssim')} | {f(syn, 'psnr')} |")
     print("\n".join(summary))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(header + "\n" + "\n".join(r for r in []) + "\n".join(summary) + "\n")
+    Path(args.out).write_text("\n".join([header, *lines, *summary]) + "\n")
 
 
 if __name__ == "__main__":

@@ -73,8 +73,11 @@ class LatentCore:
             end = self.model.decode(self.model.roll(z, f)[0])
             r0 = first - self.model.decode(z)
             r1 = last - end
+            # the decoder's miss at the end, carried back along the motion to each fraction:
+            # change the advection did not explain appears where the feature is at that time
+            r1_t = torch.cat(self.model.carry_back(r1, f, fractions), dim=0)
             out = torch.cat(frames, dim=0)
-            return [out.cpu().numpy(), r0[0].cpu().numpy(), r1[0].cpu().numpy()]
+            return [out.cpu().numpy(), r0[0].cpu().numpy(), r1_t.cpu().numpy()]
 
     def _tiling(self, shape):
         multiple = self.model.alignment
@@ -121,7 +124,7 @@ class LatentCore:
             frames, r0, r1 = run_tiled(step, stack, self.config.tile, halo, multiple, _FEATHER, bar.update)
         if exact_endpoints:
             t = np.asarray(fractions, dtype=np.float32)[:, None, None, None]
-            frames = frames + (1 - t) * r0[None] + t * r1[None]
+            frames = frames + (1 - t) * r0[None] + t * r1
         return frames
 
 

@@ -63,3 +63,19 @@ def departure(fields: Sequence[torch.Tensor], steps: Sequence[float]) -> torch.T
         velocity = fields[k] if k == len(fields) - 1 else sample(fields[k], pos)
         pos = pos - steps[k] * velocity
     return pos
+
+
+def arrival(fields: Sequence[torch.Tensor], steps: Sequence[float]) -> torch.Tensor:
+    """Arrival points ``(B, 2, H, W)`` of the cells after the steps ``(field_k, dt_k)`` in order.
+
+    Traced forward, the mirror of :func:`departure`: sampling a quantity known at the final
+    time at these points carries it back to the starting time along the same motion.
+    """
+    first = fields[0]
+    pos = _grid(*first.shape[-2:], first).expand(first.shape[0], -1, -1, -1)
+    for k in range(len(fields)):
+        if steps[k] == 0:
+            continue
+        velocity = fields[k] if k == 0 else sample(fields[k], pos)
+        pos = pos + steps[k] * velocity
+    return pos

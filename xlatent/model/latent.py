@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xlatent.config import LatentConfig
-from xlatent.model.advection import departure, sample
+from xlatent.model.advection import arrival, departure, sample
 from xlatent.model.networks import Encoder, UNet, unet_reach
 
 
@@ -69,6 +69,20 @@ class LatentAdvection(nn.Module):
             out = F.interpolate(out, scale_factor=s, mode="bilinear", align_corners=False)[..., :h, :w] * s
         out = out.reshape(b, self.stages, 2, h, w)
         return out if prior is None else out + prior[:, None]
+
+    def carry_back(self, q1: torch.Tensor, fields: torch.Tensor, fractions) -> list[torch.Tensor]:
+        """``q1``, known at fraction 1, carried back along the motion to each fraction."""
+        n = self.stages
+        out = []
+        for f in fractions:
+            f = float(f)
+            k = min(int(math.floor(f * n + 1e-9)), n)
+            if k >= n:
+                out.append(q1)
+                continue
+            steps = [(k + 1) / n - f] + [1.0 / n] * (n - k - 1)
+            out.append(sample(q1, arrival([fields[:, j] for j in range(k, n)], steps)))
+        return out
 
     @property
     def alignment(self) -> int:
