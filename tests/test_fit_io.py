@@ -98,3 +98,17 @@ def test_training_recovers_motion_and_beats_linear(translation_case):
     got = np.array([float(flow.u.mean()), float(flow.v.mean())])
     cos = got @ true_dir / np.linalg.norm(got) / np.linalg.norm(true_dir)
     assert cos > 0.95
+
+
+def test_time_budget_and_patch_by_dim_name(rotation_case):
+    model = xlatent.fit(rotation_case.first, rotation_case.last, max_iters=10_000, time_budget=1.0,
+                        patch={"y": 32, "x": 48}, stride={"y": 8, "x": 8}, progress=False)
+    assert model.history["stopped"].startswith("time budget")
+    assert len(model.history["loss"]) < 10_000
+    assert model.history["seconds"] < 10
+
+
+def test_accessor_fit_matches_function(rotation_case):
+    a = rotation_case.first.latentdyn.fit(rotation_case.last, seed=1, **QUICK)
+    b = xlatent.fit(rotation_case.first, rotation_case.last, seed=1, **QUICK)
+    np.testing.assert_array_equal(a.flow(progress=False).u.values, b.flow(progress=False).u.values)

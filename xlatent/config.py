@@ -77,8 +77,8 @@ class LatentConfig:
     l_ae: float = 1.0
     l_lat: float = 0.0
     l_mag: float = 1e-4
-    l_smooth: float = 1e-2
-    l_time: float = 1e-2
+    l_smooth: float = 10.0
+    l_time: float = 10.0
     pyramid: int = 5
     patch: int = 64
     stride: int = 16
