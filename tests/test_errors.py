@@ -106,7 +106,7 @@ def test_unknown_method_and_option():
     a, b = plain_pair()
     with pytest.raises(UnknownMethodError, match="latent"):
         xlatent.interpolate(a, b, method="magic")
-    with pytest.raises(TypeError, match="Unknown LatentConfig"):
+    with pytest.raises(xlatent.XlatentError, match="Unknown LatentConfig"):
         xlatent.interpolate(a, b, not_an_option=1, **QUICK)
 
 

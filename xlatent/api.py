@@ -41,6 +41,15 @@ class _Pair:
     def mask(self) -> np.ndarray:
         return self.valid_first & self.valid_last
 
+    @property
+    def value_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel min and max over the valid cells of both inputs (original units)."""
+        c = self.first.shape[0]
+        vals = [np.concatenate((self.first[k][self.valid_first], self.last[k][self.valid_last])) for k in range(c)]
+        lo = np.array([v.min() for v in vals]) * self.std + self.mean
+        hi = np.array([v.max() for v in vals]) * self.std + self.mean
+        return lo, hi
+
 
 def _prepare(first, last, x_dim=None, y_dim=None, mean=None, std=None) -> _Pair:
     geo.check_input(first, "first")
@@ -81,8 +90,11 @@ def _fractions(steps: int) -> np.ndarray:
     return np.linspace(0.0, 1.0, int(steps) + 1)
 
 
-def _frames_xr(pair: _Pair, frames: np.ndarray, fractions: np.ndarray, attrs: dict) -> xr.DataArray:
+def _frames_xr(pair: _Pair, frames: np.ndarray, fractions: np.ndarray, attrs: dict, clip: bool = True) -> xr.DataArray:
     values = frames * pair.std[None, :, None, None] + pair.mean[None, :, None, None]
+    if clip:  # per channel, to the range spanned by the two inputs (rain rate stays >= 0)
+        lo, hi = pair.value_range
+        values = np.clip(values, lo[None, :, None, None], hi[None, :, None, None])
     for k, t in enumerate(fractions):
         valid = pair.valid_first if t == 0 else pair.valid_last if t == 1 else pair.mask
         values[k][:, ~valid] = np.nan
@@ -152,6 +164,7 @@ def interpolate(
     seed: int | None = 0,
     progress: bool = True,
     exact_endpoints: bool = True,
+    clip: bool = True,
     config: LatentConfig | None = None,
     **options: Any,
 ) -> tuple[xr.DataArray, xr.Dataset | None]:
@@ -179,8 +192,11 @@ def interpolate(
     progress : bool
         Show progress bars (tqdm).
     exact_endpoints : bool
-        Blend the decoder's residuals at both ends in linearly, so that the first and last
-        frames equal the inputs.
+        Add the decoder's misses at both ends (the last one carried back along the motion), so
+        that the first and last frames equal the inputs.
+    clip : bool
+        Keep frame values within the range spanned by the two inputs (per channel): a rain rate
+        never goes negative, a brightness never exceeds what was observed.
     config : LatentConfig, optional
         Model sizes, loss weights and training settings; ``**options`` override single fields
         (``max_iters=200``, ``time_budget=30``, ``stages=8``...).
@@ -207,7 +223,7 @@ def interpolate(
         device=device, seed=seed, progress=progress, exact_endpoints=exact_endpoints,
     )
     attrs = _provenance(method, result.info)
-    frames = _frames_xr(pair, result.frames, fractions, attrs)
+    frames = _frames_xr(pair, result.frames, fractions, attrs, clip)
     flow = None if result.fields is None else _flow_xr(pair, result.fields, attrs)
     return frames, flow
 
@@ -260,13 +276,13 @@ class LatentInterpolator:
         return _provenance("latent", {"device": str(self._core.device)})
 
     def frames(self, steps: int = 8, first=None, last=None, *, exact_endpoints: bool = True,
-               progress: bool = True) -> xr.DataArray:
+               clip: bool = True, progress: bool = True) -> xr.DataArray:
         """``steps + 1`` frames from the first image to the last (see :func:`interpolate`)."""
         fractions = _fractions(steps)
         pair = self._pair_for(first, last)
         fields = self._fields(pair, progress)
         frames = self._core.frames(pair.first, pair.last, fields, fractions, exact_endpoints, progress)
-        return _frames_xr(pair, frames, fractions, self._attrs())
+        return _frames_xr(pair, frames, fractions, self._attrs(), clip)
 
     def flow(self, first=None, last=None, *, progress: bool = True) -> xr.Dataset:
         """The per-stage motion ``u``, ``v`` (see :func:`interpolate`)."""
@@ -304,8 +320,8 @@ class LatentInterpolator:
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
             meta = json.loads(blob["meta"])
-        except Exception as err:
-            raise ModelFileError(f"{path} is not an xlatent model file ({err}).") from err
+        except Exception as err:  # torch's own text suggests weights_only=False: not for us
+            raise ModelFileError(f"{path} is not an xlatent model file (saved with LatentInterpolator.save).") from err
         if meta.get("format") != _FORMAT or meta.get("format_version", 0) > _FORMAT_VERSION:
             raise ModelFileError(f"{path} is not an xlatent model file of a version this xlatent reads.")
         core = LatentCore(meta["channels"], LatentConfig.from_dict(meta["config"]), device)

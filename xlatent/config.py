@@ -101,7 +101,9 @@ class LatentConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise TypeError(
+            from xlatent.exceptions import ConfigError
+
+            raise ConfigError(
                 f"Unknown LatentConfig option(s): {sorted(unknown)}. Known: {sorted(known)}."
             )
         return cls(**values)

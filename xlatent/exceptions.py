@@ -38,3 +38,11 @@ class ModelFileError(XlatentError, OSError):
 
 class UnknownMethodError(XlatentError, ValueError):
     """``method=`` names no registered interpolation method."""
+
+
+class ConfigError(XlatentError, TypeError):
+    """An option is not a known :class:`xlatent.LatentConfig` field."""
+
+
+class DeviceError(XlatentError, ValueError):
+    """The requested torch device is not available here."""

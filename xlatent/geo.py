@@ -6,6 +6,7 @@ the methods work on plain ``(channel, row, column)`` arrays in grid-index space.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Hashable, Sequence
 
@@ -128,14 +129,39 @@ def describe(da: xr.DataArray, x_dim: str | None = None, y_dim: str | None = Non
     return Grid(y, x, extra[0] if extra else None, scalar_time(da))
 
 
-def scalar_time(da: xr.DataArray) -> np.datetime64 | None:
-    """The scalar ``time`` coordinate as ``datetime64[ns]``, or None."""
-    if "time" not in da.coords or da.coords["time"].ndim != 0:
+def _is_time_value(value: Any) -> bool:
+    arr = np.asarray(value)
+    if np.issubdtype(arr.dtype, np.datetime64):
+        return True
+    return arr.dtype == object and hasattr(arr.item(), "calendar")  # cftime.datetime
+
+
+def time_coord_name(da: xr.DataArray) -> Hashable | None:
+    """Name of the scalar time coordinate: ``time`` if it is one, else the only scalar coord
+    holding a date (``valid_time``...), else None."""
+    scalar = [n for n, c in da.coords.items() if c.ndim == 0 and _is_time_value(c.values)]
+    if "time" in scalar:
+        return "time"
+    return scalar[0] if len(scalar) == 1 else None
+
+
+def scalar_time(da: xr.DataArray):
+    """The scalar time of an image: ``datetime64[ns]``, a cftime datetime, or None."""
+    name = time_coord_name(da)
+    if name is None:
         return None
-    value = da.coords["time"].values
+    value = da.coords[name].values
     if np.issubdtype(np.asarray(value).dtype, np.datetime64):
         return np.datetime64(value, "ns")
-    return None
+    return np.asarray(value).item()
+
+
+def seconds_between(t0, t1) -> float:
+    """Seconds from ``t0`` to ``t1`` (datetime64 or cftime)."""
+    gap = t1 - t0
+    if isinstance(gap, np.timedelta64):
+        return float(gap / np.timedelta64(1, "s"))
+    return gap.total_seconds()
 
 
 def check_pair(first: xr.DataArray, last: xr.DataArray, grid: Grid) -> None:
@@ -148,17 +174,36 @@ def check_pair(first: xr.DataArray, last: xr.DataArray, grid: Grid) -> None:
     for dim in first.dims:
         if dim in first.coords and dim in last.coords:
             a, b = first[dim].values, last[dim].values
-            same = (
-                np.allclose(a, b, rtol=1e-9, atol=0)
-                if np.issubdtype(a.dtype, np.number) and np.issubdtype(b.dtype, np.number)
-                else np.array_equal(a, b)
-            )
+            numeric = np.issubdtype(a.dtype, np.number) and np.issubdtype(b.dtype, np.number)
+            if numeric:
+                # float32 vs float64 storage of the same grid must pass: tolerance of 1e-3 cell
+                step = np.abs(np.diff(a.astype(float))).min() if a.size > 1 else 1.0
+                diff = np.abs(a.astype(float) - b.astype(float)).max()
+                same = diff <= 1e-3 * step + 1e-9 * np.abs(a.astype(float)).max()
+            else:
+                same = np.array_equal(a, b)
             if not same:
-                raise GridMismatchError(f"Coordinate {dim!r} differs between the inputs." + hint)
+                detail = f" (up to {diff:.6g} apart)" if numeric else ""
+                if dim not in (grid.y_dim, grid.x_dim):
+                    raise GridMismatchError(
+                        f"Coordinate {dim!r} of the extra dim differs between the inputs{detail}. If it "
+                        f"is a leftover length-1 dim, drop it: da.squeeze({dim!r})."
+                    )
+                raise GridMismatchError(f"Coordinate {dim!r} differs between the inputs{detail}." + hint)
     crs_a, crs_b = _crs(first), _crs(last)
     if (crs_a is None) != (crs_b is None) or (crs_a is not None and crs_a != crs_b):
         raise GridMismatchError(f"CRS differs: {crs_a} vs {crs_b}." + hint)
     t0, t1 = grid.time, scalar_time(last)
+    if (t0 is None) != (t1 is None):
+        which = "first" if t0 is not None else "last"
+        warnings.warn(
+            f"Only the {which} image has a time coordinate: frames get fractions 0..1 instead of "
+            "dates, and the flow is in grid cells, not m s-1. Give both a scalar time coord.",
+            UserWarning,
+            stacklevel=4,
+        )
+    if t0 is not None and t1 is not None and type(t0) is not type(t1):
+        raise TimeOrderError(f"The two time coords are of different kinds ({type(t0).__name__}, {type(t1).__name__}); decode both the same way.")
     if t0 is not None and t1 is not None and not t1 > t0:
         raise TimeOrderError(
             f"time of the last image ({t1}) is not after the first ({t0}). "
@@ -251,19 +296,25 @@ def flow_in_coordinates(
 def _template_coords(da: xr.DataArray, grid: Grid) -> dict:
     keep = {grid.y_dim, grid.x_dim} | ({grid.channel_dim} if grid.channel_dim is not None else set())
     return {
-        name: coord.variable
+        name: coord.variable.copy(deep=False)
         for name, coord in da.coords.items()
-        if name != "time" and set(coord.dims) <= keep
+        if name not in ("time", time_coord_name(da)) and set(coord.dims) <= keep
     }
 
 
-def _time_coords(grid: Grid, t_last: np.datetime64 | None, fractions: np.ndarray) -> dict:
+def _time_coords(grid: Grid, t_last, fractions: np.ndarray) -> dict:
     frac = xr.Variable("time", fractions.astype(np.float64), {"long_name": "fraction of the interval from first to last image", "units": "1"})
     if grid.time is None or t_last is None:
         return {"time": ("time", fractions.astype(np.float64), {"long_name": "interp_fraction"}), "interp_fraction": frac}
-    gap = (t_last - grid.time).astype("timedelta64[ns]").astype(np.int64)
-    stamps = grid.time + (np.round(fractions * gap)).astype("timedelta64[ns]")
-    return {"time": ("time", stamps.astype("datetime64[ns]")), "interp_fraction": frac}
+    if isinstance(grid.time, np.datetime64):
+        gap = (t_last - grid.time).astype("timedelta64[ns]").astype(np.int64)
+        stamps = grid.time + (np.round(fractions * gap)).astype("timedelta64[ns]")
+        return {"time": ("time", stamps.astype("datetime64[ns]")), "interp_fraction": frac}
+    import datetime
+
+    seconds = seconds_between(grid.time, t_last)
+    stamps = np.array([grid.time + datetime.timedelta(seconds=float(f) * seconds) for f in fractions], dtype=object)
+    return {"time": ("time", stamps), "interp_fraction": frac}
 
 
 def write_crs_like(obj, source: xr.DataArray, grid: Grid):
@@ -275,14 +326,22 @@ def write_crs_like(obj, source: xr.DataArray, grid: Grid):
         obj = obj.rio.set_spatial_dims(x_dim=grid.x_dim, y_dim=grid.y_dim)
     except Exception:
         pass
-    obj = obj.rio.write_crs(crs)
+    with warnings.catch_warnings():  # pyproj's note on CF export of some projections (EPSG:21781)
+        warnings.filterwarnings("ignore", message=".*lost in conversion to CF", category=UserWarning)
+        obj = obj.rio.write_crs(crs)
     gm = "spatial_ref"
     if "spatial_ref" in source.coords:  # keep GeoTransform and friends when present
-        obj = obj.assign_coords(spatial_ref=source.coords["spatial_ref"].variable)
+        obj = obj.assign_coords(spatial_ref=source.coords["spatial_ref"].variable.copy(deep=False))
     try:
         obj = obj.rio.write_coordinate_system()
     except Exception:
         pass
+    for dim, axis in ((grid.x_dim, "X"), (grid.y_dim, "Y")):
+        if dim in obj.coords and "axis" not in obj[dim].attrs:
+            # lets rioxarray/cf-xarray find lat/lon dims after reopening; a copy, never the input's
+            var = obj[dim].variable.copy(deep=False)
+            var.attrs = {**var.attrs, "axis": axis}
+            obj = obj.assign_coords({dim: var})
     targets = obj.data_vars.values() if isinstance(obj, xr.Dataset) else [obj]
     for var in targets:
         var.encoding["grid_mapping"] = gm
@@ -321,9 +380,11 @@ def flow_to_xarray(
     """Wrap index-space stage fields ``(stage, row, column)`` as a CF-style ``u``/``v`` Dataset."""
     seconds = None
     if grid.time is not None and t_last is not None:
-        seconds = float((t_last - grid.time) / np.timedelta64(1, "s"))
+        seconds = seconds_between(grid.time, t_last)
     uc, vc, units = flow_in_coordinates(u, v, source, grid, seconds)
-    dims = ("time", grid.y_dim, grid.x_dim)
+    dims = ("time",) + tuple(d for d in source.dims if d in (grid.y_dim, grid.x_dim))
+    if dims[1:] != (grid.y_dim, grid.x_dim):
+        uc, vc = uc.transpose(0, 2, 1), vc.transpose(0, 2, 1)
     where = "grid-relative, positive toward increasing {} coordinate"
     ds = xr.Dataset(
         {

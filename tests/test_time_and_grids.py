@@ -1,0 +1,97 @@
+"""Real-file variants: cftime, other time names, one-sided time, float32 coords, lat/lon, order."""
+
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import xlatent
+from xlatent.exceptions import DeviceError
+
+from conftest import QUICK, plain_pair
+
+
+def _timed(a, b, name="time"):
+    return (a.assign_coords({name: np.datetime64("2024-01-01T00:00", "ns")}),
+            b.assign_coords({name: np.datetime64("2024-01-01T06:00", "ns")}))
+
+
+def test_cftime_gives_cftime_stamps_and_physical_units():
+    cftime = pytest.importorskip("cftime")
+    a, b = plain_pair()
+    a = a.assign_coords(time=cftime.DatetimeNoLeap(2001, 2, 28, 0)).rio.write_crs("EPSG:3413")
+    b = b.assign_coords(time=cftime.DatetimeNoLeap(2001, 3, 1, 0)).rio.write_crs("EPSG:3413")
+    frames, flow = xlatent.interpolate(a, b, steps=2, **QUICK)
+    assert frames.time.values[1] == cftime.DatetimeNoLeap(2001, 2, 28, 12)
+    assert flow.u.attrs["units"] == "m s-1"
+
+
+def test_time_coord_with_another_name_is_used_and_not_copied():
+    a, b = _timed(*plain_pair(), name="valid_time")
+    frames, _ = xlatent.interpolate(a.rio.write_crs("EPSG:3413"), b.rio.write_crs("EPSG:3413"), steps=2, **QUICK)
+    assert np.issubdtype(frames.time.dtype, np.datetime64)
+    assert frames.time.values[1] == np.datetime64("2024-01-01T03:00", "ns")
+    assert "valid_time" not in frames.coords
+
+
+def test_one_sided_time_warns():
+    a, b = _timed(*plain_pair())
+    with pytest.warns(UserWarning, match="Only the first image"):
+        xlatent.interpolate(a, b.drop_vars("time"), steps=1, **QUICK)
+
+
+def test_float32_and_float64_coords_are_the_same_grid():
+    a, b = plain_pair()
+    a = a.assign_coords(x=a.x.astype("float32") * 0.1, y=a.y.astype("float32") * 0.1)
+    b = b.assign_coords(x=b.x.astype("float64") * 0.1, y=b.y.astype("float64") * 0.1)
+    xlatent.interpolate(a, b, steps=1, **QUICK)
+
+
+def test_frames_stay_within_input_range():
+    a, b = plain_pair()
+    a, b = np.maximum(a, 0), np.maximum(b, 0)  # a non-negative quantity, like rain
+    frames, _ = xlatent.interpolate(a, b, steps=4, **QUICK)
+    assert float(frames.min()) >= 0.0
+    assert float(frames.max()) <= max(float(a.max()), float(b.max())) + 1e-6
+
+
+def test_unavailable_device_is_a_clear_error():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    a, b = plain_pair()
+    with pytest.raises(DeviceError, match="no CUDA"):
+        xlatent.interpolate(a, b, device="cuda", **QUICK)
+
+
+def test_lat_lon_round_trip_keeps_spatial_dims(tmp_path):
+    lat = np.linspace(60, 62, 32)
+    lon = np.linspace(10, 14, 40)
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(32, 40)).astype("float32")
+    a = xr.DataArray(base, dims=("lat", "lon"), coords={"lat": lat, "lon": lon}, name="sst")
+    b = a.copy(data=np.roll(base, 1, axis=1))
+    a, b = _timed(a.rio.write_crs("EPSG:4326"), b.rio.write_crs("EPSG:4326"))
+    frames, flow = xlatent.interpolate(a, b, steps=2, **QUICK)
+    assert flow.u.attrs["units"] == "m s-1"
+    frames.to_netcdf(tmp_path / "f.nc")
+    back = xr.open_dataarray(tmp_path / "f.nc", decode_coords="all")
+    assert back.rio.crs.to_epsg() == 4326
+    assert (back.rio.y_dim, back.rio.x_dim) == ("lat", "lon")
+    assert "axis" not in a.lat.attrs  # the input was not touched
+
+
+def test_flow_follows_the_input_dim_order():
+    a, b = plain_pair()
+    frames, flow = xlatent.interpolate(a.transpose("x", "y"), b.transpose("x", "y"), steps=1, **QUICK)
+    assert frames.dims == ("time", "x", "y")
+    assert flow.u.dims == ("time", "x", "y")
+
+
+def test_load_error_does_not_advise_unsafe_loading(tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(xlatent.XlatentError) as info:
+        xlatent.load(tmp_path / "junk.pt")
+    assert "weights_only" not in str(info.value)
