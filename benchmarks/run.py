@@ -95,7 +95,7 @@ def cases(names, mch_dir, size):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", nargs="+", default=["all"], help="synthetic case names, 'mch', or 'all'")
-    ap.add_argument("--methods", nargs="+", default=["linear", "latent"])
+    ap.add_argument("--methods", nargs="+", default=["linear", "flow", "latent"])
     ap.add_argument("--mch-dir", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     ap.add_argument("--size", type=int, default=128, help="side of the synthetic cases")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="LatentConfig override (JSON value)")

@@ -124,3 +124,15 @@ def test_constant_images_give_zero_flow_and_constant_frames():
     np.testing.assert_allclose(frames, 3.0, atol=1e-5)
     np.testing.assert_allclose(flow.u, 0, atol=1e-6)
     np.testing.assert_allclose(flow.v, 0, atol=1e-6)
+
+
+def test_flow_method_contract_and_direction(translation_case):
+    case = translation_case
+    frames, flow = case.first.latentdyn.interpolate(case.last, steps=6, method="flow")
+    assert frames.sizes["time"] == 7 and flow.sizes["time"] == 1
+    np.testing.assert_allclose(flow.interp_fraction, [0.5])
+    assert flow.u.attrs["units"] == "m s-1"
+    assert float(flow.u.mean()) > 0 and float(flow.v.mean()) > 0  # east and north
+    truth = case.frames.values[1:-1]
+    lin = np.stack([(1 - t) * case.first.values + t * case.last.values for t in np.arange(1, 6) / 6])
+    assert np.mean((frames.values[1:-1] - truth) ** 2) < 0.5 * np.mean((lin - truth) ** 2)

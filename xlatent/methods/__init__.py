@@ -55,4 +55,4 @@ def available() -> list[str]:
 
 
 def _load_builtins() -> None:
-    from xlatent.methods import latent, linear  # noqa: F401  (register on import)
+    from xlatent.methods import flow, latent, linear  # noqa: F401  (register on import)
