@@ -150,6 +150,14 @@ def _config(config: LatentConfig | None, options: Mapping[str, Any]) -> LatentCo
     return base
 
 
+def _setup(first, last, x_dim, y_dim, patch, stride, config, options):
+    """Validated pair, configuration, and patch/stride in (rows, columns)."""
+    pair = _prepare(first, last, x_dim, y_dim)
+    cfg = _config(config, options)
+    patch_rc, stride_rc = _patch_sizes(patch, stride, pair.grid, pair.first.shape[-2:], cfg)
+    return pair, cfg, patch_rc, stride_rc
+
+
 def interpolate(
     first: xr.DataArray,
     last: xr.DataArray,
@@ -215,9 +223,7 @@ def interpolate(
 
     fractions = _fractions(steps)
     fn = methods.get(method)
-    pair = _prepare(first, last, x_dim, y_dim)
-    cfg = _config(config, options)
-    patch_rc, stride_rc = _patch_sizes(patch, stride, pair.grid, pair.first.shape[-2:], cfg)
+    pair, cfg, patch_rc, stride_rc = _setup(first, last, x_dim, y_dim, patch, stride, config, options)
     result = fn(
         pair.first, pair.last, pair.mask, fractions, config=cfg, patch=patch_rc, stride=stride_rc,
         device=device, seed=seed, progress=progress, exact_endpoints=exact_endpoints,
@@ -346,9 +352,7 @@ def fit(
     """Fit the latent advection model to a pair and return it for reuse (see :func:`interpolate`)."""
     from xlatent.methods.latent import LatentCore
 
-    pair = _prepare(first, last, x_dim, y_dim)
-    cfg = _config(config, options)
-    patch_rc, stride_rc = _patch_sizes(patch, stride, pair.grid, pair.first.shape[-2:], cfg)
+    pair, cfg, patch_rc, stride_rc = _setup(first, last, x_dim, y_dim, patch, stride, config, options)
     core = LatentCore(pair.first.shape[0], cfg, device, seed)
     core.fit(pair.first, pair.last, pair.mask, patch_rc, stride_rc, seed=seed, progress=progress)
     return LatentInterpolator(core, pair.mean, pair.std, pair, x_dim, y_dim)

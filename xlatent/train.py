@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -52,15 +51,6 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 
         raise DeviceError(f"device={device!r} but torch sees no CUDA GPU here. Use device='auto' or 'cpu'.")
     return dev
-
-
-def default_threads() -> int:
-    """CPU threads for torch: the cores this process may use (never more than 8)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 8))
 
 
 def train(

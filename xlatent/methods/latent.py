@@ -69,15 +69,16 @@ class LatentCore:
                 return [self.model.fields(first, last, prior)[0].cpu().numpy()]
             f = torch.from_numpy(np.ascontiguousarray(fields)).to(self.device)[None]
             z = self.model.encode(first)
-            frames = [self.model.decode(zt) for zt in self.model.roll(z, f, fractions)]
-            end = self.model.decode(self.model.roll(z, f)[0])
-            r0 = first - self.model.decode(z)
+            k = len(fractions)
+            # one decoder pass over the frames, the end point and the start (for the residuals)
+            decoded = self.model.decode(torch.cat(self.model.roll(z, f, [*fractions, 1.0]) + [z]))
+            frames, end, start = decoded[:k], decoded[k : k + 1], decoded[k + 1 :]
+            r0 = first - start
             r1 = last - end
             # the decoder's miss at the end, carried back along the motion to each fraction:
             # change the advection did not explain appears where the feature is at that time
             r1_t = torch.cat(self.model.carry_back(r1, f, fractions), dim=0)
-            out = torch.cat(frames, dim=0)
-            return [out.cpu().numpy(), r0[0].cpu().numpy(), r1_t.cpu().numpy()]
+            return [frames.cpu().numpy(), r0[0].cpu().numpy(), r1_t.cpu().numpy()]
 
     def _tiling(self, shape):
         multiple = self.model.alignment
