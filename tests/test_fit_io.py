@@ -112,3 +112,17 @@ def test_accessor_fit_matches_function(rotation_case):
     a = rotation_case.first.latentdyn.fit(rotation_case.last, seed=1, **QUICK)
     b = xlatent.fit(rotation_case.first, rotation_case.last, seed=1, **QUICK)
     np.testing.assert_array_equal(a.flow(progress=False).u.values, b.flow(progress=False).u.values)
+
+
+@pytest.mark.parametrize("blend", ["symmetric", "residual"])
+def test_blends_keep_exact_endpoints(rotation_case, blend):
+    model = xlatent.fit(rotation_case.first, rotation_case.last, **QUICK)
+    frames = model.frames(2, blend=blend, progress=False)
+    np.testing.assert_allclose(frames[0], rotation_case.first, atol=1e-4)
+    np.testing.assert_allclose(frames[-1], rotation_case.last, atol=1e-4)
+
+
+def test_unknown_blend_is_rejected(rotation_case):
+    model = xlatent.fit(rotation_case.first, rotation_case.last, **QUICK)
+    with pytest.raises(ValueError, match="blend"):
+        model.frames(2, blend="magic", progress=False)

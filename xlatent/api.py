@@ -172,6 +172,7 @@ def interpolate(
     seed: int | None = 0,
     progress: bool = True,
     exact_endpoints: bool = True,
+    blend: str = "symmetric",
     clip: bool = True,
     config: LatentConfig | None = None,
     **options: Any,
@@ -202,6 +203,10 @@ def interpolate(
     exact_endpoints : bool
         Add the decoder's misses at both ends (the last one carried back along the motion), so
         that the first and last frames equal the inputs.
+    blend : str
+        With ``exact_endpoints``: ``"symmetric"`` (default) blends the advected first image with
+        the last image carried back along the same motion, ``(1 - t)`` and ``t``; ``"residual"``
+        carries back only what the model misses at the end. See ``docs/method.md``.
     clip : bool
         Keep frame values within the range spanned by the two inputs (per channel): a rain rate
         never goes negative, a brightness never exceeds what was observed.
@@ -226,7 +231,7 @@ def interpolate(
     pair, cfg, patch_rc, stride_rc = _setup(first, last, x_dim, y_dim, patch, stride, config, options)
     result = fn(
         pair.first, pair.last, pair.mask, fractions, config=cfg, patch=patch_rc, stride=stride_rc,
-        device=device, seed=seed, progress=progress, exact_endpoints=exact_endpoints,
+        device=device, seed=seed, progress=progress, exact_endpoints=exact_endpoints, blend=blend,
     )
     attrs = _provenance(method, result.info)
     frames = _frames_xr(pair, result.frames, fractions, attrs, clip)
@@ -282,12 +287,12 @@ class LatentInterpolator:
         return _provenance("latent", {"device": str(self._core.device)})
 
     def frames(self, steps: int = 8, first=None, last=None, *, exact_endpoints: bool = True,
-               clip: bool = True, progress: bool = True) -> xr.DataArray:
+               blend: str = "symmetric", clip: bool = True, progress: bool = True) -> xr.DataArray:
         """``steps + 1`` frames from the first image to the last (see :func:`interpolate`)."""
         fractions = _fractions(steps)
         pair = self._pair_for(first, last)
         fields = self._fields(pair, progress)
-        frames = self._core.frames(pair.first, pair.last, fields, fractions, exact_endpoints, progress)
+        frames = self._core.frames(pair.first, pair.last, fields, fractions, exact_endpoints, progress, blend)
         return _frames_xr(pair, frames, fractions, self._attrs(), clip)
 
     def flow(self, first=None, last=None, *, progress: bool = True) -> xr.Dataset:

@@ -1,8 +1,15 @@
 """``latent`` (default): latent space advection (paper 000), fitted to the pair at hand.
 
 Numpy in, numpy out; torch stays inside. Frames come from advecting ``E(first)`` with the
-fields of F and decoding; the endpoints' reconstruction residuals are blended in linearly
-(``exact_endpoints``) so that the first and last frames equal the inputs.
+fields of F and decoding. With ``exact_endpoints`` the first and last frames equal the inputs:
+
+- ``blend="symmetric"`` (default): ``(1 - t) * (D(z_t) + r0) + t * last_t``, where ``last_t`` is
+  the last image carried back along the same motion to time ``t``: both observations feed every
+  frame, as in the forward/backward blend of optical-flow interpolation.
+- ``blend="residual"``: ``D(z_t) + (1 - t) * r0 + t * r1_t``, only the decoder's miss at the end
+  (``r1 = last - D(z_1)``) carried back.
+
+``r0 = first - D(z_0)`` is the decoder's miss at the start.
 """
 
 from __future__ import annotations
@@ -58,7 +65,7 @@ class LatentCore:
         )
         return self.history
 
-    def _run(self, window: np.ndarray, c: int, fractions, fields=None):
+    def _run(self, window: np.ndarray, c: int, fractions, fields=None, blend="symmetric"):
         torch = self._torch
         x = torch.from_numpy(np.ascontiguousarray(window)).to(self.device)[None]
         x = x.contiguous(memory_format=torch.channels_last)
@@ -77,8 +84,18 @@ class LatentCore:
             r1 = last - end
             # the decoder's miss at the end, carried back along the motion to each fraction:
             # change the advection did not explain appears where the feature is at that time
-            r1_t = torch.cat(self.model.carry_back(r1, f, fractions), dim=0)
-            return [frames.cpu().numpy(), r0[0].cpu().numpy(), r1_t.cpu().numpy()]
+            t = torch.tensor(np.asarray(fractions, dtype=np.float32)).view(-1, 1, 1, 1)
+            if blend == "symmetric":
+                last_t = torch.cat(self.model.carry_back(last, f, fractions), dim=0)
+                frames = (1 - t) * frames + t * last_t
+                tail = torch.zeros_like(frames)
+            elif blend == "residual":
+                tail = t * torch.cat(self.model.carry_back(r1, f, fractions), dim=0)
+            else:
+                from xlatent.exceptions import InputError
+
+                raise InputError(f"blend must be 'symmetric' or 'residual', got {blend!r}.")
+            return [frames.cpu().numpy(), r0[0].cpu().numpy(), tail.cpu().numpy()]
 
     def _tiling(self, shape):
         multiple = self.model.alignment
@@ -102,7 +119,7 @@ class LatentCore:
                                   self.config.tile, halo, multiple, _FEATHER, bar.update)
         return fields
 
-    def frames(self, first, last, fields, fractions, exact_endpoints=True, progress=False):
+    def frames(self, first, last, fields, fractions, exact_endpoints=True, progress=False, blend="symmetric"):
         """Frames ``(K, C, H, W)`` at ``fractions`` by advecting ``E(first)`` with ``fields``.
 
         Tiles get a halo of the model's reach plus the largest displacement, so that no
@@ -119,23 +136,23 @@ class LatentCore:
 
         def step(window):
             f = window[2 * c :].reshape(n, 2, *window.shape[-2:])
-            return self._run(window[: 2 * c], c, fractions, f)
+            return self._run(window[: 2 * c], c, fractions, f, blend if exact_endpoints else "residual")
 
         with tqdm(total=n_tiles, desc="xlatent frames", disable=not progress or n_tiles < 4, leave=False) as bar:
-            frames, r0, r1 = run_tiled(step, stack, self.config.tile, halo, multiple, _FEATHER, bar.update)
+            frames, r0, tail = run_tiled(step, stack, self.config.tile, halo, multiple, _FEATHER, bar.update)
         if exact_endpoints:
             t = np.asarray(fractions, dtype=np.float32)[:, None, None, None]
-            frames = frames + (1 - t) * r0[None] + t * r1
+            frames = frames + (1 - t) * r0[None] + tail
         return frames
 
 
 @register("latent")
 def latent(first, last, mask, fractions, *, config: LatentConfig, patch, stride, device="auto",
-           seed=0, progress=True, exact_endpoints=True, **_) -> MethodResult:
+           seed=0, progress=True, exact_endpoints=True, blend="symmetric", **_) -> MethodResult:
     core = LatentCore(first.shape[0], config, device, seed)
     prior = core.prior(first, last)
     history = core.fit(first, last, mask, patch, stride, seed=seed, progress=progress, prior=prior)
     fields = core.fields(first, last, progress, prior)
-    frames = core.frames(first, last, fields, fractions, exact_endpoints, progress)
+    frames = core.frames(first, last, fields, fractions, exact_endpoints, progress, blend)
     info = {"device": str(core.device), "train_seconds": history.seconds, "stopped": history.stopped}
     return MethodResult(frames=frames, fields=fields, info=info, fitted=core)
