@@ -49,20 +49,28 @@ def advect(z: torch.Tensor, field: torch.Tensor, dt: float) -> torch.Tensor:
     return sample(z, _grid(h, w, z) - dt * field)
 
 
+def _trace(fields: Sequence[torch.Tensor], steps: Sequence[float], order: Sequence[int], sign: float) -> torch.Tensor:
+    """Positions of the grid cells moved by ``sign * dt_k * field_k`` for ``k`` in ``order``,
+    each field read (bilinearly) at the point's current position."""
+    first = fields[0]
+    pos = _grid(*first.shape[-2:], first).expand(first.shape[0], -1, -1, -1)
+    moved = False
+    for k in order:
+        if steps[k] == 0:
+            continue
+        velocity = sample(fields[k], pos) if moved else fields[k]  # still on the grid: exact
+        pos = pos + sign * steps[k] * velocity
+        moved = True
+    return pos
+
+
 def departure(fields: Sequence[torch.Tensor], steps: Sequence[float]) -> torch.Tensor:
     """Departure points ``(B, 2, H, W)`` of the cells after the steps ``(field_k, dt_k)`` in order.
 
     Traced backward: from the final time, each step moves the point back by ``dt_k`` times
     field ``k`` read (bilinearly) at the point's current position.
     """
-    first = fields[0]
-    pos = _grid(*first.shape[-2:], first).expand(first.shape[0], -1, -1, -1)
-    for k in reversed(range(len(fields))):
-        if steps[k] == 0:
-            continue
-        velocity = fields[k] if k == len(fields) - 1 else sample(fields[k], pos)
-        pos = pos - steps[k] * velocity
-    return pos
+    return _trace(fields, steps, range(len(fields) - 1, -1, -1), -1.0)
 
 
 def arrival(fields: Sequence[torch.Tensor], steps: Sequence[float]) -> torch.Tensor:
@@ -71,11 +79,4 @@ def arrival(fields: Sequence[torch.Tensor], steps: Sequence[float]) -> torch.Ten
     Traced forward, the mirror of :func:`departure`: sampling a quantity known at the final
     time at these points carries it back to the starting time along the same motion.
     """
-    first = fields[0]
-    pos = _grid(*first.shape[-2:], first).expand(first.shape[0], -1, -1, -1)
-    for k in range(len(fields)):
-        if steps[k] == 0:
-            continue
-        velocity = fields[k] if k == 0 else sample(fields[k], pos)
-        pos = pos + steps[k] * velocity
-    return pos
+    return _trace(fields, steps, range(len(fields)), 1.0)
