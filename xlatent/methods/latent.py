@@ -77,19 +77,19 @@ class LatentCore:
             f = torch.from_numpy(np.ascontiguousarray(fields)).to(self.device)[None]
             z = self.model.encode(first)
             k = len(fractions)
-            # one decoder pass over the frames, the end point and the start (for the residuals)
-            decoded = self.model.decode(torch.cat(self.model.roll(z, f, [*fractions, 1.0]) + [z]))
-            frames, end, start = decoded[:k], decoded[k : k + 1], decoded[k + 1 :]
+            residual = blend == "residual"
+            # one decoder pass over the frames, the start (for r0) and, for "residual", the end
+            wanted = [*fractions, 1.0] if residual else list(fractions)
+            decoded = self.model.decode(torch.cat(self.model.roll(z, f, wanted) + [z]))
+            frames, start = decoded[:k], decoded[-1:]
             r0 = first - start
-            r1 = last - end
-            # the decoder's miss at the end, carried back along the motion to each fraction:
-            # change the advection did not explain appears where the feature is at that time
             t = torch.tensor(np.asarray(fractions, dtype=np.float32)).view(-1, 1, 1, 1)
-            if blend == "symmetric":
+            if blend == "symmetric":  # the last image itself, carried back along the motion
                 last_t = torch.cat(self.model.carry_back(last, f, fractions), dim=0)
                 frames = (1 - t) * frames + t * last_t
                 tail = torch.zeros_like(frames)
-            elif blend == "residual":
+            elif residual:  # only the decoder's miss at the end, carried back
+                r1 = last - decoded[k : k + 1]
                 tail = t * torch.cat(self.model.carry_back(r1, f, fractions), dim=0)
             else:
                 from xlatent.exceptions import InputError
