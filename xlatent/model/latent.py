@@ -76,13 +76,17 @@ class LatentAdvection(nn.Module):
         out = []
         for f in fractions:
             f = float(f)
-            k = min(int(math.floor(f * n + 1e-9)), n)
+            k = self._stage(f)
             if k >= n:
                 out.append(q1)
                 continue
             steps = [(k + 1) / n - f] + [1.0 / n] * (n - k - 1)
             out.append(sample(q1, arrival([fields[:, j] for j in range(k, n)], steps)))
         return out
+
+    def _stage(self, fraction: float) -> int:
+        """Index of the stage a fraction falls in (N for fraction 1): full stages before it."""
+        return min(int(math.floor(fraction * self.stages + 1e-9)), self.stages)
 
     @property
     def alignment(self) -> int:
@@ -104,7 +108,7 @@ class LatentAdvection(nn.Module):
         out = []
         for f in fractions:
             f = float(f)
-            full = min(int(math.floor(f * n + 1e-9)), n)
+            full = self._stage(f)
             steps = [1.0 / n] * full
             if full < n and f - full / n > 1e-9:
                 steps.append(f - full / n)
