@@ -22,6 +22,7 @@ import numpy as np
 import xarray as xr
 
 import xlatent
+import xlatent.methods
 from xlatent import datasets
 
 MCH_FILES = ("mch_20150515.nc", "mch_20160711.nc", "mch_20170131.nc")
@@ -76,6 +77,42 @@ def epe(flow: xr.Dataset | None, truth: xr.Dataset | None) -> float:
     return float(np.nanmean(np.hypot(du, dv)))
 
 
+def panel(name: str, truth: np.ndarray, true_flow, outputs: dict, path: Path) -> None:
+    """Truth and each method at the middle held-out frame; below, each method's mean motion."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mid = truth.shape[0] // 2
+    columns = [("truth", truth[mid], true_flow)] + [(m, f.values[1 + mid], fl) for m, (f, fl) in outputs.items()]
+    vmin, vmax = float(np.nanmin(truth)), float(np.nanmax(truth))
+    fig, axes = plt.subplots(2, len(columns), figsize=(2.6 * len(columns), 5.4), squeeze=False)
+    for k, (label, image, flow) in enumerate(columns):
+        ax = axes[0, k]
+        ax.imshow(np.squeeze(image), vmin=vmin, vmax=vmax, cmap="viridis")
+        ax.set_title(label, fontsize=9)
+        ax.set_axis_off()
+        ax = axes[1, k]
+        ax.set_axis_off()
+        if flow is None:
+            continue
+        u, v = flow.u.mean("time").values, flow.v.mean("time").values
+        speed = np.hypot(u, v)
+        ax.imshow(speed, cmap="magma", vmin=0)
+        step = max(1, max(u.shape) // 16)
+        rows, cols = np.mgrid[0 : u.shape[0] : step, 0 : u.shape[1] : step]
+        # image rows grow downward; v > 0 points to increasing y, which is up on a north-up raster
+        flip = -1.0 if np.diff(flow[flow.u.dims[-2]].values[:2])[0] < 0 else 1.0
+        ax.quiver(cols, rows, u[::step, ::step], flip * v[::step, ::step], color="white", scale_units="xy", angles="xy")
+        ax.set_title(f"{label} motion ({flow.u.attrs.get('units', '')})", fontsize=7)
+    fig.suptitle(f"{name}: middle held-out frame (top), mean motion (bottom)", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
 def cases(names, mch_dir, size):
     for name in names:
         if name in datasets.CASES:
@@ -95,29 +132,35 @@ def cases(names, mch_dir, size):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", nargs="+", default=["all"], help="synthetic case names, 'mch', or 'all'")
-    ap.add_argument("--methods", nargs="+", default=["linear", "flow", "latent"])
+    ap.add_argument("--methods", nargs="+", default=["linear", "ot", "flow", "advection", "latent"])
     ap.add_argument("--mch-dir", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     ap.add_argument("--size", type=int, default=128, help="side of the synthetic cases")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="LatentConfig override (JSON value)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "out" / "results.md"))
+    ap.add_argument("--no-figures", action="store_true", help="skip the PNG panels")
     args = ap.parse_args(argv)
     names = list(datasets.CASES) + ["mch"] if "all" in args.cases else args.cases
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     rows, lines = [], []
     header = "| case | method | PSNR dB | SSIM | MAE | EPE m/s | time s | peak MiB |\n|---|---|---|---|---|---|---|---|"
     print(header, flush=True)
+    trained = {m for m in args.methods if xlatent.methods.spec(m).trained}
     for name, first, last, truth, true_flow in cases(names, args.mch_dir, args.size):
+        outputs = {}
         for method in args.methods:
             t0 = time.perf_counter()
             with PeakMemory() as mem:
                 frames, flow = xlatent.interpolate(first, last, steps=6, method=method, progress=False,
-                                                   **(overrides if method == "latent" else {}))
+                                                   **(overrides if method in trained else {}))
             wall = time.perf_counter() - t0
+            outputs[method] = (frames, flow)
             s = scores(frames.values[1:-1], truth)
             row = f"| {name} | {method} | {s['psnr']:.2f} | {s['ssim']:.3f} | {s['mae']:.4f} | {epe(flow, true_flow):.3f} | {wall:.1f} | {mem.mib:.0f} |"
             print(row, flush=True)
             lines.append(row)
             rows.append((name, method, s))
+        if not args.no_figures:
+            panel(name, truth, true_flow, outputs, Path(args.out).parent / f"{name.replace('@', '_t')}.png")
     summary = ["", "| method | mean PSNR (MCH) | mean SSIM (MCH) | mean PSNR (synthetic) |", "|---|---|---|---|"]
     for method in args.methods:
         mch = [s for n, m, s in rows if m == method and "@" in n]

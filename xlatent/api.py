@@ -150,6 +150,18 @@ def _config(config: LatentConfig | None, options: Mapping[str, Any]) -> LatentCo
     return base
 
 
+def _method_options(method: str, spec, options: Mapping[str, Any]) -> tuple[dict, dict]:
+    """Split ``**options`` into the method's own and :class:`LatentConfig` fields."""
+    own = {k: v for k, v in options.items() if k in spec.options}
+    rest = {k: v for k, v in options.items() if k not in spec.options}
+    if rest and not spec.trained:
+        from xlatent.exceptions import ConfigError
+
+        known = ", ".join(sorted(spec.options)) or "none"
+        raise ConfigError(f"Option(s) {sorted(rest)} do not apply to method={method!r} (its options: {known}).")
+    return own, rest
+
+
 def _setup(first, last, x_dim, y_dim, patch, stride, config, options):
     """Validated pair, configuration, and patch/stride in (rows, columns)."""
     pair = _prepare(first, last, x_dim, y_dim)
@@ -227,11 +239,13 @@ def interpolate(
     from xlatent import methods
 
     fractions = _fractions(steps)
-    fn = methods.get(method)
+    spec = methods.spec(method)
+    own, options = _method_options(method, spec, options)
     pair, cfg, patch_rc, stride_rc = _setup(first, last, x_dim, y_dim, patch, stride, config, options)
-    result = fn(
+    result = spec.fn(
         pair.first, pair.last, pair.mask, fractions, config=cfg, patch=patch_rc, stride=stride_rc,
         device=device, seed=seed, progress=progress, exact_endpoints=exact_endpoints, blend=blend,
+        mean=pair.mean, std=pair.std, **own,
     )
     attrs = _provenance(method, result.info)
     frames = _frames_xr(pair, result.frames, fractions, attrs, clip)
@@ -335,7 +349,7 @@ class LatentInterpolator:
             raise ModelFileError(f"{path} is not an xlatent model file (saved with LatentInterpolator.save).") from err
         if meta.get("format") != _FORMAT or meta.get("format_version", 0) > _FORMAT_VERSION:
             raise ModelFileError(f"{path} is not an xlatent model file of a version this xlatent reads.")
-        core = LatentCore(meta["channels"], LatentConfig.from_dict(meta["config"]), device)
+        core = LatentCore(meta["channels"], LatentConfig.from_dict(meta["config"]), device, None, meta["mean"], meta["std"])
         core.model.load_state_dict(blob["state_dict"])
         return cls(core, meta["mean"], meta["std"], None, *meta["dims"])
 
@@ -358,7 +372,7 @@ def fit(
     from xlatent.methods.latent import LatentCore
 
     pair, cfg, patch_rc, stride_rc = _setup(first, last, x_dim, y_dim, patch, stride, config, options)
-    core = LatentCore(pair.first.shape[0], cfg, device, seed)
+    core = LatentCore(pair.first.shape[0], cfg, device, seed, pair.mean, pair.std)
     core.fit(pair.first, pair.last, pair.mask, patch_rc, stride_rc, seed=seed, progress=progress)
     return LatentInterpolator(core, pair.mean, pair.std, pair, x_dim, y_dim)
 

@@ -16,6 +16,10 @@ class LatentConfig:
 
     Attributes
     ----------
+    codec : str
+        ``"learned"``: encoder E and decoder D are networks (latent space advection);
+        ``"identity"``: E and D are the identity, so the fields advect the image itself (the
+        paper's image-space advection comparison, ``method="advection"``).
     latent_channels : int
         Learned latent channels added to the image channels (the latent keeps the image itself
         as its first channels, so image-space advection is a special case of the model).
@@ -34,7 +38,11 @@ class LatentConfig:
         a wider view for large displacements, smooth fields, and less compute.
     flow_prior : str or None
         Starting field that F corrects: ``"tvl1"`` (pyramidal TV-L1 optical flow of the pair,
-        scikit-image) or None (F alone, as in the paper).
+        scikit-image), ``"vet"`` or ``"lk"`` (pysteps, the ``pysteps`` extra), or None (F alone,
+        as in the paper).
+    motion_transform : str
+        What the starting-field estimator sees: ``"auto"`` (log of channels without negative
+        values, such as rain rate), ``"log"`` or ``"none"``; see :mod:`xlatent.methods.motion`.
     flow_scale : float
         Displacement (grid cells over the whole interval) of one unit of F's output.
     l_ae, l_lat, l_mag, l_smooth, l_time : float
@@ -65,6 +73,7 @@ class LatentConfig:
         Core size of inference tiles (grid cells); each tile also gets a halo.
     """
 
+    codec: str = "learned"
     latent_channels: int = 4
     encoder_width: int = 8
     unet_width: int = 8
@@ -74,6 +83,7 @@ class LatentConfig:
     flow_scale: float = 8.0
     flow_pool: int = 4
     flow_prior: str | None = "tvl1"
+    motion_transform: str = "auto"
     l_ae: float = 1.0
     l_lat: float = 0.0
     l_mag: float = 1e-4
@@ -90,6 +100,15 @@ class LatentConfig:
     patience: int = 150
     min_delta: float = 1e-3
     tile: int = 512
+
+    def __post_init__(self) -> None:
+        from xlatent.methods.motion import check_options
+
+        check_options(self.flow_prior or "tvl1", self.motion_transform, what="flow_prior")
+        if self.codec not in ("learned", "identity"):
+            from xlatent.exceptions import ConfigError
+
+            raise ConfigError(f"Unknown codec {self.codec!r}: use 'learned' or 'identity'.")
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as a JSON-serialisable dict."""

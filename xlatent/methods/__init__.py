@@ -1,7 +1,8 @@
 """Interpolation methods behind one contract, chosen by name with ``method=``.
 
 A method takes the two images as normalised, NaN-free ``(C, H, W)`` float32 arrays plus the
-validity mask and the wanted fractions, and returns frames ``(K, C, H, W)`` and, when it has
+validity mask, the wanted fractions and the per-channel ``mean``/``std`` that undo the
+normalisation (keywords), and returns frames ``(K, C, H, W)`` and, when it has
 one, the motion as per-stage fields ``(N, 2, H, W)`` in grid cells per unit of
 ``interp_fraction`` (index space: column, row). Geo handling stays in :mod:`xlatent.geo`.
 """
@@ -27,25 +28,46 @@ class MethodResult:
 
 
 MethodFn = Callable[..., MethodResult]
-_REGISTRY: dict[str, MethodFn] = {}
 
 
-def register(name: str) -> Callable[[MethodFn], MethodFn]:
-    """Decorator adding a method to the registry under ``name``."""
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method: its function, its own options (with defaults), and whether it is
+    trained with a :class:`~xlatent.LatentConfig` (whose fields are then options too)."""
+
+    fn: MethodFn
+    options: dict[str, Any]
+    trained: bool
+
+
+_REGISTRY: dict[str, MethodSpec] = {}
+
+
+def register(name: str, options: dict[str, Any] | None = None, trained: bool = False) -> Callable[[MethodFn], MethodFn]:
+    """Decorator adding a method to the registry under ``name``.
+
+    ``options`` are the keywords the method accepts besides the common ones, with defaults;
+    ``trained`` methods also take every :class:`~xlatent.LatentConfig` field.
+    """
 
     def wrap(fn: MethodFn) -> MethodFn:
-        _REGISTRY[name] = fn
+        _REGISTRY[name] = MethodSpec(fn, dict(options or {}), trained)
         return fn
 
     return wrap
 
 
-def get(name: str) -> MethodFn:
+def spec(name: str) -> MethodSpec:
     """The method registered as ``name``; a clear error listing the known names otherwise."""
     _load_builtins()
-    if name not in _REGISTRY:
+    if not isinstance(name, str) or name not in _REGISTRY:
         raise UnknownMethodError(f"Unknown method {name!r}. Available: {', '.join(available())}.")
     return _REGISTRY[name]
+
+
+def get(name: str) -> MethodFn:
+    """The function of the method registered as ``name``."""
+    return spec(name).fn
 
 
 def available() -> list[str]:
@@ -55,4 +77,4 @@ def available() -> list[str]:
 
 
 def _load_builtins() -> None:
-    from xlatent.methods import flow, latent, linear  # noqa: F401  (register on import)
+    from xlatent.methods import advection, flow, latent, linear, ot  # noqa: F401  (register on import)

@@ -1,10 +1,10 @@
 """``flow``: optical flow plus a semi-Lagrangian forward/backward blend, as geoscientists do.
 
-The motion is pyramidal TV-L1 (scikit-image) between the two images, taken as a steady field.
-The frame at ``t`` blends ``first`` advected forward by ``t`` and ``last`` advected backward by
-``1 - t``: ``(1 - t) * fwd + t * bwd``. Assumes brightness is carried, not created: new features
-fade in where they are at the end (no motion can create them), and growth or decay is blended
-linearly.
+The motion (TV-L1 by default, or pysteps' VET / Lucas-Kanade; estimated on log rain for
+non-negative fields, see :mod:`xlatent.methods.motion`) is taken as a steady field. The frame
+at ``t`` blends ``first`` advected forward by ``t`` and ``last`` advected backward by ``1 - t``:
+``(1 - t) * fwd + t * bwd``. Assumes brightness is carried, not created: new features fade in
+where they are at the end (no motion can create them), and growth or decay is blended linearly.
 """
 
 from __future__ import annotations
@@ -16,14 +16,20 @@ from xlatent.methods import MethodResult, register
 _SUBSTEPS = 8  # semi-Lagrangian sub-steps along the steady field
 
 
-@register("flow")
-def flow(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.ndarray, **_) -> MethodResult:
+def physical(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Undo the per-channel normalisation of ``(C, H, W)`` arrays."""
+    return x * np.asarray(std)[:, None, None] + np.asarray(mean)[:, None, None]
+
+
+@register("flow", options={"motion": "tvl1", "motion_transform": "auto"})
+def flow(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.ndarray, *, mean, std,
+         motion: str = "tvl1", motion_transform: str = "auto", **_) -> MethodResult:
     import torch
 
-    from xlatent.methods.motion import tvl1
+    from xlatent.methods.motion import estimate
     from xlatent.model.advection import arrival, departure, sample
 
-    field = tvl1(first, last)
+    field = estimate(physical(first, mean, std), physical(last, mean, std), motion, motion_transform)
     u = torch.from_numpy(field)[None]
     a = torch.from_numpy(first)[None]
     b = torch.from_numpy(last)[None]
@@ -33,4 +39,4 @@ def flow(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.nd
             fwd = sample(a, departure([u] * _SUBSTEPS, [t / _SUBSTEPS] * _SUBSTEPS)) if t > 0 else a
             bwd = sample(b, arrival([u] * _SUBSTEPS, [(1 - t) / _SUBSTEPS] * _SUBSTEPS)) if t < 1 else b
             frames.append(((1 - t) * fwd + t * bwd)[0].numpy())
-    return MethodResult(frames=np.stack(frames), fields=field[None], info={"motion": "tvl1"})
+    return MethodResult(frames=np.stack(frames), fields=field[None], info={"motion": motion})

@@ -29,7 +29,8 @@ _FEATHER = 8  # cells of linear blending between neighbouring tiles
 class LatentCore:
     """A latent advection model and how to run it on whole images (tiles with a halo)."""
 
-    def __init__(self, channels: int, config: LatentConfig, device: Any = "auto", seed: int | None = None) -> None:
+    def __init__(self, channels: int, config: LatentConfig, device: Any = "auto", seed: int | None = None,
+                 mean=None, std=None) -> None:
         import torch
 
         if seed is not None:  # the initial weights are part of what the seed fixes
@@ -38,6 +39,9 @@ class LatentCore:
         from xlatent.train import resolve_device
 
         self.config = config
+        # the normalisation, undone for the starting-field estimator (log of rain rate...)
+        self.mean = np.zeros(channels, np.float32) if mean is None else np.asarray(mean, np.float32)
+        self.std = np.ones(channels, np.float32) if std is None else np.asarray(std, np.float32)
         self.device = resolve_device(device)
         self.model = LatentAdvection(channels, config).to(self.device).eval()
         self.history = None
@@ -47,11 +51,11 @@ class LatentCore:
         """The starting field ``(2, H, W)`` the config asks for, or None."""
         if not self.config.flow_prior:
             return None
-        if self.config.flow_prior != "tvl1":
-            raise ValueError(f"Unknown flow_prior {self.config.flow_prior!r}: use 'tvl1' or None.")
-        from xlatent.methods.motion import tvl1
+        from xlatent.methods.flow import physical
+        from xlatent.methods.motion import estimate
 
-        return tvl1(first, last)
+        a, b = physical(first, self.mean, self.std), physical(last, self.mean, self.std)
+        return estimate(a, b, self.config.flow_prior, self.config.motion_transform)
 
     def fit(self, first, last, mask, patch, stride, seed=0, progress=True, prior=None):
         """Train on the pair (normalised ``(C, H, W)`` arrays); returns the history."""
@@ -146,10 +150,11 @@ class LatentCore:
         return frames
 
 
-@register("latent")
+@register("latent", trained=True)
 def latent(first, last, mask, fractions, *, config: LatentConfig, patch, stride, device="auto",
-           seed=0, progress=True, exact_endpoints=True, blend="symmetric", **_) -> MethodResult:
-    core = LatentCore(first.shape[0], config, device, seed)
+           seed=0, progress=True, exact_endpoints=True, blend="symmetric", mean=None, std=None,
+           **_) -> MethodResult:
+    core = LatentCore(first.shape[0], config, device, seed, mean, std)
     prior = core.prior(first, last)
     history = core.fit(first, last, mask, patch, stride, seed=seed, progress=progress, prior=prior)
     fields = core.fields(first, last, progress, prior)

@@ -28,22 +28,23 @@ class LatentAdvection(nn.Module):
         super().__init__()
         self.channels = channels
         self.config = config
+        self.identity = config.codec == "identity"  # image-space advection: E, D the identity
         latent = channels + config.latent_channels
-        self.encoder = Encoder(channels, config.latent_channels, config.encoder_width)
+        self.encoder = None if self.identity else Encoder(channels, config.latent_channels, config.encoder_width)
+        self.decoder_net = None if self.identity else UNet(latent, channels, config.unet_width, config.unet_levels)
         fin = (2 * channels if config.flow_sees_last else channels) + (2 if config.flow_prior else 0)
         self.field_map = UNet(fin, 2 * config.stages, config.unet_width, config.unet_levels)
-        self.decoder_net = UNet(latent, channels, config.unet_width, config.unet_levels)
 
     @property
     def stages(self) -> int:
         return self.config.stages
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:
-        return self.encoder(image)
+        return image if self.identity else self.encoder(image)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """D: the image channels of the latent plus a learned correction."""
-        return z[:, : self.channels] + self.decoder_net(z)
+        return z if self.identity else z[:, : self.channels] + self.decoder_net(z)
 
     def fields(self, first: torch.Tensor, last: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
         """F: velocity of every stage, ``(B, N, 2, H, W)`` in grid cells per unit time.
@@ -121,4 +122,6 @@ class LatentAdvection(nn.Module):
 
     def receptive_radius(self) -> int:
         """How far (grid cells) the output at one pixel depends on input, excluding motion."""
+        if self.identity:
+            return self.field_reach()
         return len(self.encoder.body) // 2 + 1 + self.field_reach() + unet_reach(self.config.unet_levels)

@@ -1,0 +1,126 @@
+"""Every method behind the same contract; what each one is supposed to do, checked on known motion."""
+
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import xlatent
+from xlatent import methods
+from xlatent.exceptions import ConfigError, UnknownMethodError
+from xlatent.methods import motion
+
+from conftest import QUICK
+
+OPTIONS = {"latent": {"max_iters": 8}, "advection": {"max_iters": 8}, "ot": {"ot_grid": 24}}
+
+
+@pytest.mark.parametrize("method", ["linear", "flow", "ot", "advection", "latent"])
+def test_every_method_keeps_the_contract(method, translation_case):
+    first, last = translation_case.first, translation_case.last
+    frames, flow = first.latentdyn.interpolate(last, steps=4, method=method, progress=False,
+                                               **OPTIONS.get(method, {}))
+    assert frames.dims == ("time", "y", "x") and frames.sizes["time"] == 5
+    assert frames.rio.crs == first.rio.crs and frames.name == first.name
+    np.testing.assert_allclose(frames[0], first, atol=1e-4)
+    np.testing.assert_allclose(frames[-1], last, atol=1e-4)
+    assert frames.attrs["xlatent_method"] == method
+    if method == "linear":
+        assert flow is None
+    else:
+        assert set(flow.data_vars) == {"u", "v"} and flow.u.attrs["units"] == "m s-1"
+        assert flow.rio.crs == first.rio.crs
+
+
+def test_registry_lists_all_methods():
+    assert set(methods.available()) >= {"linear", "flow", "ot", "advection", "latent"}
+    with pytest.raises(UnknownMethodError, match="Available: .*ot"):
+        methods.spec("optical")
+
+
+def test_options_must_belong_to_the_method(translation_case):
+    a, b = translation_case.first, translation_case.last
+    with pytest.raises(ConfigError, match="do not apply to method='flow'.*motion"):
+        xlatent.interpolate(a, b, method="flow", max_iters=3, progress=False)
+    with pytest.raises(ConfigError, match="ot_grid"):
+        xlatent.interpolate(a, b, method="ot", ot_grid=0, progress=False)
+    with pytest.raises(ConfigError, match="flow_prior"):
+        xlatent.interpolate(a, b, flow_prior="farneback", progress=False)
+    with pytest.raises(ConfigError, match="motion"):
+        xlatent.interpolate(a, b, method="flow", motion="farneback", progress=False)
+
+
+def _blob_pair(shift=(0, 12), size=64):
+    """A Gaussian rain cell that moves ``shift`` (rows, columns) cells, on a rain-like zero floor."""
+    r, c = np.mgrid[0:size, 0:size].astype(float)
+
+    def blob(r0, c0, peak):
+        return peak * np.exp(-((r - r0) ** 2 + (c - c0) ** 2) / (2 * 4.0**2))
+
+    coords = {"y": np.arange(size, dtype=float), "x": np.arange(size, dtype=float)}
+    a = xr.DataArray(blob(32, 20, 10.0), dims=("y", "x"), coords=coords, name="rain")
+    b = xr.DataArray(blob(32 + shift[0], 20 + shift[1], 10.0), dims=("y", "x"), coords=coords, name="rain")
+    return a, b
+
+
+def _centroid(img):
+    img = np.where(img > 0.5, img, 0.0)
+    r, c = np.mgrid[0 : img.shape[0], 0 : img.shape[1]]
+    return float((img * r).sum() / img.sum()), float((img * c).sum() / img.sum())
+
+
+def test_ot_moves_mass_and_conserves_it():
+    a, b = _blob_pair()
+    frames, flow = xlatent.interpolate(a, b, steps=2, method="ot", ot_grid=32, progress=False)
+    mid = frames[1].values
+    assert _centroid(mid)[1] == pytest.approx(26.0, abs=1.0)  # half-way, not two fading blobs
+    assert mid.sum() == pytest.approx(a.values.sum(), rel=1e-2)  # bilinear upsampling: ~0.4%
+    u = flow.u.isel(time=0).values  # grid cells per unit fraction (plain coords, no time)
+    assert np.nanmedian(u[np.hypot(*np.mgrid[-32:32, -20:44]) < 4]) == pytest.approx(12.0, abs=1.5)
+    assert np.isnan(u[0, -1])  # no mass there: no motion defined
+
+
+def test_flow_moves_the_blob_half_way():
+    a, b = _blob_pair()
+    frames, _ = xlatent.interpolate(a, b, steps=2, method="flow", progress=False)
+    assert _centroid(frames[1].values)[1] == pytest.approx(26.0, abs=1.0)
+
+
+def test_motion_sees_log_of_non_negative_fields():
+    rain = np.array([[[0.0, 1.0, 10.0, 100.0]]])
+    a, _ = motion.motion_space(rain, rain)
+    steps = np.diff(a[0])
+    assert steps[1] == pytest.approx(steps[2])  # log: 1 -> 10 as far apart as 10 -> 100
+    assert steps[0] > 0  # dry cells below the log floor, still ordered
+    temperature = np.array([[[-5.0, 0.0, 5.0, 10.0]]])
+    a, _ = motion.motion_space(temperature, temperature)
+    np.testing.assert_allclose(a[0], [0, 1 / 3, 2 / 3, 1])  # linear, scaled to [0, 1]
+    a, _ = motion.motion_space(rain, rain, transform="none")
+    np.testing.assert_allclose(a[0], rain[0, 0] / 100)
+
+
+def test_advection_method_has_no_codec(translation_case):
+    from xlatent.config import LatentConfig
+    from xlatent.model.latent import LatentAdvection
+
+    model = LatentAdvection(1, LatentConfig(codec="identity", latent_channels=0))
+    assert model.encoder is None and model.decoder_net is None
+    x = np.random.default_rng(0).normal(size=(1, 1, 8, 8)).astype("float32")
+    import torch
+
+    assert torch.equal(model.decode(model.encode(torch.from_numpy(x))), torch.from_numpy(x))
+
+
+def test_missing_pot_names_the_extra(monkeypatch, translation_case):
+    monkeypatch.setitem(sys.modules, "ot", None)
+    with pytest.raises(ImportError, match=r"xlatent\[ot\]"):
+        xlatent.interpolate(translation_case.first, translation_case.last, method="ot", progress=False)
+
+
+def test_pysteps_motion_option(translation_case):
+    pytest.importorskip("pysteps")
+    a, b = translation_case.first, translation_case.last
+    frames, flow = xlatent.interpolate(a, b, steps=2, method="flow", motion="vet", progress=False)
+    assert frames.attrs["xlatent_motion"] == "vet"
+    assert float(flow.v.mean()) > 0 and float(flow.u.mean()) > 0  # north-east, as the truth
