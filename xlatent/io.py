@@ -134,9 +134,10 @@ def _open_raster(path: Path, variable: str | None, chunks: Any) -> xr.DataArray:
 
 
 def _gridded(ds: xr.Dataset) -> list[Hashable]:
-    """Data variables that can be images: at least two dims (leaves out grid mappings, bounds of
-    1-D coords, scalars)."""
-    return [name for name, var in ds.data_vars.items() if var.ndim >= 2 and not name.endswith("_bnds") and "bounds" not in str(name)]
+    """Data variables that can be images: at least two dims, not a cell-bounds variable named by
+    another's ``bounds`` attr (grid mappings and scalars have fewer dims)."""
+    bounds = {var.attrs.get("bounds") for var in ds.variables.values()} | {var.encoding.get("bounds") for var in ds.variables.values()}
+    return [name for name, var in ds.data_vars.items() if var.ndim >= 2 and name not in bounds]
 
 
 def _pick_variable(ds: xr.Dataset, variable: str | None, path: Path) -> xr.DataArray:
@@ -159,8 +160,8 @@ def time_dim(da: xr.DataArray) -> Hashable | None:
     """The dim holding dates (``time``, or the only dim whose coord is datetime/cftime)."""
     if "time" in da.dims:
         return "time"
-    found = [d for d in da.dims if d in da.coords and (np.issubdtype(da[d].dtype, np.datetime64) or
-                                                      (da[d].dtype == object and hasattr(da[d].values.flat[0], "calendar")))]
+    found = [d for d in da.dims if d in da.coords and da.sizes[d] > 0 and (np.issubdtype(da[d].dtype, np.datetime64) or
+                                                                         (da[d].dtype == object and hasattr(da[d].values.flat[0], "calendar")))]
     return found[0] if len(found) == 1 else None
 
 
