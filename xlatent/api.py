@@ -107,7 +107,7 @@ def _flow_xr(pair: _Pair, fields: np.ndarray, attrs: dict, kind: str | None = No
     fields[:, :, ~pair.mask] = np.nan
     mid = (np.arange(n) + 0.5) / n
     flow = geo.flow_to_xarray(fields[:, 0], fields[:, 1], pair.source, pair.grid, pair.t_last, mid, attrs)
-    return cf.describe_flow(flow, kind, geo.is_geographic(pair.source, pair.grid))
+    return cf.describe_flow(flow, kind, cf.lon_lat_axes(pair.source, pair.grid), pair.grid.x_dim, pair.grid.y_dim)
 
 
 def _provenance(method: str, info: Mapping[str, Any], *, source: xr.DataArray | None = None,

@@ -60,7 +60,7 @@ def _kind_of(standard_name: str | None) -> str | None:
     return None
 
 
-def describe_flow(flow: xr.Dataset, kind: str | None, geographic: bool) -> xr.Dataset:
+def describe_flow(flow: xr.Dataset, kind: str | None, geographic: bool, x_dim: Hashable = "x", y_dim: Hashable = "y") -> xr.Dataset:
     """Set ``long_name`` and (with ``kind``) ``standard_name`` of ``u`` and ``v``, in place.
 
     On a longitude/latitude grid the components are already eastward/northward and get those
@@ -69,9 +69,8 @@ def describe_flow(flow: xr.Dataset, kind: str | None, geographic: bool) -> xr.Da
     """
     check_kind(kind)
     what = KINDS[kind].words if kind else "velocity"
-    axes = ((flow.u, "x", "eastward"), (flow.v, "y", "northward"))
-    for var, axis, earth in axes:
-        dim = var.dims[-1] if axis == "x" else var.dims[-2]
+    axes = ((flow.u, "x", x_dim, "eastward"), (flow.v, "y", y_dim, "northward"))
+    for var, axis, dim, earth in axes:
         if geographic:
             var.attrs["long_name"] = f"{earth} {what} (earth-relative)"
         else:
@@ -118,6 +117,28 @@ def call_repr(name: str, **arguments: object) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Earth-relative vectors
+
+
+def _pyproj_crs(da: xr.DataArray):
+    from xlatent import geo
+
+    crs = geo._crs(da)
+    if crs is None:
+        return None
+    from pyproj import CRS
+
+    return CRS.from_user_input(crs)  # rioxarray gives rasterio's CRS
+
+
+def lon_lat_axes(da: xr.DataArray, grid) -> bool:
+    """Whether the grid's x/y axes point east/north: a plain geographic CRS (a rotated pole is
+    geographic too, but derived, and its axes are not east/north), or lon/lat coords without CRS."""
+    from xlatent import geo
+
+    crs = _pyproj_crs(da)
+    if crs is None:
+        return geo.is_geographic(da, grid)
+    return bool(crs.is_geographic and not crs.is_derived)
 
 
 def north_angle(crs, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -179,16 +200,8 @@ def to_earth_relative(flow: xr.Dataset, *, x_dim: Hashable | None = None, y_dim:
         raise InputTypeError("to_earth_relative needs a Dataset with grid-relative 'u' and 'v' (a flow from xlatent.interpolate).")
     y_name, x_name = geo.spatial_dims(flow.u, x_dim=x_dim, y_dim=y_dim)
     grid = geo.Grid(y_name, x_name, None, None)
-    crs = geo._crs(flow.u)
-    if crs is not None:
-        from pyproj import CRS
-
-        crs = CRS.from_user_input(crs)  # rioxarray gives rasterio's CRS
-    if crs is None:
-        lon_lat = geo.is_geographic(flow.u, grid)
-    else:  # a rotated pole is geographic but derived: its axes are not east/north
-        lon_lat = crs.is_geographic and not crs.is_derived
-    if lon_lat:
+    crs = _pyproj_crs(flow.u)
+    if lon_lat_axes(flow.u, grid):
         angle = None  # longitude/latitude axes: already eastward/northward
     elif crs is None:
         raise CRSError(
