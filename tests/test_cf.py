@@ -211,7 +211,7 @@ def test_north_angle_is_minus_proj_meridian_convergence():
     x, y = np.meshgrid(np.linspace(-3e6, 3e6, 7), np.linspace(-3e6, 3e6, 7))
     lon, lat = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(x, y)
     convergence = pyproj.Proj(crs).get_factors(lon, lat).meridian_convergence
-    angle = np.degrees(cf.north_angle(crs, x, y))
+    angle = np.degrees(cf.north_angle(crs, x, y, step=1.0))
     diff = (angle + convergence + 180) % 360 - 180
     assert np.abs(diff[np.hypot(x, y) > 0]).max() < 1e-3
 
@@ -247,3 +247,29 @@ def test_long_names_follow_dim_names_in_any_order(small_case):
     assert flow.u.dims == ("time", "easting", "northing")
     assert flow.u.attrs["long_name"].endswith("increasing easting coordinate)")
     assert flow.v.attrs["long_name"].endswith("increasing northing coordinate)")
+
+
+def test_rotated_pole_grid_is_rotated_by_the_geodesic_azimuth():
+    crs = pyproj.CRS("+proj=ob_tran +o_proj=longlat +o_lon_p=0 +o_lat_p=40 +lon_0=-170 +R=6371000 +no_defs")
+    x, y = np.array([-20.0, 0.0, 20.0]), np.array([10.0, 0.0, -10.0])
+    ones = np.ones((3, 3), "float32")
+    flow = xr.Dataset({"u": (("y", "x"), 0 * ones, {"units": "m s-1"}), "v": (("y", "x"), ones, {"units": "m s-1"})},
+                      coords={"y": y, "x": x}).rio.write_crs(crs.to_wkt())
+    earth = xlatent.to_earth_relative(flow)
+    # independent reference, vector algebra on the sphere: a short step along rotated +y, as a 3-D
+    # chord, projected on the local east and north unit vectors
+    to_geo = pyproj.Transformer.from_crs(crs, crs.source_crs, always_xy=True)
+    xx, yy = np.meshgrid(x, y)
+    lon0, lat0 = np.radians(to_geo.transform(xx, yy))
+    lon1, lat1 = np.radians(to_geo.transform(xx, yy + 1e-4))
+
+    def xyz(lon, lat):
+        return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
+
+    step = xyz(lon1, lat1) - xyz(lon0, lat0)
+    east = np.stack([-np.sin(lon0), np.cos(lon0), 0 * lon0])
+    north = np.stack([-np.sin(lat0) * np.cos(lon0), -np.sin(lat0) * np.sin(lon0), np.cos(lat0)])
+    bearing = np.arctan2((step * east).sum(0), (step * north).sum(0))
+    np.testing.assert_allclose(earth.u_east, np.sin(bearing), atol=1e-4)
+    np.testing.assert_allclose(earth.v_north, np.cos(bearing), atol=1e-4)
+    assert np.abs(earth.u_east).max() > 0.3  # grid north is far from true north off the centre

@@ -141,25 +141,24 @@ def lon_lat_axes(da: xr.DataArray, grid) -> bool:
     return bool(crs.is_geographic and not crs.is_derived)
 
 
-def north_angle(crs, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def north_angle(crs, x: np.ndarray, y: np.ndarray, step: float) -> np.ndarray:
     """Angle (radians) from the grid's +y axis to true north at points ``(x, y)`` of ``crs``,
     positive clockwise (toward +x). Zero where grid north is true north.
 
-    Found by finite differences of the projection (pyproj): the point ~1 m north of each cell is
-    projected back onto the grid. Works for any CRS pyproj transforms, rotated poles included;
-    equals minus PROJ's meridian convergence for map projections.
+    The geodesic azimuth (pyproj ``Geod``, on the CRS's own ellipsoid) of a short step ``step``
+    (grid units) along +y from each point. Works for any CRS pyproj transforms, rotated poles
+    included; equals minus PROJ's meridian convergence for conformal map projections.
     """
     from pyproj import Transformer
 
     geodetic = crs.geodetic_crs
+    while geodetic.is_derived and geodetic.source_crs is not None:  # a rotated pole's own lon/lat
+        geodetic = geodetic.source_crs
     to_geo = Transformer.from_crs(crs, geodetic, always_xy=True)
-    to_grid = Transformer.from_crs(geodetic, crs, always_xy=True)
-    lon, lat = to_geo.transform(x, y)
-    step = 1e-5  # degrees of latitude, about 1.1 m
-    sign = np.where(np.asarray(lat) + step > 90.0, -1.0, 1.0)  # step south at the pole itself
-    x2, y2 = to_grid.transform(lon, np.asarray(lat) + sign * step)
-    dx, dy = (np.asarray(x2) - x) * sign, (np.asarray(y2) - y) * sign
-    return np.arctan2(dx, dy)
+    lon0, lat0 = to_geo.transform(x, y)
+    lon1, lat1 = to_geo.transform(x, np.asarray(y) + step)
+    azimuth, _, _ = geodetic.get_geod().inv(lon0, lat0, lon1, lat1)
+    return -np.radians(np.asarray(azimuth))
 
 
 def to_earth_relative(flow: xr.Dataset, *, x_dim: Hashable | None = None, y_dim: Hashable | None = None) -> xr.Dataset:
@@ -180,9 +179,10 @@ def to_earth_relative(flow: xr.Dataset, *, x_dim: Hashable | None = None, y_dim:
         same units, dims, coords and CRS; ``standard_name`` becomes the eastward/northward name
         when ``u`` had one (``sea_ice_x_velocity`` -> ``eastward_sea_ice_velocity``), and
         ``history`` records the call. Speed is unchanged: each vector is rotated by the local
-        angle between grid north and true north (exact for conformal projections such as polar
-        stereographic, Mercator or Lambert conformal; where a projection shears angles, e.g.
-        equal-area ones, north is exact and east is taken perpendicular to it).
+        angle between grid north and true north, the geodesic azimuth of the grid's +y axis
+        (exact for conformal projections such as polar stereographic, Mercator or Lambert
+        conformal, and for rotated poles; where a projection shears angles, e.g. equal-area
+        ones, +y gets its true bearing and +x is taken perpendicular to it).
 
     Raises
     ------
@@ -212,8 +212,9 @@ def to_earth_relative(flow: xr.Dataset, *, x_dim: Hashable | None = None, y_dim:
         xs = np.asarray(flow[grid.x_dim].values, dtype=float)
         ys = np.asarray(flow[grid.y_dim].values, dtype=float)
         xx, yy = np.meshgrid(xs, ys)
+        step = 1e-3 * (np.abs(np.diff(ys)).min() if ys.size > 1 else 1.0)  # 1/1000 of a cell
         dtype = np.result_type(flow.u.dtype, np.float32)
-        angle = xr.DataArray(north_angle(crs, xx, yy).astype(dtype), dims=(grid.y_dim, grid.x_dim))
+        angle = xr.DataArray(north_angle(crs, xx, yy, step).astype(dtype), dims=(grid.y_dim, grid.x_dim))
 
     u, v = flow.u, flow.v
     if angle is None:
