@@ -57,6 +57,9 @@ def test_three_band_geotiff_gives_three_channels_and_keeps_crs(tmp_path):
     assert flow.u.attrs["units"] == "m s-1"  # UTM metres and two timestamps
     assert float(flow.u.mean()) > 0  # the texture moved toward +x
     assert str(frames.time.values[1]) == "2024-06-01T10:30:00.000000000"
+    xlatent.to_netcdf(xlatent.open_image(first, timestamp="2024-06-01"), tmp_path / "t.nc")
+    with pytest.warns(UserWarning, match="replaced by 2024-06-02"):
+        assert xlatent.open_image(tmp_path / "t.nc", timestamp="2024-06-02").time.values == np.datetime64("2024-06-02")
 
 
 def test_undecoded_array_in_memory_is_decoded_and_not_mutated():

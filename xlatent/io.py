@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Hashable, Iterator, Mapping
@@ -187,6 +188,12 @@ def _set_time(da: xr.DataArray, timestamp: Any, path: Path) -> xr.DataArray:
         raise InputError(f"Cannot read {timestamp!r} as a date and time; use ISO 8601, e.g. 2024-03-01T12:00.") from err
     if np.isnat(value):
         raise InputError(f"Timestamp {timestamp!r} is not a date.")
+    from xlatent.geo import scalar_time, time_coord_name
+
+    name = time_coord_name(da)
+    if name is not None:
+        warnings.warn(f"{path.name}: its time {scalar_time(da)} is replaced by {value}.", UserWarning, stacklevel=3)
+        da = da.drop_vars(name)
     return da.assign_coords(time=value)
 
 
