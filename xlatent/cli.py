@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     ip.add_argument("--last-index", type=int, default=None, metavar="J",
                     help="time step of LAST (or of FIRST when LAST is omitted) to use")
     ip.add_argument("--first-time", default=None, metavar="ISO",
-                    help="time of FIRST when the file has none (GeoTIFF), e.g. 2024-03-01T00:00; with both times "
+                    help="time of FIRST when the file has none (GeoTIFF; replaces one it has, with a warning), e.g. 2024-03-01T00:00; with both times "
                          "the motion is in m s-1")
     ip.add_argument("--last-time", default=None, metavar="ISO", help="time of LAST when the file has none")
     ip.add_argument("--x-dim", default=None, metavar="DIM", help="name of the x (column) dim, when it cannot be guessed")
