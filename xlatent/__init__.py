@@ -1,7 +1,7 @@
 """xlatent: in-between frames and motion fields for georeferenced images, xarray-native.
 
-``import xlatent`` registers the ``.latentdyn`` accessor on DataArrays. torch is imported only
-when a model is built.
+``import xlatent`` registers the ``.latentdyn`` accessor on DataArrays and Datasets. torch is
+imported only when a model is built.
 """
 
 import os
@@ -12,9 +12,14 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from xlatent import accessor as _accessor  # noqa: E402,F401  (registers .latentdyn)
 from xlatent.api import LatentInterpolator, fit, interpolate, load  # noqa: E402
+from xlatent.cf import to_earth_relative  # noqa: E402
+from xlatent.io import open_image, open_result, save_result, to_netcdf  # noqa: E402
 from xlatent.config import LatentConfig  # noqa: E402
 from xlatent.exceptions import XlatentError  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["interpolate", "fit", "load", "LatentInterpolator", "LatentConfig", "XlatentError", "__version__"]
+__all__ = [
+    "interpolate", "fit", "load", "LatentInterpolator", "LatentConfig", "XlatentError", "__version__",
+    "open_image", "to_netcdf", "save_result", "open_result", "to_earth_relative",
+]

@@ -1,4 +1,5 @@
-"""The ``.latentdyn`` accessor: validates, then delegates to :mod:`xlatent.api`. No state."""
+"""The ``.latentdyn`` accessors (DataArray and Dataset): delegate to :mod:`xlatent.api` and
+:mod:`xlatent.cf`. No state."""
 
 from __future__ import annotations
 
@@ -25,3 +26,17 @@ class LatentDynAccessor:
         from xlatent.api import fit
 
         return fit(self._obj, other, **kwargs)
+
+
+@xr.register_dataset_accessor("latentdyn")
+class LatentDynDatasetAccessor:
+    """``flow.latentdyn.to_earth_relative()`` on a flow Dataset. No state."""
+
+    def __init__(self, obj: xr.Dataset) -> None:
+        self._obj = obj
+
+    def to_earth_relative(self, **kwargs: Any) -> xr.Dataset:
+        """Same as :func:`xlatent.to_earth_relative` on this flow."""
+        from xlatent.cf import to_earth_relative
+
+        return to_earth_relative(self._obj, **kwargs)

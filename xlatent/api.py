@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 import xarray as xr
 
-from xlatent import geo
+from xlatent import cf, geo
 from xlatent.config import LatentConfig
 from xlatent.exceptions import InputError, ModelFileError
 
@@ -101,19 +101,27 @@ def _frames_xr(pair: _Pair, frames: np.ndarray, fractions: np.ndarray, attrs: di
     return geo.frames_to_xarray(values, pair.source, pair.grid, pair.t_last, fractions, attrs)
 
 
-def _flow_xr(pair: _Pair, fields: np.ndarray, attrs: dict) -> xr.Dataset:
+def _flow_xr(pair: _Pair, fields: np.ndarray, attrs: dict, kind: str | None = None) -> xr.Dataset:
     n = fields.shape[0]
     fields = fields.copy()
     fields[:, :, ~pair.mask] = np.nan
     mid = (np.arange(n) + 0.5) / n
-    return geo.flow_to_xarray(fields[:, 0], fields[:, 1], pair.source, pair.grid, pair.t_last, mid, attrs)
+    flow = geo.flow_to_xarray(fields[:, 0], fields[:, 1], pair.source, pair.grid, pair.t_last, mid, attrs)
+    return cf.describe_flow(flow, kind, cf.lon_lat_axes(pair.source, pair.grid), pair.grid.x_dim, pair.grid.y_dim)
 
 
-def _provenance(method: str, info: Mapping[str, Any]) -> dict:
+def _provenance(method: str, info: Mapping[str, Any], *, source: xr.DataArray | None = None,
+                config: LatentConfig | None = None, call: str | None = None) -> dict:
+    """Attributes of every output: CF ``Conventions``, ``history`` (the input's, plus ``call``),
+    xlatent version, method, device and (for the latent model) its configuration as JSON."""
     from xlatent import __version__
 
-    attrs = {"xlatent_version": __version__, "xlatent_method": method}
-    attrs.update({f"xlatent_{k}": v for k, v in info.items() if isinstance(v, (str, int, float))})
+    attrs = {"Conventions": cf.CONVENTIONS, "xlatent_version": __version__, "xlatent_method": method}
+    attrs.update({f"xlatent_{k}": v for k, v in info.items() if isinstance(v, (str, int, float)) and not isinstance(v, bool)})
+    if config is not None:
+        attrs["xlatent_config"] = json.dumps(config.to_dict(), sort_keys=True)
+    previous = None if source is None else source.attrs.get("history")
+    attrs["history"] = cf.append_history(previous, call or method)
     return attrs
 
 
@@ -186,6 +194,7 @@ def interpolate(
     exact_endpoints: bool = True,
     blend: str = "symmetric",
     clip: bool = True,
+    kind: str | None = None,
     config: LatentConfig | None = None,
     **options: Any,
 ) -> tuple[xr.DataArray, xr.Dataset | None]:
@@ -222,6 +231,10 @@ def interpolate(
     clip : bool
         Keep frame values within the range spanned by the two inputs (per channel): a rain rate
         never goes negative, a brightness never exceeds what was observed.
+    kind : {"sea_ice", "sea_water", "air"}, optional
+        What moves. Sets the CF ``standard_name`` of ``u``/``v`` (``sea_ice_x_velocity``...,
+        ``eastward_...`` on longitude/latitude grids) when the flow is in ``m s-1``; None (the
+        default) sets no ``standard_name``.
     config : LatentConfig, optional
         Model sizes, loss weights and training settings; ``**options`` override single fields
         (``max_iters=200``, ``time_budget=30``, ``stages=8``...).
@@ -235,9 +248,15 @@ def interpolate(
         ``u``, ``v`` ``(time, y, x)``, one field per advection stage stamped at its midpoint,
         positive toward increasing x/y coordinate; ``m s-1`` when the grid spacing and time gap
         are known. None for methods without motion (``linear``).
+
+        Both carry CF-1.8 attributes: ``Conventions``, ``history`` (the input's, with this call
+        appended) and provenance (``xlatent_version``, ``xlatent_method``, ``xlatent_device``,
+        ``xlatent_config`` as JSON). Write them with :func:`xlatent.to_netcdf` to keep the CRS
+        link when passing ``encoding=``.
     """
     from xlatent import methods
 
+    cf.check_kind(kind)
     fractions = _fractions(steps)
     spec = methods.spec(method)
     own, options = _method_options(method, spec, options)
@@ -247,9 +266,10 @@ def interpolate(
         device=device, seed=seed, progress=progress, exact_endpoints=exact_endpoints, blend=blend,
         mean=pair.mean, std=pair.std, **own,
     )
-    attrs = _provenance(method, result.info)
+    call = cf.call_repr("interpolate", method=method, steps=int(steps), kind=kind, seed=seed, device=device, **options)
+    attrs = _provenance(method, result.info, source=pair.source, config=cfg if method == "latent" else None, call=call)
     frames = _frames_xr(pair, result.frames, fractions, attrs, clip)
-    flow = None if result.fields is None else _flow_xr(pair, result.fields, attrs)
+    flow = None if result.fields is None else _flow_xr(pair, result.fields, attrs, kind)
     return frames, flow
 
 
@@ -260,8 +280,9 @@ class LatentInterpolator:
     default, or any pair on a grid of the same channels passed as ``first``/``last``.
     """
 
-    def __init__(self, core, mean, std, pair: _Pair | None = None, x_dim=None, y_dim=None) -> None:
+    def __init__(self, core, mean, std, pair: _Pair | None = None, x_dim=None, y_dim=None, kind=None) -> None:
         self._core = core
+        self._kind = cf.check_kind(kind)
         self._mean = np.asarray(mean, dtype=np.float32)
         self._std = np.asarray(std, dtype=np.float32)
         self._pair = pair
@@ -297,8 +318,9 @@ class LatentInterpolator:
         self._fields_cache = (pair, fields)
         return fields
 
-    def _attrs(self) -> dict:
-        return _provenance("latent", {"device": str(self._core.device)})
+    def _attrs(self, pair: _Pair, call: str) -> dict:
+        info = {"device": str(self._core.device)}
+        return _provenance("latent", info, source=pair.source, config=self.config, call=call)
 
     def frames(self, steps: int = 8, first=None, last=None, *, exact_endpoints: bool = True,
                blend: str = "symmetric", clip: bool = True, progress: bool = True) -> xr.DataArray:
@@ -307,12 +329,16 @@ class LatentInterpolator:
         pair = self._pair_for(first, last)
         fields = self._fields(pair, progress)
         frames = self._core.frames(pair.first, pair.last, fields, fractions, exact_endpoints, progress, blend)
-        return _frames_xr(pair, frames, fractions, self._attrs(), clip)
+        call = cf.call_repr("LatentInterpolator.frames", steps=int(steps), blend=blend)
+        return _frames_xr(pair, frames, fractions, self._attrs(pair, call), clip)
 
-    def flow(self, first=None, last=None, *, progress: bool = True) -> xr.Dataset:
-        """The per-stage motion ``u``, ``v`` (see :func:`interpolate`)."""
+    def flow(self, first=None, last=None, *, kind: str | None = None, progress: bool = True) -> xr.Dataset:
+        """The per-stage motion ``u``, ``v`` (see :func:`interpolate`); ``kind`` defaults to the
+        one given to :func:`fit`."""
+        kind = cf.check_kind(kind) or self._kind
         pair = self._pair_for(first, last)
-        return _flow_xr(pair, self._fields(pair, progress), self._attrs())
+        call = cf.call_repr("LatentInterpolator.flow", kind=kind)
+        return _flow_xr(pair, self._fields(pair, progress), self._attrs(pair, call), kind)
 
     def save(self, path: str | Path) -> Path:
         """Write weights and a JSON description to one file (read back by :meth:`load`)."""
@@ -365,16 +391,19 @@ def fit(
     device: str = "auto",
     seed: int | None = 0,
     progress: bool = True,
+    kind: str | None = None,
     config: LatentConfig | None = None,
     **options: Any,
 ) -> LatentInterpolator:
-    """Fit the latent advection model to a pair and return it for reuse (see :func:`interpolate`)."""
+    """Fit the latent advection model to a pair and return it for reuse (see :func:`interpolate`;
+    ``kind`` becomes the default of :meth:`LatentInterpolator.flow`)."""
     from xlatent.methods.latent import LatentCore
 
+    cf.check_kind(kind)
     pair, cfg, patch_rc, stride_rc = _setup(first, last, x_dim, y_dim, patch, stride, config, options)
     core = LatentCore(pair.first.shape[0], cfg, device, seed, pair.mean, pair.std)
     core.fit(pair.first, pair.last, pair.mask, patch_rc, stride_rc, seed=seed, progress=progress)
-    return LatentInterpolator(core, pair.mean, pair.std, pair, x_dim, y_dim)
+    return LatentInterpolator(core, pair.mean, pair.std, pair, x_dim, y_dim, kind)
 
 
 def load(path: str | Path, device: str = "auto") -> LatentInterpolator:

@@ -46,3 +46,19 @@ class ConfigError(XlatentError, TypeError):
 
 class DeviceError(XlatentError, ValueError):
     """The requested torch device is not available here."""
+
+
+class UnknownKindError(XlatentError, ValueError):
+    """``kind=`` names no known moving medium (``sea_ice``, ``sea_water``...)."""
+
+
+class InputFileError(XlatentError, OSError):
+    """An input file is missing or cannot be read as a raster."""
+
+
+class UnknownVariableError(XlatentError, ValueError):
+    """The requested variable is not in the file (or the file holds several and none was named)."""
+
+
+class CRSError(XlatentError, ValueError):
+    """The operation needs a coordinate reference system the data does not have."""

@@ -218,10 +218,46 @@ def _crs(da: xr.DataArray):
         return None
 
 
+# Attributes that only make sense on packed (undecoded) values; never carried to decoded outputs.
+PACKING_ATTRS = ("scale_factor", "add_offset", "_FillValue", "missing_value", "nodata", "fill_value",
+                 "nodatavals", "valid_range", "valid_min", "valid_max", "_Unsigned")
+
+
+def _fill_values(da: xr.DataArray) -> list:
+    """No-data values declared in the attrs of an *undecoded* array (decoded arrays keep them in
+    ``encoding`` and hold NaN already): ``_FillValue``, ``missing_value``, rioxarray's ``nodata``."""
+    found = []
+    for key in ("_FillValue", "missing_value", "nodata", "fill_value"):
+        if key in da.attrs and da.attrs[key] is not None:
+            found.extend(np.atleast_1d(np.asarray(da.attrs[key], dtype=float)).tolist())
+    return [v for v in found if np.isfinite(v)]
+
+
+def decoded_values(da: xr.DataArray) -> np.ndarray:
+    """``da``'s values with no-data as NaN and ``scale_factor``/``add_offset`` applied, when the
+    array still carries them in its attrs (opened with ``mask_and_scale=False``); float32, a copy.
+
+    The no-data test is on the packed values, as CF prescribes; the input is never modified.
+    """
+    raw = np.asarray(da.values)
+    fills = _fill_values(da)
+    scale = float(da.attrs.get("scale_factor", 1.0))
+    offset = float(da.attrs.get("add_offset", 0.0))
+    if not fills and scale == 1.0 and offset == 0.0:
+        return np.array(raw, dtype=np.float32, copy=True)
+    missing = np.zeros(raw.shape, dtype=bool)
+    for value in fills:
+        missing |= raw == (np.asarray(value).astype(raw.dtype) if np.issubdtype(raw.dtype, np.floating) else value)
+    values = raw.astype(np.float64) * scale + offset
+    values[missing] = np.nan
+    return values.astype(np.float32)
+
+
 def to_array(da: xr.DataArray, grid: Grid, label: str) -> np.ndarray:
-    """The raster as a float32 ``(channel, row, column)`` numpy array (a copy)."""
+    """The raster as a float32 ``(channel, row, column)`` numpy array (a copy), no-data as NaN and
+    packing (``scale_factor``/``add_offset``) undone if the array still carries them."""
     order = ([grid.channel_dim] if grid.channel_dim is not None else []) + [grid.y_dim, grid.x_dim]
-    values = np.array(da.transpose(*order).values, dtype=np.float32, copy=True)
+    values = decoded_values(da.transpose(*order))
     if values.ndim == 2:
         values = values[None]
     if not np.isfinite(values).any():
@@ -257,10 +293,7 @@ def cell_size_m(da: xr.DataArray, grid: Grid) -> tuple[np.ndarray, np.ndarray] |
     dy = np.abs(np.gradient(ys))[:, None]
     crs = _crs(da)
     ux, uy = _coord_units(da, x), _coord_units(da, y)
-    geographic = (crs is not None and crs.is_geographic) or (
-        crs is None and (ux in _DEGREE_UNITS or str(x).lower() in ("lon", "longitude"))
-    )
-    if geographic:
+    if is_geographic(da, grid):
         rad = np.pi / 180.0
         return EARTH_RADIUS_M * np.cos(ys * rad)[:, None] * dx * rad, EARTH_RADIUS_M * dy * rad
     factor = None
@@ -273,6 +306,14 @@ def cell_size_m(da: xr.DataArray, grid: Grid) -> tuple[np.ndarray, np.ndarray] |
     if factor is None:
         return None
     return dx * factor, dy * factor
+
+
+def is_geographic(da: xr.DataArray, grid: Grid) -> bool:
+    """Whether the grid is longitude/latitude (a geographic CRS, or degree/lon-named coords)."""
+    crs = _crs(da)
+    if crs is not None:
+        return bool(crs.is_geographic)
+    return _coord_units(da, grid.x_dim) in _DEGREE_UNITS or str(grid.x_dim).lower() in ("lon", "longitude")
 
 
 def flow_in_coordinates(
@@ -302,6 +343,9 @@ def _template_coords(da: xr.DataArray, grid: Grid) -> dict:
     }
 
 
+_TIME_ATTRS = {"standard_name": "time", "axis": "T"}
+
+
 def _time_coords(grid: Grid, t_last, fractions: np.ndarray) -> dict:
     frac = xr.Variable("time", fractions.astype(np.float64), {"long_name": "fraction of the interval from first to last image", "units": "1"})
     if grid.time is None or t_last is None:
@@ -309,12 +353,12 @@ def _time_coords(grid: Grid, t_last, fractions: np.ndarray) -> dict:
     if isinstance(grid.time, np.datetime64):
         gap = (t_last - grid.time).astype("timedelta64[ns]").astype(np.int64)
         stamps = grid.time + (np.round(fractions * gap)).astype("timedelta64[ns]")
-        return {"time": ("time", stamps.astype("datetime64[ns]")), "interp_fraction": frac}
+        return {"time": ("time", stamps.astype("datetime64[ns]"), dict(_TIME_ATTRS)), "interp_fraction": frac}
     import datetime
 
     seconds = seconds_between(grid.time, t_last)
     stamps = np.array([grid.time + datetime.timedelta(seconds=float(f) * seconds) for f in fractions], dtype=object)
-    return {"time": ("time", stamps), "interp_fraction": frac}
+    return {"time": ("time", stamps, dict(_TIME_ATTRS)), "interp_fraction": frac}
 
 
 def write_crs_like(obj, source: xr.DataArray, grid: Grid):
@@ -364,7 +408,8 @@ def frames_to_xarray(
     out = out.assign_coords(_template_coords(source, grid)).assign_coords(_time_coords(grid, t_last, fractions))
     order = ["time"] + [d for d in source.dims if d in dims]
     out = out.transpose(*order)
-    out.attrs = {**source.attrs, **attrs}
+    kept = {k: v for k, v in source.attrs.items() if k not in PACKING_ATTRS}  # values are decoded
+    out.attrs = {**kept, **attrs}
     return write_crs_like(out, source, grid)
 
 
@@ -385,13 +430,7 @@ def flow_to_xarray(
     dims = ("time",) + tuple(d for d in source.dims if d in (grid.y_dim, grid.x_dim))
     if dims[1:] != (grid.y_dim, grid.x_dim):
         uc, vc = uc.transpose(0, 2, 1), vc.transpose(0, 2, 1)
-    where = "grid-relative, positive toward increasing {} coordinate"
-    ds = xr.Dataset(
-        {
-            "u": (dims, uc, {"long_name": "velocity along x (" + where.format(grid.x_dim) + ")", "units": units}),
-            "v": (dims, vc, {"long_name": "velocity along y (" + where.format(grid.y_dim) + ")", "units": units}),
-        }
-    )
+    ds = xr.Dataset({"u": (dims, uc, {"units": units}), "v": (dims, vc, {"units": units})})  # names: xlatent.cf
     ds = ds.assign_coords(_template_coords(source, grid)).assign_coords(_time_coords(grid, t_last, fractions))
     ds = ds.drop_vars([c for c in ds.coords if grid.channel_dim is not None and grid.channel_dim in ds[c].dims])
     ds.attrs = dict(attrs)

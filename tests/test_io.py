@@ -1,0 +1,147 @@
+"""Inputs from files (GeoTIFF, NetCDF, Zarr) and undecoded arrays in memory; result files."""
+
+import numpy as np
+import pytest
+import rioxarray  # noqa: F401
+import xarray as xr
+
+import xlatent
+from xlatent import datasets
+from xlatent.exceptions import InputError, InputFileError, UnknownVariableError
+
+FAST = {"method": "flow", "progress": False}
+
+
+def _utm_grid(ny=40, nx=48):
+    return {"y": 7_000_000.0 - 100.0 * np.arange(ny), "x": 500_000.0 + 100.0 * np.arange(nx)}
+
+
+def _texture(shape, seed=0, shift=0):
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=shape)
+    for axis in (-1, -2):  # a little smoothing so that optical flow has something to follow
+        base = (base + np.roll(base, 1, axis) + np.roll(base, -1, axis)) / 3
+    return np.roll(base, shift, axis=-1)
+
+
+def _write_tif(path, values, nodata=None, scale=None, offset=None, crs="EPSG:32633"):
+    dims = ("band", "y", "x") if values.ndim == 3 else ("y", "x")
+    da = xr.DataArray(values, dims=dims, coords=_utm_grid(*values.shape[-2:])).rio.write_crs(crs)
+    if nodata is not None:
+        da = da.rio.write_nodata(nodata, encoded=False)
+    if scale is not None:
+        da.attrs.update(scale_factor=scale, add_offset=offset)
+    da.rio.to_raster(path)
+    return path
+
+
+def test_geotiff_nodata_and_scale_offset(tmp_path):
+    raw = (_texture((40, 48)) * 1000).astype("int16")
+    raw[:2, :6] = -9999
+    path = _write_tif(tmp_path / "a.tif", raw, nodata=-9999, scale=0.01, offset=5.0)
+    img = xlatent.open_image(path)
+    assert img.dims == ("y", "x") and img.rio.crs.to_epsg() == 32633
+    assert np.isnan(img.values[:2, :6]).all()
+    np.testing.assert_allclose(img.values[5:, 10:], raw[5:, 10:] * 0.01 + 5.0, atol=1e-5)
+
+
+def test_three_band_geotiff_gives_three_channels_and_keeps_crs(tmp_path):
+    first = _write_tif(tmp_path / "a.tif", np.stack([_texture((40, 48), s) for s in range(3)]).astype("float32"))
+    last = _write_tif(tmp_path / "b.tif", np.stack([_texture((40, 48), s, shift=2) for s in range(3)]).astype("float32"))
+    a = xlatent.open_image(first, timestamp="2024-06-01T10:00")
+    b = xlatent.open_image(last, timestamp="2024-06-01T11:00")
+    assert a.sizes["band"] == 3
+    frames, flow = xlatent.interpolate(a, b, steps=2, kind="sea_water", **FAST)
+    assert frames.sizes["band"] == 3 and frames.dims == ("time", "band", "y", "x")
+    assert frames.rio.crs == a.rio.crs and flow.u.rio.crs == a.rio.crs
+    assert flow.u.attrs["units"] == "m s-1"  # UTM metres and two timestamps
+    assert float(flow.u.mean()) > 0  # the texture moved toward +x
+    assert str(frames.time.values[1]) == "2024-06-01T10:30:00.000000000"
+    xlatent.to_netcdf(xlatent.open_image(first, timestamp="2024-06-01"), tmp_path / "t.nc")
+    with pytest.warns(UserWarning, match="replaced by 2024-06-02"):
+        assert xlatent.open_image(tmp_path / "t.nc", timestamp="2024-06-02").time.values == np.datetime64("2024-06-02")
+
+
+def test_undecoded_array_in_memory_is_decoded_and_not_mutated():
+    raw = (_texture((40, 48)) * 1000).astype("int16")
+    raw[0, :5] = -32768
+    attrs = {"_FillValue": -32768, "scale_factor": 0.01, "add_offset": 5.0, "units": "K"}
+    a = xr.DataArray(raw, dims=("y", "x"), coords=_utm_grid(), attrs=attrs)
+    b = xr.DataArray(np.roll(raw, 1, axis=1), dims=("y", "x"), coords=_utm_grid(), attrs=attrs)
+    before = a.copy(deep=True)
+    frames, _ = xlatent.interpolate(a, b, steps=2, method="linear", progress=False)
+    xr.testing.assert_identical(a, before)
+    assert np.isnan(frames.values[0, 0, :5]).all()
+    np.testing.assert_allclose(frames.values[0, 5:], raw[5:] * 0.01 + 5.0, atol=1e-5)
+    assert frames.dtype == np.float32 and frames.attrs["units"] == "K"
+    for key in ("_FillValue", "scale_factor", "add_offset"):  # would re-scale decoded values on write
+        assert key not in frames.attrs
+
+
+def test_netcdf_opened_undecoded_equals_decoded(tmp_path):
+    case = datasets.translation(size=32, steps=2)
+    path = tmp_path / "series.nc"
+    encoding = {"backscatter": {"dtype": "int16", "scale_factor": 0.001, "add_offset": 1.0, "_FillValue": -32767}}
+    series = case.frames.copy()
+    series[0, :3, :3] = np.nan
+    series.to_dataset().to_netcdf(path, encoding=encoding)
+    decoded = xr.open_dataset(path, decode_coords="all").backscatter
+    packed = xr.open_dataset(path, decode_coords="all", mask_and_scale=False).backscatter
+    assert packed.dtype == np.int16 and "scale_factor" in packed.attrs
+    f1, _ = xlatent.interpolate(decoded.isel(time=0), decoded.isel(time=-1), steps=2, method="linear", progress=False)
+    f2, _ = xlatent.interpolate(packed.isel(time=0), packed.isel(time=-1), steps=2, method="linear", progress=False)
+    np.testing.assert_allclose(f1.values, f2.values, rtol=1e-6)
+    assert np.isnan(f2.values[0, :3, :3]).all()
+
+
+def test_netcdf_variable_and_time_selection(tmp_path):
+    case = datasets.translation(size=32, steps=3)
+    ds = case.frames.to_dataset().assign(other=case.frames * 2)
+    path = tmp_path / "two.nc"
+    ds.to_netcdf(path)
+    with pytest.raises(UnknownVariableError, match="backscatter, other"):
+        xlatent.open_image(path)
+    with pytest.raises(UnknownVariableError, match="no variable 'nope'.*backscatter, other"):
+        xlatent.open_image(path, "nope")
+    series = xlatent.open_image(path, "backscatter")
+    assert series.sizes["time"] == 4
+    img = xlatent.open_image(path, "backscatter", time_index=-1)
+    assert img.dims == ("y", "x") and img.time.values == case.frames.time.values[-1]
+    assert img.rio.crs.to_epsg() == 3413
+    np.testing.assert_array_equal(img.values, case.frames.values[-1])
+    with pytest.raises(InputError, match="out of range.*0..3"):
+        xlatent.open_image(path, "backscatter", time_index=4)
+    with pytest.raises(InputError, match="already has a time dim"):
+        xlatent.open_image(path, "backscatter", timestamp="2024-01-01")
+
+
+def test_missing_and_unreadable_files(tmp_path):
+    with pytest.raises(InputFileError, match="No such file"):
+        xlatent.open_image(tmp_path / "missing.nc")
+    junk = tmp_path / "junk.nc"
+    junk.write_text("not a raster")
+    with pytest.raises(InputFileError, match="Cannot read"):
+        xlatent.open_image(junk)
+
+
+def test_zarr_store(tmp_path):
+    case = datasets.translation(size=32, steps=2)
+    path = tmp_path / "scene.zarr"
+    case.frames.to_dataset().to_zarr(path)
+    img = xlatent.open_image(path, time_index=1)
+    assert img.rio.crs.to_epsg() == 3413 and img.dims == ("y", "x")
+    np.testing.assert_array_equal(img.values, case.frames.values[1])
+
+
+def test_result_file_round_trip(tmp_path):
+    case = datasets.rotation(size=32, steps=2)
+    frames, flow = xlatent.interpolate(case.first, case.last, steps=2, kind="sea_ice", **FAST)
+    path = xlatent.save_result(frames, flow, tmp_path / "result.nc", encoding={"u": {"zlib": True}})
+    ds = xr.open_dataset(path, decode_coords="all")
+    assert set(ds.data_vars) == {"backscatter", "u", "v"}
+    assert ds.u.dims == ("stage_time", "y", "x") and ds.backscatter.dims == ("time", "y", "x")
+    assert ds.u.rio.crs.to_epsg() == 3413 and ds.backscatter.rio.crs.to_epsg() == 3413
+    f2, w2 = xlatent.open_result(path)
+    xr.testing.assert_allclose(f2, frames)
+    xr.testing.assert_allclose(w2, flow)
+    assert f2.attrs == frames.attrs and w2.attrs == flow.attrs and w2.u.attrs == flow.u.attrs

@@ -1,0 +1,406 @@
+"""The ``xlatent`` command line: frames and motion between two image files, and a demo.
+
+``xlatent interpolate FIRST LAST --steps 8 --out result.nc`` and ``xlatent demo OUTDIR``; also
+``python -m xlatent``. :func:`main` takes the arguments and returns the exit code, so that tests
+and other Python code can call it in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import sys
+import threading
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Sequence
+
+from xlatent.exceptions import (
+    ConfigError,
+    DeviceError,
+    GridMismatchError,
+    InputError,
+    InputFileError,
+    UnknownKindError,
+    UnknownMethodError,
+    UnknownVariableError,
+    XlatentError,
+)
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # any other error
+EXIT_USAGE = 2  # bad options (argparse's own code too)
+EXIT_FILE = 3  # an input file is missing or unreadable
+EXIT_VARIABLE = 4  # unknown variable, or several and none named
+EXIT_GRID = 5  # FIRST and LAST are not on the same grid
+EXIT_DATA = 6  # the images cannot be used (all NaN, too small, time order, no CRS...)
+EXIT_WRITE = 7  # an output could not be written
+EXIT_DEPENDENCY = 8  # an optional package is missing (--plot)
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
+EXIT_CODES = f"""exit codes:
+  {EXIT_OK}    success
+  {EXIT_FAILED}    other error
+  {EXIT_USAGE}    bad option or option value (unknown method or kind, bad time index, device not available...)
+  {EXIT_FILE}    input file missing or unreadable
+  {EXIT_VARIABLE}    unknown variable (the message lists those in the file), or several and no --variable
+  {EXIT_GRID}    FIRST and LAST are not on the same grid (dims, shape, coords or CRS)
+  {EXIT_DATA}    the images cannot be used as they are (no valid cell, too small, time order...)
+  {EXIT_WRITE}    an output file could not be written (nothing partial is left behind)
+  {EXIT_DEPENDENCY}    an optional package is missing (--plot needs: pip install 'xlatent[plot]')
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); no partial output is left behind"""
+
+_OUTPUT_LAYOUT = """output file (NetCDF, CF-1.8, compressed):
+  <variable>(time, [band,] y, x)   the steps + 1 frames, FIRST to LAST inclusive, coord interp_fraction
+  u, v(stage_time, y, x)           motion of each advection stage, stamped at its middle, coord
+                                   stage_fraction; grid-relative (toward +x, +y coordinate) in m s-1
+                                   when the grid spacing and times are known, else grid cells
+  u_east, v_north                  with --earth-relative: the same motion, eastward/northward
+  spatial_ref                      the CRS of FIRST, linked from every variable (grid_mapping)
+Read it with xr.open_dataset(OUT, decode_coords="all"), or frames, flow = xlatent.open_result(OUT)."""
+
+
+class _Failure(Exception):
+    """An error with its exit code, reported as one line without a traceback."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``interpolate`` and ``demo``."""
+    from xlatent.cf import KINDS
+
+    p.add_argument("--steps", type=_positive_int, default=8,
+                   help="intervals between FIRST and LAST: steps + 1 frames are written (default: %(default)s)")
+    p.add_argument("--method", default="latent",
+                   help="latent (latent space advection, default), flow (TV-L1 optical flow, fast, no training), "
+                        "linear (cross-dissolve, no motion); see xlatent.methods.available()")
+    p.add_argument("--kind", choices=sorted(KINDS), default=None,
+                   help="what moves; sets the CF standard_name of u/v (e.g. sea_ice_x_velocity). Default: none")
+    p.add_argument("--device", default="auto",
+                   help="torch device: auto (CUDA when available, else CPU), cpu, cuda, cuda:1... (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; same seed and device give the same result (default: %(default)s)")
+    p.add_argument("--max-iters", type=_positive_int, default=None, metavar="N",
+                   help="training steps at most (latent method; default: LatentConfig.max_iters, 400)")
+    p.add_argument("--time-budget", type=_positive_float, default=None, metavar="SECONDS",
+                   help="stop training after this many seconds (latent method; default: no limit)")
+    p.add_argument("--earth-relative", action="store_true",
+                   help="also write u_east/v_north, the motion rotated to eastward/northward (needs a CRS)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars and no summary; errors are still printed")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``xlatent`` argument parser (subcommands ``interpolate`` and ``demo``)."""
+    from xlatent import __version__
+
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="xlatent",
+        description="In-between frames and motion fields for two georeferenced images.",
+        epilog=EXIT_CODES + "\n\nRun 'xlatent interpolate --help' or 'xlatent demo --help' for the options.",
+        formatter_class=formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"xlatent {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{interpolate,demo}")
+
+    ip = sub.add_parser(
+        "interpolate",
+        help="frames and motion between two images (NetCDF, GeoTIFF, Zarr)",
+        description=(
+            "Estimate the frames between FIRST and LAST and the motion between them; write both to one "
+            "NetCDF file.\n\nFIRST and LAST: NetCDF/HDF5 (read with decode_coords='all'), Zarr, or GeoTIFF "
+            "(and other GDAL rasters; bands become channels). No-data and scale/offset are honoured. Both "
+            "must be on the same grid (same dims, coords, CRS).\n\nA time series in one file: omit LAST and "
+            "pick two steps, e.g.  xlatent interpolate radar.nc --first-index 10 --last-index 16 --out r.nc"
+        ),
+        epilog=_OUTPUT_LAYOUT + "\n\n" + EXIT_CODES,
+        formatter_class=formatter,
+    )
+    ip.add_argument("first", metavar="FIRST", help="file with the first image (earlier time)")
+    ip.add_argument("last", metavar="LAST", nargs="?", default=None,
+                    help="file with the last image (later time); omit it to take both images from FIRST's time series")
+    ip.add_argument("--out", "-o", required=True, metavar="OUT.nc", help="output NetCDF file (written atomically)")
+    ip.add_argument("--variable", default=None, metavar="NAME",
+                    help="variable to read from NetCDF/Zarr inputs (needed when a file holds several)")
+    ip.add_argument("--first-index", type=int, default=None, metavar="I",
+                    help="time step of FIRST to use when it holds a time series (0-based; negative counts from the end)")
+    ip.add_argument("--last-index", type=int, default=None, metavar="J",
+                    help="time step of LAST (or of FIRST when LAST is omitted) to use")
+    ip.add_argument("--first-time", default=None, metavar="ISO",
+                    help="time of FIRST when the file has none (GeoTIFF; replaces one it has, with a warning), e.g. 2024-03-01T00:00; with both times "
+                         "the motion is in m s-1")
+    ip.add_argument("--last-time", default=None, metavar="ISO", help="time of LAST when the file has none")
+    ip.add_argument("--x-dim", default=None, metavar="DIM", help="name of the x (column) dim, when it cannot be guessed")
+    ip.add_argument("--y-dim", default=None, metavar="DIM", help="name of the y (row) dim, when it cannot be guessed")
+    ip.add_argument("--plot", default=None, metavar="PNG",
+                    help="also draw first/middle/last frame and the motion to this PNG (needs pip install 'xlatent[plot]')")
+    _add_run_options(ip)
+
+    dp = sub.add_parser(
+        "demo",
+        help="run the bundled synthetic sea-ice case and write inputs, truth and result to a folder",
+        description=(
+            "Run a synthetic case with known truth (xlatent.datasets: SAR-like sea-ice texture on a 1 km "
+            "EPSG:3413 grid, two images 12 h apart) and write into OUTDIR: first.nc and last.nc (inputs for "
+            "'xlatent interpolate'), truth.nc (true frames and motion), result.nc (as 'xlatent interpolate' "
+            "writes it) and overview.png (when the plot extra is installed)."
+        ),
+        epilog=EXIT_CODES,
+        formatter_class=formatter,
+    )
+    dp.add_argument("outdir", metavar="OUTDIR", help="folder for the outputs (created if missing)")
+    dp.add_argument("--case", choices=["translation", "rotation", "new_features"], default="rotation",
+                    help="which synthetic motion (default: %(default)s)")
+    dp.add_argument("--size", type=_positive_int, default=128, help="grid cells per side (default: %(default)s)")
+    dp.add_argument("--no-plot", action="store_true", help="do not draw overview.png")
+    _add_run_options(dp)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, usage errors (argparse printed them)
+        return int(exit_.code or 0)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    with warnings.catch_warnings(), _sigterm_as_interrupt():
+        warnings.showwarning = _show_warning
+        try:
+            if args.command == "interpolate":
+                _interpolate(args, argv)
+            else:
+                _demo(args, argv)
+        except _Failure as err:
+            _error(str(err))
+            return err.code
+        except KeyboardInterrupt:
+            _error("interrupted; no partial output was left behind.")
+            return EXIT_INTERRUPTED
+        except XlatentError as err:
+            _error(str(err))
+            return _code_for(err)
+    return EXIT_OK
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """Treat SIGTERM (kill, job schedulers) like Ctrl-C, so that temporary files are removed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _error(message: str) -> None:
+    print(f"xlatent: error: {message}", file=sys.stderr)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"xlatent: warning: {message}", file=sys.stderr)
+
+
+def _code_for(err: XlatentError) -> int:
+    if isinstance(err, GridMismatchError):
+        return EXIT_GRID
+    if isinstance(err, InputFileError):
+        return EXIT_FILE
+    if isinstance(err, UnknownVariableError):
+        return EXIT_VARIABLE
+    if isinstance(err, (UnknownMethodError, UnknownKindError, ConfigError, DeviceError)):
+        return EXIT_USAGE
+    if isinstance(err, (InputError, ValueError, TypeError)):  # bad data: InputError, TimeOrderError, CRSError...
+        return EXIT_DATA
+    return EXIT_FAILED
+
+
+def _say(args: argparse.Namespace, message: str) -> None:
+    if not args.quiet:
+        print(message)
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Fail fast, before reading files or training, on what can be checked up front."""
+    from xlatent import methods
+
+    if args.method not in methods.available():
+        raise _Failure(f"unknown --method {args.method!r}; available: {', '.join(methods.available())}.", EXIT_USAGE)
+    if getattr(args, "plot", None) is not None or (args.command == "demo" and not args.no_plot):
+        args.plot_module = _plot_module(required=args.command == "interpolate")
+    else:
+        args.plot_module = None
+
+
+def _plot_module(required: bool):
+    try:
+        from xlatent import plot
+    except ImportError as err:
+        if not required:
+            return None
+        raise _Failure(f"--plot needs matplotlib and cartopy: pip install 'xlatent[plot]' ({err}).", EXIT_DEPENDENCY) from err
+    return plot
+
+
+def _options(args: argparse.Namespace) -> dict:
+    options = {"steps": args.steps, "method": args.method, "kind": args.kind, "device": args.device,
+               "seed": args.seed, "progress": not args.quiet}
+    if args.max_iters is not None:
+        options["max_iters"] = args.max_iters
+    if args.time_budget is not None:
+        options["time_budget"] = args.time_budget
+    return options
+
+
+def _read(path: str, variable, index, timestamp, label: str, option: str):
+    from xlatent.io import open_image, time_dim
+
+    try:
+        da = open_image(path, variable, time_index=index, timestamp=timestamp)
+    except InputError as err:  # a bad --*-index or --*-time
+        raise _Failure(f"{label} ({path}): {err}", EXIT_USAGE) from err
+    dim = time_dim(da)
+    if dim is not None:
+        raise _Failure(
+            f"{label} ({path}) holds a time series ({da.sizes[dim]} steps along {dim!r}): choose one with {option} N.",
+            EXIT_USAGE,
+        )
+    return da
+
+
+def _inputs(args: argparse.Namespace):
+    if args.last is None:
+        if args.first_index is None or args.last_index is None:
+            raise _Failure("with one input file, give --first-index and --last-index (two steps of its time series).", EXIT_USAGE)
+        if args.last_time is not None or args.first_time is not None:
+            raise _Failure("--first-time/--last-time are for files without a time; a time series has its own.", EXIT_USAGE)
+        first = _read(args.first, args.variable, args.first_index, None, "FIRST", "--first-index")
+        last = _read(args.first, args.variable, args.last_index, None, "FIRST", "--last-index")
+    else:
+        first = _read(args.first, args.variable, args.first_index, args.first_time, "FIRST", "--first-index")
+        last = _read(args.last, args.variable, args.last_index, args.last_time, "LAST", "--last-index")
+    return first, last
+
+
+def _run(first, last, args: argparse.Namespace, argv: Sequence[str]):
+    """Interpolate, then add the command line to the outputs' history."""
+    import xlatent
+    from xlatent import cf
+
+    frames, flow = xlatent.interpolate(first, last, x_dim=getattr(args, "x_dim", None),
+                                       y_dim=getattr(args, "y_dim", None), **_options(args))
+    if flow is not None and args.earth_relative:
+        earth = xlatent.to_earth_relative(flow)
+        flow = flow.assign(u_east=earth.u_east, v_north=earth.v_north)
+    command = "command line: " + shlex.join(["xlatent", *argv])
+    for obj in (frames, flow):
+        if obj is not None:
+            obj.attrs["history"] = cf.append_history(obj.attrs.get("history"), command)
+    return frames, flow
+
+
+def _write(frames, flow, out: Path, args: argparse.Namespace) -> None:
+    from xlatent.io import result_dataset, to_netcdf
+
+    ds = result_dataset(frames, flow)
+    encoding = {name: {"zlib": True, "complevel": 4} for name in ds.data_vars}
+    try:
+        to_netcdf(ds, out, encoding=encoding)
+    except OSError as err:
+        raise _Failure(f"cannot write {out}: {err}", EXIT_WRITE) from err
+    units = "" if flow is None else f", motion u/v on {flow.sizes.get('time', 0)} stages in {flow.u.attrs.get('units')}"
+    _say(args, f"wrote {out}: {frames.sizes['time']} frames{units}")
+    if args.plot_module is not None and args.plot is not None:
+        try:
+            args.plot_module.overview(frames, flow, path=args.plot)
+        except OSError as err:
+            raise _Failure(f"cannot write {args.plot}: {err}", EXIT_WRITE) from err
+        _say(args, f"wrote {args.plot}")
+
+
+def _interpolate(args: argparse.Namespace, argv: Sequence[str]) -> None:
+    _check_options(args)
+    out = Path(args.out)
+    inputs = {Path(p).resolve() for p in (args.first, args.last) if p is not None}
+    if out.resolve() in inputs:
+        raise _Failure(f"--out {out} is one of the inputs; choose another file name.", EXIT_USAGE)
+    if not out.parent.is_dir():
+        raise _Failure(f"cannot write {out}: folder {out.parent} does not exist.", EXIT_WRITE)
+    first, last = _inputs(args)
+    frames, flow = _run(first, last, args, argv)
+    _write(frames, flow, out, args)
+
+
+def _demo(args: argparse.Namespace, argv: Sequence[str]) -> None:
+    import numpy as np
+
+    from xlatent import datasets
+    from xlatent.io import to_netcdf
+
+    _check_options(args)
+    outdir = Path(args.outdir)
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _Failure(f"cannot create {outdir}: {err}", EXIT_WRITE) from err
+    case = datasets.load(args.case, size=args.size, steps=args.steps, seed=args.seed)
+    _say(args, f"case {case.name}: {case.description}")
+    try:
+        to_netcdf(case.first, outdir / "first.nc")
+        to_netcdf(case.last, outdir / "last.nc")
+        to_netcdf(case.frames.to_dataset().merge(case.flow, compat="override"), outdir / "truth.nc")
+    except OSError as err:
+        raise _Failure(f"cannot write into {outdir}: {err}", EXIT_WRITE) from err
+    if args.kind is None:
+        args.kind = "sea_ice"  # what the synthetic case shows
+    frames, flow = _run(case.first, case.last, args, argv)
+    args.plot = None if args.plot_module is None else str(outdir / "overview.png")
+    _write(frames, flow, outdir / "result.nc", args)
+    if args.plot_module is None and not args.no_plot:
+        _say(args, "no overview.png: the plot extra is not installed (pip install 'xlatent[plot]')")
+    inner = slice(1, -1) if frames.sizes["time"] > 2 else slice(None)
+    truth = case.frames.values[inner]
+    err = np.nanmean((frames.values[inner] - truth) ** 2)
+    psnr = 10 * np.log10(float(np.nanmax(truth) - np.nanmin(truth)) ** 2 / err) if err > 0 else float("inf")
+    _say(args, f"in-between frames vs truth: PSNR {psnr:.1f} dB")
+    _say(args, f"same from the files: xlatent interpolate {outdir / 'first.nc'} {outdir / 'last.nc'} "
+               f"--steps {args.steps} --kind {args.kind} --out result.nc")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

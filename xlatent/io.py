@@ -1,0 +1,357 @@
+"""Files in and out: open any raster xarray or rioxarray reads, write NetCDF atomically with the
+CRS link kept, and keep frames and flow together in one file.
+
+- :func:`open_image`: NetCDF/HDF5 (``decode_coords="all"``), Zarr, GeoTIFF and other GDAL
+  formats (``rioxarray.open_rasterio(mask_and_scale=True)``) -> one DataArray image.
+- :func:`to_netcdf`: ``obj.to_netcdf`` that merges the ``grid_mapping`` into the user's
+  ``encoding=`` and writes to a temporary file then renames it: no half-written file, ever.
+- :func:`save_result` / :func:`open_result`: frames and flow in one NetCDF file (the flow on its
+  own ``stage_time`` axis), as written by the command line.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any, Hashable, Iterator, Mapping
+
+import numpy as np
+import xarray as xr
+
+from xlatent.exceptions import InputError, InputFileError, UnknownVariableError
+
+# GDAL rasters read with rioxarray; everything else goes to xarray first.
+RASTER_SUFFIXES = {".tif", ".tiff", ".gtiff", ".cog", ".vrt", ".jp2", ".img", ".asc", ".png", ".jpg", ".jpeg"}
+FLOW_TIME = "stage_time"  # time axis of the flow in a combined result file
+FLOW_FRACTION = "stage_fraction"
+# Dataset-level attributes of outputs (the rest belongs to the variables).
+_GLOBAL_KEYS = ("Conventions", "history")
+
+
+def _is_global(key: str) -> bool:
+    return key in _GLOBAL_KEYS or key.startswith("xlatent_")
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def open_image(
+    path: str | os.PathLike,
+    variable: str | None = None,
+    *,
+    time_index: int | None = None,
+    timestamp: str | np.datetime64 | None = None,
+    chunks: Any = None,
+    engine: str | None = None,
+) -> xr.DataArray:
+    """Open one image (or a time series of images) from a file, decoded and with its CRS.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A NetCDF/HDF5 file, a Zarr store, or a GeoTIFF (or any raster GDAL reads).
+    variable : str, optional
+        The variable to read from a NetCDF/Zarr file; optional when the file holds only one
+        gridded variable. GeoTIFFs hold a single variable; their bands become the channel dim
+        ``band`` (a single band is dropped).
+    time_index : int, optional
+        Select this position along the file's time dim (negative counts from the end).
+        Without it, a time dim of length 1 is squeezed and a longer one is kept.
+    timestamp : str or numpy.datetime64, optional
+        Set the image's time (e.g. ``"2024-03-01T12:00"``) when the file has none (GeoTIFF):
+        with a time on both images the flow comes out in ``m s-1``.
+    chunks : optional
+        Passed to xarray/rioxarray to open lazily with dask. Without it the image is read into
+        memory and the file is closed.
+    engine : str, optional
+        xarray backend (``"netcdf4"``, ``"h5netcdf"``, ``"zarr"``...), when guessing fails.
+
+    Returns
+    -------
+    xarray.DataArray
+        NaN where the file says no-data, ``scale_factor``/``add_offset`` applied, CRS in
+        ``rio.crs`` and a ``spatial_ref`` coord (when the file has one).
+
+    Raises
+    ------
+    InputFileError
+        The file does not exist or no reader can open it.
+    UnknownVariableError
+        ``variable`` is not in the file, or the file holds several and none was named (the
+        message lists them).
+    InputError
+        ``time_index`` out of range or given for a file without a time dim; bad ``timestamp``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"No such file: {path}")
+    zarr = path.is_dir() or path.suffix.lower() == ".zarr" or engine == "zarr"
+    if path.suffix.lower() in RASTER_SUFFIXES and engine is None:
+        da = _open_raster(path, variable, chunks)
+    else:
+        try:
+            ds = xr.open_dataset(path, decode_coords="all", chunks=chunks, engine="zarr" if zarr else engine)
+        except Exception as xr_err:  # not a format xarray reads: let GDAL try
+            if zarr or engine is not None:
+                raise InputFileError(f"Cannot read {path}: {xr_err}") from xr_err
+            try:
+                da = _open_raster(path, variable, chunks)
+            except InputFileError:
+                raise InputFileError(f"Cannot read {path} with xarray ({xr_err}) nor with rioxarray/GDAL.") from xr_err
+        else:
+            da = _pick_variable(ds, variable, path)
+    da = _select_time(da, time_index, path)
+    if timestamp is not None:
+        da = _set_time(da, timestamp, path)
+    if chunks is None:
+        da = da.load()
+        da.close()
+    return da
+
+
+def _open_raster(path: Path, variable: str | None, chunks: Any) -> xr.DataArray:
+    import rioxarray
+
+    try:
+        obj = rioxarray.open_rasterio(path, mask_and_scale=True, chunks=chunks)
+    except Exception as err:
+        raise InputFileError(f"Cannot read {path} as a raster (rioxarray/GDAL): {err}") from err
+    if isinstance(obj, list):  # several subdatasets of different shapes (HDF4/HDF5)
+        obj = xr.merge(obj, compat="override")
+    if isinstance(obj, xr.Dataset):
+        return _pick_variable(obj, variable, path)
+    if variable is not None and variable != obj.name:
+        raise UnknownVariableError(
+            f"{path.name} is a single-variable raster (bands: {obj.sizes.get('band', 1)}); "
+            f"it has no variable {variable!r}. Leave the variable out."
+        )
+    if "band" in obj.dims and obj.sizes["band"] == 1:
+        obj = obj.squeeze("band", drop=True)
+    return obj
+
+
+def _gridded(ds: xr.Dataset) -> list[Hashable]:
+    """Data variables that can be images: at least two dims, not a cell-bounds variable named by
+    another's ``bounds`` attr (grid mappings and scalars have fewer dims)."""
+    bounds = {var.attrs.get("bounds") for var in ds.variables.values()} | {var.encoding.get("bounds") for var in ds.variables.values()}
+    return [name for name, var in ds.data_vars.items() if var.ndim >= 2 and name not in bounds]
+
+
+def _pick_variable(ds: xr.Dataset, variable: str | None, path: Path) -> xr.DataArray:
+    candidates = _gridded(ds)
+    if variable is None:
+        if len(candidates) == 1:
+            return ds[candidates[0]]
+        listed = ", ".join(map(str, candidates)) or "none"
+        raise UnknownVariableError(
+            f"{path.name} holds {len(candidates)} gridded variables ({listed}): name one "
+            "(variable= in Python, --variable on the command line)."
+        )
+    if variable not in ds.data_vars:
+        listed = ", ".join(map(str, candidates or list(ds.data_vars))) or "none"
+        raise UnknownVariableError(f"{path.name} has no variable {variable!r}. Variables in the file: {listed}.")
+    return ds[variable]
+
+
+def time_dim(da: xr.DataArray) -> Hashable | None:
+    """The dim holding dates (``time``, or the only dim whose coord is datetime/cftime)."""
+    if "time" in da.dims:
+        return "time"
+    found = [d for d in da.dims if d in da.coords and da.sizes[d] > 0 and (np.issubdtype(da[d].dtype, np.datetime64) or
+                                                                         (da[d].dtype == object and hasattr(da[d].values.flat[0], "calendar")))]
+    return found[0] if len(found) == 1 else None
+
+
+def _select_time(da: xr.DataArray, index: int | None, path: Path) -> xr.DataArray:
+    dim = time_dim(da)
+    if index is None:
+        return da.isel({dim: 0}) if dim is not None and da.sizes[dim] == 1 else da
+    if dim is None:
+        raise InputError(f"{path.name} has no time dim (dims: {tuple(da.dims)}): a time index cannot be used.")
+    n = da.sizes[dim]
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not -n <= index < n:
+        raise InputError(f"Time index {index!r} is out of range for {path.name}: {dim!r} has {n} steps (0..{n - 1}).")
+    return da.isel({dim: int(index)})
+
+
+def _set_time(da: xr.DataArray, timestamp: Any, path: Path) -> xr.DataArray:
+    dim = time_dim(da)
+    if dim is not None:
+        raise InputError(f"{path.name} already has a time dim {dim!r}: select a step instead of setting a timestamp.")
+    try:
+        value = np.datetime64(timestamp, "ns")
+    except ValueError as err:
+        raise InputError(f"Cannot read {timestamp!r} as a date and time; use ISO 8601, e.g. 2024-03-01T12:00.") from err
+    if np.isnat(value):
+        raise InputError(f"Timestamp {timestamp!r} is not a date.")
+    from xlatent.geo import scalar_time, time_coord_name
+
+    name = time_coord_name(da)
+    if name is not None:
+        warnings.warn(f"{path.name}: its time {scalar_time(da)} is replaced by {value}.", UserWarning, stacklevel=3)
+        da = da.drop_vars(name)
+    return da.assign_coords(time=value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds.
+
+    The temporary file is in the same folder (so the final ``os.replace`` is atomic) and keeps
+    ``path``'s suffix (writers that pick a format by suffix still work). Any exception, Ctrl-C
+    included, removes it and leaves an existing ``path`` untouched.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _as_dataset(obj: xr.DataArray | xr.Dataset) -> xr.Dataset:
+    if isinstance(obj, xr.Dataset):
+        return obj.copy(deep=False)
+    if not isinstance(obj, xr.DataArray):
+        raise TypeError(f"Expected an xarray DataArray or Dataset, got {type(obj).__name__}.")
+    name = obj.name if obj.name is not None else "__xarray_dataarray_variable__"  # xr.open_dataarray's
+    ds = obj.to_dataset(name=name)
+    ds.attrs = {k: v for k, v in obj.attrs.items() if _is_global(k)}  # CF wants them global
+    return ds
+
+
+def netcdf_encoding(ds: xr.Dataset, encoding: Mapping[Hashable, Mapping[str, Any]] | None = None) -> dict:
+    """``encoding`` (a copy) with each data variable's ``grid_mapping`` merged in, so that the CRS
+    link survives compression settings and the like, and no ``_FillValue`` on float coordinates."""
+    merged = {name: dict(value) for name, value in (encoding or {}).items()}
+    for name, var in ds.data_vars.items():
+        gm = var.encoding.get("grid_mapping")
+        if gm and "grid_mapping" not in var.attrs and gm in ds.variables:
+            merged.setdefault(name, {}).setdefault("grid_mapping", gm)
+    for name, var in ds.coords.items():  # CF: coordinates hold no missing values, so no _FillValue
+        if np.issubdtype(var.dtype, np.floating) and "_FillValue" not in var.encoding and "_FillValue" not in var.attrs:
+            merged.setdefault(name, {}).setdefault("_FillValue", None)
+    return merged
+
+
+def to_netcdf(
+    obj: xr.DataArray | xr.Dataset,
+    path: str | os.PathLike,
+    encoding: Mapping[Hashable, Mapping[str, Any]] | None = None,
+    **kwargs: Any,
+) -> Path:
+    """Write a DataArray or Dataset to NetCDF, keeping the CRS link, atomically.
+
+    Same as ``obj.to_netcdf(path, encoding=encoding, **kwargs)`` except that
+
+    - each variable's ``grid_mapping`` is merged into ``encoding`` (xarray drops it when
+      ``encoding`` names the variable without it, e.g. for compression), so ``rio.crs`` and
+      cf-xarray find the CRS after ``xr.open_dataset(path, decode_coords="all")``;
+    - for a DataArray, ``Conventions``, ``history`` and ``xlatent_*`` provenance are also written
+      as global attributes, where CF and most tools look for them;
+    - the file is written under a temporary name in the same folder and renamed when complete:
+      an error or interruption leaves no partial file, and an existing file stays as it was.
+
+    Parameters
+    ----------
+    obj : xarray.DataArray or xarray.Dataset
+        What to write (frames, flow, anything).
+    path : str or path-like
+        Target file; its folder must exist.
+    encoding : dict, optional
+        Per-variable encoding, e.g. ``{"u": {"zlib": True, "complevel": 4}}``.
+    **kwargs
+        Passed to ``to_netcdf`` (``format=``, ``engine=``, ``unlimited_dims=``...). ``mode="a"``
+        and ``compute=False`` are refused: neither can be atomic.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    if kwargs.get("mode", "w") != "w":
+        raise InputError("xlatent.to_netcdf writes whole files (mode='w'); to append, call obj.to_netcdf(path, mode='a').")
+    if kwargs.get("compute", True) is not True:
+        raise InputError("xlatent.to_netcdf writes at once (compute=True); for a delayed write call obj.to_netcdf.")
+    ds = _as_dataset(obj)
+    enc = netcdf_encoding(ds, encoding)
+    path = Path(path)
+    with atomic_write(path) as tmp:
+        ds.to_netcdf(tmp, encoding=enc, **kwargs)
+    return path
+
+
+def result_dataset(frames: xr.DataArray, flow: xr.Dataset | None = None) -> xr.Dataset:
+    """Frames and flow as one Dataset: the frames variable on ``time``, ``u``/``v`` on
+    ``stage_time`` (with ``stage_fraction``), shared spatial coords and CRS, provenance global."""
+    name = frames.name if frames.name is not None and str(frames.name) not in ("u", "v", "u_east", "v_north") else "frames"
+    var = frames.copy(deep=False).rename(name)
+    var.attrs = {k: v for k, v in frames.attrs.items() if not _is_global(k)}
+    ds = var.to_dataset()
+    attrs = {k: v for k, v in frames.attrs.items() if _is_global(k)}
+    if flow is not None:
+        renames = {"time": FLOW_TIME, "interp_fraction": FLOW_FRACTION}
+        staged = flow.rename({k: v for k, v in renames.items() if k in flow.variables})
+        if FLOW_TIME in staged.coords:
+            staged[FLOW_TIME].attrs = {**staged[FLOW_TIME].attrs, "long_name": "middle of each advection stage"}
+        if FLOW_FRACTION in staged.coords:
+            staged[FLOW_FRACTION].attrs = {"long_name": "interp_fraction at the middle of each advection stage", "units": "1"}
+        ds = xr.merge([ds, staged], combine_attrs="override", compat="override", join="exact")
+        attrs = {**{k: v for k, v in flow.attrs.items() if _is_global(k)}, **attrs}
+    ds.attrs = attrs
+    return ds
+
+
+def save_result(
+    frames: xr.DataArray,
+    flow: xr.Dataset | None,
+    path: str | os.PathLike,
+    encoding: Mapping[Hashable, Mapping[str, Any]] | None = None,
+    **kwargs: Any,
+) -> Path:
+    """Write frames and flow to one NetCDF file, atomically (read back with :func:`open_result`).
+
+    Layout: the frames variable (the input's name, else ``frames``) on ``time``; ``u`` and ``v``
+    on their own ``stage_time`` axis (advection stages, stamped at their midpoints) with a
+    ``stage_fraction`` coord; one ``spatial_ref`` grid mapping for all; ``Conventions``,
+    ``history`` and provenance as global attributes. ``xr.open_dataset(path,
+    decode_coords="all")`` reads it as one Dataset.
+    """
+    return to_netcdf(result_dataset(frames, flow), path, encoding=encoding, **kwargs)
+
+
+def open_result(path: str | os.PathLike, **kwargs: Any) -> tuple[xr.DataArray, xr.Dataset | None]:
+    """Read a file written by :func:`save_result` (or ``xlatent interpolate``) back as
+    ``(frames, flow)``, the same shapes and names :func:`xlatent.interpolate` returns."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"No such file: {path}")
+    ds = xr.open_dataset(path, decode_coords="all", **kwargs)
+    flow_vars = [v for v in ds.data_vars if FLOW_TIME in ds[v].dims]
+    frame_vars = [v for v in ds.data_vars if v not in flow_vars and ds[v].ndim >= 2]
+    if len(frame_vars) != 1:
+        raise UnknownVariableError(f"{path.name} is not an xlatent result file (frames variables found: {frame_vars}).")
+    attrs = {k: v for k, v in ds.attrs.items() if _is_global(k)}
+    frames = ds[frame_vars[0]]
+    frames = frames.drop_vars([c for c in frames.coords if FLOW_TIME in frames[c].dims])
+    frames.attrs = {**frames.attrs, **attrs}
+    if not flow_vars:
+        return frames, None
+    flow = ds[flow_vars].rename({k: v for k, v in {FLOW_TIME: "time", FLOW_FRACTION: "interp_fraction"}.items() if k in ds.variables})
+    flow.attrs = dict(attrs)
+    return frames, flow
