@@ -1,8 +1,10 @@
 """xlatent.plot: maps in the data's CRS, arrows that point the documented way, no downloads."""
 
+import os
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +26,7 @@ from xlatent import plot as xplot  # noqa: E402
 from xlatent.exceptions import InputError, InputTypeError  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("error::cartopy.io.DownloadWarning")
+SUBPROCESS_ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "MPLBACKEND": "Agg"}
 
 
 @pytest.fixture(autouse=True)
@@ -78,8 +81,22 @@ def arrow_angles(fig) -> np.ndarray:
 
 def test_import_xlatent_does_not_import_matplotlib_or_cartopy():
     code = "import sys, xlatent; print('matplotlib' in sys.modules, 'cartopy' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=SUBPROCESS_ENV)
     assert out.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("missing", ["matplotlib", "cartopy"])
+def test_missing_plot_extra_names_the_pip_command(missing):
+    code = (
+        f"import sys; sys.modules[{missing!r}] = None\n"
+        "from xlatent import datasets, plot\n"
+        "try:\n"
+        "    plot.frames(datasets.translation(size=16, steps=1).frames)\n"
+        "except ImportError as err:\n"
+        "    print(err)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=SUBPROCESS_ENV)
+    assert "pip install 'xlatent[plot]'" in out.stdout, out.stdout + out.stderr
 
 
 def test_frames_panel_in_data_crs(translation, tmp_path):

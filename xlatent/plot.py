@@ -306,11 +306,15 @@ def _draw_flow(ax, stage: xr.Dataset, crs, y, x, *, density=None, style="quiver"
     xs, ys = np.meshgrid(_coord(thin, x), _coord(thin, y))
     u = thin["u"].transpose(y, x).values
     v = thin["v"].transpose(y, x).values
-    # angles="xy": each arrow points from (x, y) toward (x + u, y + v) in the map's coordinates,
-    # which is the documented meaning of u and v whatever the row order of the array.
-    q = ax.quiver(xs, ys, u, v, color=color, angles="xy", **kwargs)
     speed = np.hypot(u, v)
-    key = _nice(float(np.nanpercentile(speed, 90))) if np.isfinite(speed).any() else 1.0
+    typical = float(np.nanpercentile(speed, 90)) if np.isfinite(speed).any() else 0.0
+    key = _nice(typical) if typical > 0 else 1.0
+    # angles="xy": each arrow points from (x, y) toward (x + u, y + v) in the map's coordinates,
+    # which is the documented meaning of u and v whatever the row order of the array. Lengths in
+    # map units too: a typical (90th percentile) arrow spans 0.9 of the spacing between arrows.
+    spacing = float(np.abs(np.diff(_coord(thin, x))).mean()) if thin.sizes[x] > 1 else 1.0
+    scale = (typical or 1.0) / (0.9 * spacing)
+    q = ax.quiver(xs, ys, u, v, color=color, angles="xy", scale_units="xy", scale=scale, width=0.004, **kwargs)
     ax.quiverkey(q, 0.98, 1.02, key, f"{key:g} {units}", labelpos="W", coordinates="axes",
                  fontproperties={"size": "small"})
     return q
@@ -520,7 +524,7 @@ def overview(
         stage = _select_stage(_as_flow(flow), None)
         ax = _axes(fig, 1, panels, panels, crs)
         _draw_field(ax, data.isel(time=picks[len(picks) // 2]), crs, y, x, cmap="Greys_r", vmin=lo, vmax=hi)
-        _draw_flow(ax, stage, crs, y, x, color="tab:red")
+        _draw_flow(ax, stage, crs, y, x, density=16, color="tab:red")  # a small panel: fewer arrows
         ax.set_title("mean flow", fontsize="small")
         axes.append(ax)
     if coastlines:
