@@ -84,6 +84,7 @@ def test_lazy_imports_and_missing_extra_names_the_pip_command():
     code = (
         "import sys, xlatent\n"
         "print('matplotlib' in sys.modules, 'cartopy' in sys.modules)\n"
+        "assert xlatent.plot.overview and 'matplotlib' not in sys.modules  # attribute access, no import yet\n"
         "from xlatent import datasets, plot\n"
         "frames = datasets.translation(size=16, steps=1).frames\n"
         "for missing in ('cartopy', 'matplotlib.pyplot'):\n"

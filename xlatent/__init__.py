@@ -18,3 +18,12 @@ from xlatent.exceptions import XlatentError  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = ["interpolate", "fit", "load", "LatentInterpolator", "LatentConfig", "XlatentError", "__version__"]
+
+
+def __getattr__(name: str):
+    """``xlatent.plot`` on first use (it imports matplotlib/cartopy only when a figure is drawn)."""
+    if name == "plot":
+        import importlib
+
+        return importlib.import_module("xlatent.plot")
+    raise AttributeError(f"module 'xlatent' has no attribute {name!r}")
