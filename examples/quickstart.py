@@ -1,4 +1,8 @@
-"""Quickstart: frames and motion between two images, written to NetCDF.
+"""
+Quickstart: frames and motion to NetCDF
+=======================================
+
+Frames and motion between two images, written to NetCDF::
 
     python examples/quickstart.py                      # bundled synthetic sea-ice rotation
     python examples/quickstart.py radar.nc --variable rainfall_rate --first 10 --last 16

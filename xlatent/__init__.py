@@ -23,3 +23,12 @@ __all__ = [
     "interpolate", "fit", "load", "LatentInterpolator", "LatentConfig", "XlatentError", "__version__",
     "open_image", "to_netcdf", "save_result", "open_result", "to_earth_relative",
 ]
+
+
+def __getattr__(name: str):
+    """``xlatent.plot`` on first use (it imports matplotlib/cartopy only when a figure is drawn)."""
+    if name == "plot":
+        import importlib
+
+        return importlib.import_module("xlatent.plot")
+    raise AttributeError(f"module 'xlatent' has no attribute {name!r}")

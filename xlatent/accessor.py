@@ -16,13 +16,47 @@ class LatentDynAccessor:
         self._obj = obj
 
     def interpolate(self, other: xr.DataArray, steps: int = 8, **kwargs: Any):
-        """Same as :func:`xlatent.interpolate` with this array as ``first``."""
+        """Frames and motion from this image to ``other``: :func:`xlatent.interpolate` (same keywords).
+
+        Parameters
+        ----------
+        other : xarray.DataArray
+            The last image, on the same grid as this one.
+        steps : int
+            Intervals between the two images: ``steps + 1`` frames are returned.
+        **kwargs
+            Any keyword of :func:`xlatent.interpolate` (``method=``, ``device=``, ``max_iters=``...).
+
+        Returns
+        -------
+        frames : xarray.DataArray
+            ``(time, [channel], y, x)``, with the coords, attrs and CRS of this array.
+        flow : xarray.Dataset or None
+            ``u``, ``v`` per advection stage (None for ``method="linear"``).
+
+        Examples
+        --------
+        >>> frames, flow = first.latentdyn.interpolate(last, steps=8)  # doctest: +SKIP
+        """
         from xlatent.api import interpolate
 
         return interpolate(self._obj, other, steps, **kwargs)
 
     def fit(self, other: xr.DataArray, **kwargs: Any):
-        """Same as :func:`xlatent.fit` with this array as ``first``."""
+        """Fit the latent model from this image to ``other``: :func:`xlatent.fit` (same keywords).
+
+        Parameters
+        ----------
+        other : xarray.DataArray
+            The last image, on the same grid as this one.
+        **kwargs
+            Any keyword of :func:`xlatent.fit`.
+
+        Returns
+        -------
+        xlatent.LatentInterpolator
+            The fitted model: ``frames()``, ``flow()``, ``save()``.
+        """
         from xlatent.api import fit
 
         return fit(self._obj, other, **kwargs)
