@@ -177,3 +177,23 @@ def test_python_dash_m_as_a_subprocess(pair_files, tmp_path):
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert run.returncode == cli.EXIT_FILE
     assert run.stderr.strip() == f"xlatent: error: No such file: {tmp_path / 'missing.tif'}"
+
+
+def test_plot_option_end_to_end(pair_files, tmp_path):
+    """The real plot extra: the map PNG is written next to the result, atomically."""
+    pytest.importorskip("cartopy")
+    from PIL import Image
+
+    png = tmp_path / "map.png"
+    code = cli.main(["interpolate", str(pair_files / "first.nc"), str(pair_files / "last.nc"), "--steps", "2",
+                     "--out", str(tmp_path / "r.nc"), "--plot", str(png), *FAST])
+    assert code == 0 and png.is_file() and not _leftovers(tmp_path)
+    with Image.open(png) as im:
+        assert im.format == "PNG" and min(im.size) > 200
+
+
+def test_demo_with_the_plot_extra(tmp_path):
+    pytest.importorskip("cartopy")
+    outdir = tmp_path / "demo"
+    assert cli.main(["demo", str(outdir), "--size", "32", "--steps", "2", "--max-iters", "3", "--quiet"]) == 0
+    assert (outdir / "overview.png").stat().st_size > 10_000
