@@ -52,7 +52,7 @@ def case():
 @pytest.fixture(scope="module")
 def perturbed_model(case):
     """A fitted model with non-trivial weights everywhere, so that fields are not ~0."""
-    model = xlatent.fit(case.first, case.last, **SMALL, **QUICK, flow_prior=None)
+    model = xlatent.fit(case.first, case.last, **SMALL, **QUICK, flow_prior=None, patch=32)
     torch.manual_seed(3)
     with torch.no_grad():
         for p in model._core.model.parameters():
@@ -99,7 +99,7 @@ def test_tvl1_prior_per_chunk_is_close(case):
 def test_never_loaded_whole_and_streams_to_zarr(tmp_path, case):
     a, guard_a = guarded(case.first, 48, limit=64 * 64)
     b, guard_b = guarded(case.last, 48, limit=64 * 64)
-    frames, flow = xlatent.interpolate(a, b, steps=2, **SMALL, **QUICK, sample_patches=8)
+    frames, flow = xlatent.interpolate(a, b, steps=2, **SMALL, **QUICK, sample_patches=8, flow_prior=None, patch=32)
     assert isinstance(frames.data, da.Array) and isinstance(flow.v.data, da.Array)
     with dask.config.set(scheduler="threads"):
         frames.to_dataset(name="frames").to_zarr(tmp_path / "frames.zarr")
