@@ -52,6 +52,10 @@ class _Pair:
 
 
 def _prepare(first, last, x_dim=None, y_dim=None, mean=None, std=None) -> _Pair:
+    if _lazy(first, last):  # dask-backed: never loaded whole (xlatent.chunked)
+        from xlatent import chunked
+
+        return chunked.prepare(first, last, x_dim, y_dim, mean, std)
     geo.check_input(first, "first")
     geo.check_input(last, "last")
     grid = geo.describe(first, x_dim=x_dim, y_dim=y_dim)
@@ -84,6 +88,10 @@ def _prepare(first, last, x_dim=None, y_dim=None, mean=None, std=None) -> _Pair:
     return _Pair(first, grid, geo.scalar_time(last), norm(a, va), norm(b, vb), va, vb, mean, std)
 
 
+def _lazy(*arrays) -> bool:
+    return any(isinstance(a, xr.DataArray) and a.chunks is not None for a in arrays)
+
+
 def _fractions(steps: int) -> np.ndarray:
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise InputError(f"steps must be a whole number >= 1 (frames between and including the inputs), got {steps!r}.")
@@ -95,16 +103,14 @@ def _frames_xr(pair: _Pair, frames: np.ndarray, fractions: np.ndarray, attrs: di
     if clip:  # per channel, to the range spanned by the two inputs (rain rate stays >= 0)
         lo, hi = pair.value_range
         values = np.clip(values, lo[None, :, None, None], hi[None, :, None, None])
-    for k, t in enumerate(fractions):
-        valid = pair.valid_first if t == 0 else pair.valid_last if t == 1 else pair.mask
-        values[k][:, ~valid] = np.nan
+    valid = [pair.valid_first if t == 0 else pair.valid_last if t == 1 else pair.mask for t in fractions]
+    values = np.stack([np.where(v[None], frame, np.nan) for v, frame in zip(valid, values)])  # numpy or dask
     return geo.frames_to_xarray(values, pair.source, pair.grid, pair.t_last, fractions, attrs)
 
 
 def _flow_xr(pair: _Pair, fields: np.ndarray, attrs: dict, kind: str | None = None) -> xr.Dataset:
     n = fields.shape[0]
-    fields = fields.copy()
-    fields[:, :, ~pair.mask] = np.nan
+    fields = np.where(pair.mask, fields, np.nan)  # numpy or dask
     mid = (np.arange(n) + 0.5) / n
     flow = geo.flow_to_xarray(fields[:, 0], fields[:, 1], pair.source, pair.grid, pair.t_last, mid, attrs)
     return cf.describe_flow(flow, kind, cf.lon_lat_axes(pair.source, pair.grid), pair.grid.x_dim, pair.grid.y_dim)
@@ -260,8 +266,14 @@ def interpolate(
     fractions = _fractions(steps)
     spec = methods.spec(method)
     own, options = _method_options(method, spec, options)
+    fn = spec.fn
+    if _lazy(first, last):  # dask-backed inputs run chunk by chunk (xlatent.chunked)
+        from xlatent import chunked
+
+        first, last = chunked.load_unless_supported(method, first, last)
+        fn = chunked.latent if method == "latent" else fn
     pair, cfg, patch_rc, stride_rc = _setup(first, last, x_dim, y_dim, patch, stride, config, options)
-    result = spec.fn(
+    result = fn(
         pair.first, pair.last, pair.mask, fractions, config=cfg, patch=patch_rc, stride=stride_rc,
         device=device, seed=seed, progress=progress, exact_endpoints=exact_endpoints, blend=blend,
         mean=pair.mean, std=pair.std, **own,
@@ -314,7 +326,12 @@ class LatentInterpolator:
     def _fields(self, pair: _Pair, progress: bool) -> np.ndarray:
         if self._fields_cache is not None and self._fields_cache[0] is pair:
             return self._fields_cache[1]
-        fields = self._core.fields(pair.first, pair.last, progress)
+        if _lazy(pair.source):
+            from xlatent import chunked
+
+            fields = chunked.fields(self._core, pair.first, pair.last)
+        else:
+            fields = self._core.fields(pair.first, pair.last, progress)
         self._fields_cache = (pair, fields)
         return fields
 
@@ -328,7 +345,12 @@ class LatentInterpolator:
         fractions = _fractions(steps)
         pair = self._pair_for(first, last)
         fields = self._fields(pair, progress)
-        frames = self._core.frames(pair.first, pair.last, fields, fractions, exact_endpoints, progress, blend)
+        if _lazy(pair.source):
+            from xlatent import chunked
+
+            frames = chunked.frames(self._core, pair.first, pair.last, fields, fractions, exact_endpoints, blend)
+        else:
+            frames = self._core.frames(pair.first, pair.last, fields, fractions, exact_endpoints, progress, blend)
         call = cf.call_repr("LatentInterpolator.frames", steps=int(steps), blend=blend)
         return _frames_xr(pair, frames, fractions, self._attrs(pair, call), clip)
 
@@ -402,7 +424,12 @@ def fit(
     cf.check_kind(kind)
     pair, cfg, patch_rc, stride_rc = _setup(first, last, x_dim, y_dim, patch, stride, config, options)
     core = LatentCore(pair.first.shape[0], cfg, device, seed, pair.mean, pair.std)
-    core.fit(pair.first, pair.last, pair.mask, patch_rc, stride_rc, seed=seed, progress=progress)
+    if _lazy(pair.source):
+        from xlatent import chunked
+
+        chunked.fit_core(core, pair.first, pair.last, pair.mask, patch_rc, stride_rc, seed=seed, progress=progress)
+    else:
+        core.fit(pair.first, pair.last, pair.mask, patch_rc, stride_rc, seed=seed, progress=progress)
     return LatentInterpolator(core, pair.mean, pair.std, pair, x_dim, y_dim, kind)
 
 

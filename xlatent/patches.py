@@ -52,6 +52,7 @@ def run_tiled(
     multiple: int = 1,
     feather: int = 8,
     progress: Callable[[int], None] | None = None,
+    context: bool = False,
 ) -> list[np.ndarray]:
     """Apply ``fn`` tile by tile to ``image`` ``(C, H, W)`` and blend the results.
 
@@ -60,11 +61,19 @@ def run_tiled(
     case too, so tiling only changes what lies farther than ``halo`` from a core cell. Tile
     origins are multiples of ``multiple`` (the U-Nets' pooling factor), keeping the pooling grid
     aligned between tiles.
+
+    With ``context=True`` the image already carries ``halo`` cells of real neighbouring data on
+    every side (a dask block with its overlap): nothing is padded and only the interior
+    ``(H - 2 halo, W - 2 halo)`` is returned. ``halo`` must then be a multiple of ``multiple``.
     """
-    _, h, w = image.shape
     halo = -(-halo // multiple) * multiple
+    if context:
+        padded = image
+        h, w = image.shape[1] - 2 * halo, image.shape[2] - 2 * halo
+    else:
+        h, w = image.shape[1:]
+        padded = np.pad(image, ((0, 0), (halo, halo), (halo, halo)), mode="edge")
     feather = min(feather, halo)
-    padded = np.pad(image, ((0, 0), (halo, halo), (halo, halo)), mode="edge")
     single = tile >= h and tile >= w
     row_starts = [0] if single else tile_starts(h, tile, multiple)
     col_starts = [0] if single else tile_starts(w, tile, multiple)
@@ -102,3 +111,27 @@ def count_tiles(shape: tuple[int, int], tile: int, multiple: int) -> int:
     if tile >= h and tile >= w:
         return 1
     return len(tile_starts(h, tile, multiple)) * len(tile_starts(w, tile, multiple))
+
+
+def run_tiled_retrying(fn, image, tile, halo, multiple=1, feather=8, progress=None, context=False):
+    """:func:`run_tiled` that halves the tile size and tries again on a torch out-of-memory
+    error (CUDA or other accelerators), down to one pooling cell, instead of failing.
+
+    Tiled runs equal untiled ones, so a retry with smaller tiles changes the cost, not the
+    result.
+    """
+    import logging
+
+    import torch
+
+    smallest = max(multiple, 16)
+    while True:
+        try:
+            return run_tiled(fn, image, tile, halo, multiple, feather, progress, context)
+        except torch.OutOfMemoryError:
+            if tile <= smallest:
+                raise
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            tile = max(smallest, (tile // 2) // multiple * multiple)
+            logging.getLogger(__name__).warning("out of memory: retrying inference with tiles of %d cells", tile)

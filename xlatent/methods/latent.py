@@ -42,6 +42,7 @@ class LatentCore:
         # the normalisation, undone for the starting-field estimator (log of rain rate...)
         self.mean = np.zeros(channels, np.float32) if mean is None else np.asarray(mean, np.float32)
         self.std = np.ones(channels, np.float32) if std is None else np.asarray(std, np.float32)
+        self.requested_device = str(device)  # "auto" resolves anew where the model is rebuilt
         self.device = resolve_device(device)
         self.model = LatentAdvection(channels, config).to(self.device).eval()
         self.history = None
@@ -74,10 +75,10 @@ class LatentCore:
         x = torch.from_numpy(np.ascontiguousarray(window)).to(self.device)[None]
         x = x.contiguous(memory_format=torch.channels_last)
         first, last = x[:, :c], x[:, c : 2 * c]
-        with torch.inference_mode():
+        with torch.inference_mode(), self._autocast():
             if fields is None:
                 prior = x[:, 2 * c :] if self.config.flow_prior else None
-                return [self.model.fields(first, last, prior)[0].cpu().numpy()]
+                return [self.model.fields(first, last, prior)[0].float().cpu().numpy()]
             f = torch.from_numpy(np.ascontiguousarray(fields)).to(self.device)[None]
             z = self.model.encode(first)
             k = len(fractions)
@@ -99,7 +100,16 @@ class LatentCore:
                 from xlatent.exceptions import InputError
 
                 raise InputError(f"blend must be 'symmetric' or 'residual', got {blend!r}.")
-            return [frames.cpu().numpy(), r0[0].cpu().numpy(), tail.cpu().numpy()]
+            return [frames.float().cpu().numpy(), r0[0].float().cpu().numpy(), tail.float().cpu().numpy()]
+
+    def _autocast(self):
+        """bfloat16 autocast of inference when ``config.inference_dtype`` asks for it."""
+        dtype = getattr(self.config, "inference_dtype", "float32")
+        if dtype not in ("float32", "bfloat16"):
+            from xlatent.exceptions import ConfigError
+
+            raise ConfigError(f"inference_dtype must be 'float32' or 'bfloat16', got {dtype!r}.")
+        return self._torch.autocast(self.device.type, dtype=self._torch.bfloat16, enabled=dtype == "bfloat16")
 
     def _tiling(self, shape):
         multiple = self.model.alignment
@@ -107,35 +117,57 @@ class LatentCore:
 
         return multiple, count_tiles(shape, self.config.tile, multiple)
 
-    def fields(self, first, last, progress=False, prior=None):
-        """Stage fields ``(N, 2, H, W)`` (grid cells per unit time, index space) of F."""
+    def fields_halo(self) -> int:
+        """Cells of context each side that :meth:`fields` needs (F's reach plus the feather)."""
+        return self.model.field_reach() + _FEATHER
+
+    def frames_halo(self, fields) -> int:
+        """Cells of context each side that :meth:`frames` needs for these ``fields``: the reach of
+        E and D plus twice the largest displacement (there and back for the carried-back end),
+        plus the feather. F is not run by :meth:`frames`, so its reach does not count."""
+        from xlatent.model.networks import unet_reach
+
+        model = self.model
+        reach = len(model.encoder.body) // 2 + 1 + unet_reach(self.config.unet_levels)
+        return reach + 2 * int(math.ceil(float(np.abs(fields).max()))) + _FEATHER
+
+    def fields(self, first, last, progress=False, prior=None, *, tile=None, halo=None, context=False):
+        """Stage fields ``(N, 2, H, W)`` (grid cells per unit time, index space) of F.
+
+        ``tile`` and ``halo`` override the config's tile size and the halo; with ``context`` the
+        inputs already carry ``halo`` cells of neighbouring data on each side (see
+        :func:`xlatent.patches.run_tiled`) and the result is the interior only.
+        """
         from tqdm.auto import tqdm
 
-        from xlatent.patches import run_tiled
+        from xlatent.patches import run_tiled_retrying
 
         multiple, n_tiles = self._tiling(first.shape[-2:])
         if self.config.flow_prior and prior is None:
             prior = self.prior(first, last)
         pair = np.concatenate((first, last) + ((prior,) if prior is not None else ()), axis=0)
-        halo = self.model.field_reach() + _FEATHER
+        halo = self.fields_halo() if halo is None else halo
         with tqdm(total=n_tiles, desc="xlatent fields", disable=not progress or n_tiles < 4, leave=False) as bar:
-            (fields,) = run_tiled(lambda w: self._run(w, first.shape[0], None), pair,
-                                  self.config.tile, halo, multiple, _FEATHER, bar.update)
+            (fields,) = run_tiled_retrying(lambda w: self._run(w, first.shape[0], None), pair,
+                                           tile or self.config.tile, halo, multiple, _FEATHER, bar.update, context)
         return fields
 
-    def frames(self, first, last, fields, fractions, exact_endpoints=True, progress=False, blend="symmetric"):
+    def frames(self, first, last, fields, fractions, exact_endpoints=True, progress=False, blend="symmetric",
+               *, tile=None, halo=None, context=False):
         """Frames ``(K, C, H, W)`` at ``fractions`` by advecting ``E(first)`` with ``fields``.
 
         Tiles get a halo of the model's reach plus the largest displacement, so that no
-        departure point of a core cell lies outside its tile.
+        departure point of a core cell lies outside its tile. ``tile``, ``halo`` and ``context``
+        as in :meth:`fields`.
         """
         from tqdm.auto import tqdm
 
-        from xlatent.patches import run_tiled
+        from xlatent.patches import run_tiled_retrying
 
         c, n = first.shape[0], self.config.stages
         multiple, n_tiles = self._tiling(first.shape[-2:])
-        halo = self.model.receptive_radius() + int(math.ceil(np.abs(fields).max())) + _FEATHER
+        if halo is None:
+            halo = self.model.receptive_radius() + int(math.ceil(np.abs(fields).max())) + _FEATHER
         stack = np.concatenate((first, last, fields.reshape(-1, *fields.shape[-2:])), axis=0)
 
         def step(window):
@@ -143,7 +175,8 @@ class LatentCore:
             return self._run(window[: 2 * c], c, fractions, f, blend if exact_endpoints else "residual")
 
         with tqdm(total=n_tiles, desc="xlatent frames", disable=not progress or n_tiles < 4, leave=False) as bar:
-            frames, r0, tail = run_tiled(step, stack, self.config.tile, halo, multiple, _FEATHER, bar.update)
+            frames, r0, tail = run_tiled_retrying(step, stack, tile or self.config.tile, halo, multiple, _FEATHER,
+                                                  bar.update, context)
         if exact_endpoints:
             t = np.asarray(fractions, dtype=np.float32)[:, None, None, None]
             frames = frames + (1 - t) * r0[None] + tail

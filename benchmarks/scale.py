@@ -1,0 +1,179 @@
+"""Scale benchmark: a synthetic pair generated chunk by chunk into Zarr, opened lazily,
+interpolated with the chunked path and streamed to Zarr. Not a test: prints a markdown row
+per run (wall time, megapixels per second, peak resident memory) and appends it to
+``benchmarks/out/scale.md``.
+
+    python benchmarks/scale.py --size 1024 4096 --scheduler threads cluster
+    python benchmarks/scale.py --size 16384 --scheduler threads --steps 2
+
+The scene is an analytic texture (a sum of Fourier modes, evaluated per chunk at global
+coordinates) translated by ``--shift`` cells: no array the size of the scene exists in memory
+at any point. Training (``xlatent.fit`` on ``sample_patches`` windows cut from the lazy scene)
+is timed apart from inference (frames and flow streamed to Zarr in one dask compute). Peak
+memory is the resident set of this process plus its children (the LocalCluster's workers),
+polled every 0.1 s with psutil.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+import rioxarray  # noqa: F401  (.rio)
+
+import xlatent
+
+OUT = Path(__file__).parent / "out"
+N_MODES = 24
+
+
+def _texture_block(block_info=None, shift=(0.0, 0.0), seed=0):
+    """Texture of one chunk at global cell coordinates, moved by ``shift`` (columns, rows)."""
+    loc = block_info[None]["array-location"]
+    rows = np.arange(*loc[0], dtype=np.float64)[:, None] - shift[1]
+    cols = np.arange(*loc[1], dtype=np.float64)[None, :] - shift[0]
+    rng = np.random.default_rng(seed)
+    k = rng.uniform(2 * np.pi / 40, 2 * np.pi / 4, N_MODES)
+    angle = rng.uniform(0, 2 * np.pi, N_MODES)
+    phase = rng.uniform(0, 2 * np.pi, N_MODES)
+    out = np.zeros((rows.shape[0], cols.shape[1]))
+    for kk, aa, pp in zip(k, angle, phase):
+        out += np.cos(kk * (np.cos(aa) * cols + np.sin(aa) * rows) + pp) / kk
+    return np.exp(0.6 * out / out.std()).astype(np.float32) if out.std() > 0 else out.astype(np.float32)
+
+
+def generate(path: Path, size: int, chunk: int, shift: tuple[float, float]) -> None:
+    """Write the pair ``first``/``last`` to a Zarr store, chunk by chunk."""
+    chunks = da.core.normalize_chunks((chunk, chunk), (size, size))
+    first, last = (da.map_blocks(_texture_block, chunks=chunks, dtype=np.float32, shift=s,
+                                 meta=np.empty((0, 0), np.float32)) for s in ((0.0, 0.0), shift))
+    coords = {"y": 500_000.0 - 1000.0 * (np.arange(size) + 0.5), "x": -500_000.0 + 1000.0 * (np.arange(size) + 0.5)}
+    ds = xr.Dataset({"first": (("y", "x"), first), "last": (("y", "x"), last)}, coords=coords)
+    ds = ds.rio.write_crs("EPSG:3413")
+    with dask.config.set(scheduler="threads"):
+        ds.to_zarr(path, mode="w")
+
+
+def _rss_tree() -> int:
+    import psutil
+
+    me = psutil.Process()
+    total = me.memory_info().rss
+    for child in me.children(recursive=True):
+        try:
+            total += child.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+class Peak:
+    """Peak resident memory of this process and its children while the block runs."""
+
+    def __enter__(self):
+        self.peak, self._run = _rss_tree(), True
+        self._t = threading.Thread(target=self._poll, daemon=True)
+        self._t.start()
+        return self
+
+    def _poll(self):
+        while self._run:
+            self.peak = max(self.peak, _rss_tree())
+            time.sleep(0.1)
+
+    def __exit__(self, *exc):
+        self._run = False
+        self._t.join()
+        self.gib = self.peak / 2**30
+
+
+def run(size: int, scheduler: str, args) -> str:
+    work = Path(args.workdir) / f"scale_{size}"
+    work.mkdir(parents=True, exist_ok=True)
+    src = work / "pair.zarr"
+    if not (src / "zarr.json").exists() and not (src / ".zgroup").exists():
+        t0 = time.perf_counter()
+        generate(src, size, args.chunks, (args.shift, 0.5 * args.shift))
+        print(f"generated {size}^2 in {time.perf_counter() - t0:.0f} s", flush=True)
+    ds = xr.open_zarr(src, decode_coords="all")
+    first = ds["first"].assign_coords(time=np.datetime64("2024-03-01T00:00", "ns"))
+    last = ds["last"].assign_coords(time=np.datetime64("2024-03-01T12:00", "ns"))
+    options = {"max_iters": args.max_iters, "sample_patches": args.sample_patches, "progress": False}
+    if args.max_displacement is not None:
+        options["max_displacement"] = args.max_displacement
+    options.update({k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)})
+
+    client = cluster = None
+    if scheduler == "cluster":
+        from distributed import Client, LocalCluster
+
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address=None, memory_limit="6GiB")
+        client = Client(cluster)
+        ctx = dask.config.set({})
+    else:
+        ctx = dask.config.set(scheduler="threads", num_workers=2)
+    try:
+        with ctx:
+            t0 = time.perf_counter()
+            with Peak() as fit_mem:
+                model = xlatent.fit(first, last, **options)
+            fit_s = time.perf_counter() - t0
+            out = work / f"out_{scheduler}"
+            shutil.rmtree(out, ignore_errors=True)
+            t0 = time.perf_counter()
+            with Peak() as mem:
+                frames = model.frames(args.steps, first, last, progress=False)
+                flow = model.flow(first, last, progress=False)
+                stores = [frames.to_dataset(name="frames").to_zarr(out / "frames.zarr", compute=False),
+                          flow.to_zarr(out / "flow.zarr", compute=False)]
+                dask.compute(*stores)
+            wall = time.perf_counter() - t0
+    finally:
+        if client is not None:
+            client.close()
+            cluster.close()
+    mpx = size * size / 1e6
+    row = (f"| {size}² | {args.chunks} | {scheduler} | {args.steps} | {fit_s:.0f} | {fit_mem.gib:.2f} | "
+           f"{wall:.0f} | {mpx / wall:.3f} | {mem.gib:.2f} |")
+    print(row, flush=True)
+    return row
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, nargs="+", default=[1024, 4096])
+    ap.add_argument("--scheduler", nargs="+", default=["threads", "cluster"], choices=["threads", "cluster"])
+    ap.add_argument("--chunks", type=int, default=512, help="dask chunk side (model tiles stay config.tile)")
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--shift", type=float, default=3.0, help="true displacement along x, cells (half along y)")
+    ap.add_argument("--max-iters", type=int, default=100)
+    ap.add_argument("--sample-patches", type=int, default=64)
+    ap.add_argument("--max-displacement", type=float, default=None,
+                    help="bound on the motion in cells (skips the pass that measures it)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="LatentConfig override (JSON value)")
+    ap.add_argument("--workdir", default="/tmp/xlatent_scale")
+    args = ap.parse_args(argv)
+    header = ("| scene | chunk | scheduler | steps | fit s | fit peak GiB | inference s | Mpx/s | inference peak GiB |\n"
+              "|---|---|---|---|---|---|---|---|---|")
+    print(header, flush=True)
+    OUT.mkdir(exist_ok=True)
+    for size in args.size:
+        for scheduler in args.scheduler:
+            row = run(size, scheduler, args)
+            with open(OUT / "scale.md", "a") as f:
+                f.write(row + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""Dask-backed inputs: never loaded whole, same results as in memory, lazy outputs, GPU paths."""
+
+import pickle
+import warnings
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+import xlatent
+from xlatent import chunked, datasets
+from xlatent.api import _prepare
+
+from conftest import QUICK
+
+# small nets: reach of F 24 cells, so a 128 x 128 scene splits into 3 x 3 chunks of 48
+SMALL = {"unet_levels": 2, "flow_pool": 2, "stages": 2}
+
+
+class ReadGuard:
+    """An array that refuses reads larger than ``limit`` cells: proof a scene is never loaded."""
+
+    def __init__(self, values: np.ndarray, limit: int):
+        self.values, self.limit, self.largest = values, limit, 0
+        self.shape, self.dtype, self.ndim = values.shape, values.dtype, values.ndim
+
+    def __getitem__(self, key):
+        out = self.values[key]
+        self.largest = max(self.largest, out.size)
+        if out.size > self.limit:
+            raise AssertionError(f"read of {out.size} cells, more than {self.limit}")
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        raise AssertionError("the whole array was loaded")
+
+
+def guarded(da_in: xr.DataArray, chunks: int, limit: int):
+    guard = ReadGuard(da_in.values, limit)
+    data = da.from_array(guard, chunks=chunks, asarray=False, meta=np.empty((0, 0), da_in.dtype))
+    return da_in.copy(data=data), guard
+
+
+@pytest.fixture(scope="module")
+def case():
+    return datasets.translation(size=128, steps=4)
+
+
+@pytest.fixture(scope="module")
+def perturbed_model(case):
+    """A fitted model with non-trivial weights everywhere, so that fields are not ~0."""
+    model = xlatent.fit(case.first, case.last, **SMALL, **QUICK, flow_prior=None, patch=32)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for p in model._core.model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model
+
+
+def test_lazy_equals_in_memory_same_model(case, perturbed_model):
+    model = perturbed_model
+    a, b = case.first.chunk(48), case.last.chunk(48)
+    frames = model.frames(4, a, b, progress=False)
+    flow = model.flow(a, b, progress=False)
+    assert isinstance(frames.data, da.Array) and isinstance(flow.u.data, da.Array)
+    assert frames.data.numblocks[-2:] == (3, 3)  # chunked: halos between chunks matter
+    ref_frames = model.frames(4, case.first, case.last, progress=False)
+    ref_flow = model.flow(case.first, case.last, progress=False)
+    got_frames, got_flow = dask.compute(frames, flow, scheduler="threads")
+    assert float(np.abs(ref_flow.u).max()) > 1e-5  # m/s: 0.4 cell over 12 h, not a zero field
+    # stated tolerance: float32 convolutions differ by window size (as tiled vs untiled)
+    np.testing.assert_allclose(got_frames, ref_frames, atol=1e-4)
+    scale = float(np.abs(ref_flow.u).max())
+    np.testing.assert_allclose(got_flow.u, ref_flow.u, atol=1e-4 * scale)
+    np.testing.assert_allclose(got_flow.v, ref_flow.v, atol=1e-4 * scale)
+    xr.testing.assert_identical(got_frames.coords.to_dataset(), ref_frames.coords.to_dataset())
+    assert got_frames.attrs == ref_frames.attrs and got_flow.u.attrs == ref_flow.u.attrs
+    assert got_frames.rio.crs == case.first.rio.crs and got_flow.u.rio.crs == case.first.rio.crs
+
+
+def test_tvl1_prior_per_chunk_is_close(case):
+    """With the TV-L1 starting field computed per chunk (not on the whole scene) the frames stay
+    close to the in-memory ones: same fitted model, mean difference under 2 % of the spread."""
+    model = xlatent.fit(case.first, case.last, **SMALL, **QUICK)
+    a, b = case.first.chunk(64), case.last.chunk(64)
+    got = model.frames(4, a, b, progress=False).compute(scheduler="threads")
+    ref = model.frames(4, case.first, case.last, progress=False)
+    diff = np.abs(got - ref)
+    assert float(diff.mean()) < 0.02 * float(ref.std())
+    # a bound on the motion below the real one is refused, not silently wrong
+    model._core.config.max_displacement = 0.0
+    with pytest.raises(xlatent.XlatentError, match="max_displacement"):
+        model.frames(2, a, b, progress=False).compute(scheduler="synchronous")
+
+
+def test_never_loaded_whole_and_streams_to_zarr(tmp_path, case):
+    a, guard_a = guarded(case.first, 48, limit=64 * 64)
+    b, guard_b = guarded(case.last, 48, limit=64 * 64)
+    frames, flow = xlatent.interpolate(a, b, steps=2, **SMALL, **QUICK, sample_patches=8, flow_prior=None, patch=32)
+    assert isinstance(frames.data, da.Array) and isinstance(flow.v.data, da.Array)
+    with dask.config.set(scheduler="threads"):
+        frames.to_dataset(name="frames").to_zarr(tmp_path / "frames.zarr")
+        flow.to_zarr(tmp_path / "flow.zarr")
+    assert 0 < guard_a.largest <= 64 * 64 and 0 < guard_b.largest <= 64 * 64
+    back = xr.open_zarr(tmp_path / "frames.zarr").frames
+    np.testing.assert_allclose(back.isel(time=0), case.first, atol=1e-5)  # exact end points
+    assert np.isfinite(xr.open_zarr(tmp_path / "flow.zarr").u).all()
+
+
+def test_statistics_lazy_equal_in_memory(case):
+    first = case.first.where(case.first.x > case.first.x[5])  # some NaN
+    lazy = _prepare(first.chunk(40), case.last.chunk(40))
+    ref = _prepare(first, case.last)
+    assert isinstance(lazy, chunked.LazyPair) and isinstance(lazy.first, da.Array)
+    np.testing.assert_allclose(lazy.mean, ref.mean, rtol=1e-5)
+    np.testing.assert_allclose(lazy.std, ref.std, rtol=1e-5)
+    for got, want in zip(lazy.value_range, ref.value_range):
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+    np.testing.assert_allclose(lazy.first.compute(), ref.first, atol=1e-5)
+    np.testing.assert_array_equal(lazy.mask.compute(), ref.mask)
+
+
+def test_training_windows_fixed_count_seeded(case):
+    pair = _prepare(case.first.chunk(48), case.last.chunk(48))
+    cfg = xlatent.LatentConfig(sample_patches=6, prior_margin=8)
+    cut = lambda seed: chunked.training_windows(pair.first, pair.last, pair.mask, (32, 32), (8, 8), cfg, seed)
+    w0, w0b, w1 = cut(0), cut(0), cut(1)
+    assert w0.shape == (6, 1 + 1 + 1 + 2, 32, 32)  # first, last, mask, prior (2)
+    np.testing.assert_array_equal(w0, w0b)
+    assert not np.array_equal(w0, w1)
+
+
+def test_model_weights_are_one_task_in_the_graph(case, perturbed_model):
+    frames = perturbed_model.frames(2, case.first.chunk(48), case.last.chunk(48), progress=False)
+    graph = dict(frames.__dask_graph__())
+    model_keys = [k for k in graph if "xlatent-model" in str(k)]
+    assert len(model_keys) == 1  # fields and frames layers share it (same weights, same key)
+    weights = len(pickle.dumps(graph[model_keys[0]]))
+    assert weights > 50_000 and frames.data.npartitions >= 9
+    # every other task (9 blocks in 3 layers, overlaps...) refers to the model by key only
+    heavy = [k for k, v in graph.items() if len(pickle.dumps(v)) > weights // 2]
+    assert heavy == model_keys
+
+
+def test_other_methods_load_with_a_warning(case):
+    with pytest.warns(UserWarning, match="loaded into memory"):
+        frames, flow = xlatent.interpolate(case.first.chunk(64), case.last.chunk(64), steps=2, method="flow")
+    assert not isinstance(frames.data, da.Array)
+    frames, flow = xlatent.interpolate(case.first.chunk(64), case.last.chunk(64), steps=2, method="linear")
+    assert isinstance(frames.data, da.Array) and flow is None
+
+
+def test_oom_retries_with_smaller_tiles(monkeypatch, case, perturbed_model):
+    from xlatent import patches
+
+    core = perturbed_model._core
+    pair = _prepare(case.first, case.last)
+    core.config.tile = 64
+    try:
+        ref = core.frames(pair.first, pair.last, core.fields(pair.first, pair.last), [0.0, 0.5, 1.0])
+        real, calls = patches.run_tiled, []
+
+        def flaky(fn, image, tile, *args, **kwargs):
+            calls.append(tile)
+            if len(calls) == 1:
+                raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            return real(fn, image, tile, *args, **kwargs)
+
+        monkeypatch.setattr(patches, "run_tiled", flaky)
+        got = core.frames(pair.first, pair.last, core.fields(pair.first, pair.last), [0.0, 0.5, 1.0])
+    finally:
+        core.config.tile = 512
+    assert calls[:2] == [64, 32]  # retried with half the tile
+    np.testing.assert_allclose(got, ref, atol=1e-3)
+    assert np.abs(got - ref).mean() < 1e-5
+
+
+def test_bfloat16_autocast_close_to_float32(case, perturbed_model):
+    core = perturbed_model._core
+    pair = _prepare(case.first, case.last)
+    ref = core.fields(pair.first, pair.last)
+    core.config.inference_dtype = "bfloat16"
+    try:
+        got = core.fields(pair.first, pair.last)
+    finally:
+        core.config.inference_dtype = "float32"
+    assert got.dtype == np.float32
+    assert np.abs(got - ref).mean() < 0.05 * np.abs(ref).mean() + 1e-3
+    assert not np.array_equal(got, ref)  # autocast did run
+
+
+def test_torch_threads_from_dask_config(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    with dask.config.set({"xlatent.torch-threads": 3}):
+        assert chunked.torch_threads() == 3
+    with dask.config.set(num_workers=64):
+        assert chunked.torch_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert chunked.torch_threads() == 2
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_lazy_frames_match_cpu(case, perturbed_model, tmp_path):
+    path = perturbed_model.save(tmp_path / "m.pt")
+    gpu = xlatent.load(path, device="cuda")
+    assert gpu._core.device.type == "cuda"
+    a, b = case.first.chunk(48), case.last.chunk(48)
+    got = gpu.frames(2, a, b, progress=False).compute(scheduler="threads")
+    ref = perturbed_model.frames(2, case.first, case.last, progress=False)
+    np.testing.assert_allclose(got, ref, atol=1e-3)
