@@ -97,7 +97,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=_positive_int, default=8,
                    help="intervals between FIRST and LAST: steps + 1 frames are written (default: %(default)s)")
     p.add_argument("--method", default="latent",
-                   help="latent (latent space advection, default), flow (TV-L1 optical flow, fast, no training), "
+                   help="latent (latent space advection, default), advection (the same, in image space), "
+                        "flow (TV-L1 optical flow, fast, no training), ot (optimal transport, POT), "
                         "linear (cross-dissolve, no motion); see xlatent.methods.available()")
     p.add_argument("--kind", choices=sorted(KINDS), default=None,
                    help="what moves; sets the CF standard_name of u/v (e.g. sea_ice_x_velocity). Default: none")

@@ -128,7 +128,7 @@ class LatentCore:
         from xlatent.model.networks import unet_reach
 
         model = self.model
-        reach = len(model.encoder.body) // 2 + 1 + unet_reach(self.config.unet_levels)
+        reach = 0 if model.identity else len(model.encoder.body) // 2 + 1 + unet_reach(self.config.unet_levels)
         return reach + 2 * int(math.ceil(float(np.abs(fields).max()))) + _FEATHER
 
     def fields(self, first, last, progress=False, prior=None, *, tile=None, halo=None, context=False):
@@ -167,7 +167,7 @@ class LatentCore:
         c, n = first.shape[0], self.config.stages
         multiple, n_tiles = self._tiling(first.shape[-2:])
         if halo is None:
-            halo = self.model.receptive_radius() + int(math.ceil(np.abs(fields).max())) + _FEATHER
+            halo = self.frames_halo(fields)
         stack = np.concatenate((first, last, fields.reshape(-1, *fields.shape[-2:])), axis=0)
 
         def step(window):

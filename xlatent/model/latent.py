@@ -119,9 +119,3 @@ class LatentAdvection(nn.Module):
             pos = departure([fields[:, k] for k in range(len(steps))], steps)
             out.append(sample(z0, pos))
         return out
-
-    def receptive_radius(self) -> int:
-        """How far (grid cells) the output at one pixel depends on input, excluding motion."""
-        if self.identity:
-            return self.field_reach()
-        return len(self.encoder.body) // 2 + 1 + self.field_reach() + unet_reach(self.config.unet_levels)
