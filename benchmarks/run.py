@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -118,15 +119,16 @@ def cases(names, mch_dir, size):
         if name in datasets.CASES:
             case = datasets.load(name, size=size, steps=6)
             yield name, case.first, case.last, case.frames.values[1:-1], case.flow
-    if mch_dir:
-        for fname in MCH_FILES:
-            path = Path(mch_dir) / fname
-            if not path.exists():
-                continue
-            rain = xr.open_dataset(path, decode_coords="all").rainfall_rate.load()
-            for t in MCH_STARTS:
-                if f"mch" in names or "all" in names:
-                    yield f"{fname[4:12]}@{t}", rain.isel(time=t), rain.isel(time=t + 6), rain.isel(time=slice(t + 1, t + 6)).values, None
+    if "mch" not in names and "all" not in names:
+        return
+    for fname in MCH_FILES:
+        path = Path(mch_dir) / fname
+        if not path.exists():
+            print(f"skipping the radar cases of {fname}: not found in {mch_dir} (pass --mch-dir)", file=sys.stderr)
+            continue
+        rain = xr.open_dataset(path, decode_coords="all").rainfall_rate.load()
+        for t in MCH_STARTS:
+            yield f"{fname[4:12]}@{t}", rain.isel(time=t), rain.isel(time=t + 6), rain.isel(time=slice(t + 1, t + 6)).values, None
 
 
 def main(argv=None):
