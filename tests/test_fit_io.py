@@ -114,7 +114,7 @@ def test_accessor_fit_matches_function(rotation_case):
     np.testing.assert_array_equal(a.flow(progress=False).u.values, b.flow(progress=False).u.values)
 
 
-@pytest.mark.parametrize("blend", ["symmetric", "residual"])
+@pytest.mark.parametrize("blend", ["transport", "symmetric", "residual"])
 def test_blends_keep_exact_endpoints(rotation_case, blend):
     model = xlatent.fit(rotation_case.first, rotation_case.last, **QUICK)
     frames = model.frames(2, blend=blend, progress=False)

@@ -198,7 +198,7 @@ def interpolate(
     seed: int | None = 0,
     progress: bool = True,
     exact_endpoints: bool = True,
-    blend: str = "symmetric",
+    blend: str = "transport",
     clip: bool = True,
     kind: str | None = None,
     config: LatentConfig | None = None,
@@ -228,12 +228,15 @@ def interpolate(
     progress : bool
         Show progress bars (tqdm).
     exact_endpoints : bool
-        Add the decoder's misses at both ends (the last one carried back along the motion), so
-        that the first and last frames equal the inputs.
+        Make the first and last frames equal the inputs. False gives the paper's frames, the
+        decoded latent ``D(z_t)`` alone.
     blend : str
-        With ``exact_endpoints``: ``"symmetric"`` (default) blends the advected first image with
-        the last image carried back along the same motion, ``(1 - t)`` and ``t``; ``"residual"``
-        carries back only what the model misses at the end. See ``docs/method.md``.
+        How the latent model renders frames (with ``exact_endpoints``): ``"transport"``
+        (default) blends ``first`` advected forward and ``last`` carried back along the learned
+        motion, ``(1 - t)`` and ``t`` (the decoder renders nothing; best on our benchmark);
+        ``"symmetric"`` blends the decoded latent ``D(z_t)`` with ``last`` carried back;
+        ``"residual"`` is ``D(z_t)`` with the decoder's misses at the ends added. See
+        ``docs/method.md``.
     clip : bool
         Keep frame values within the range spanned by the two inputs (per channel): a rain rate
         never goes negative, a brightness never exceeds what was observed.
@@ -340,7 +343,7 @@ class LatentInterpolator:
         return _provenance("latent", info, source=pair.source, config=self.config, call=call)
 
     def frames(self, steps: int = 8, first=None, last=None, *, exact_endpoints: bool = True,
-               blend: str = "symmetric", clip: bool = True, progress: bool = True) -> xr.DataArray:
+               blend: str = "transport", clip: bool = True, progress: bool = True) -> xr.DataArray:
         """``steps + 1`` frames from the first image to the last (see :func:`interpolate`)."""
         fractions = _fractions(steps)
         pair = self._pair_for(first, last)

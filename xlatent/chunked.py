@@ -437,7 +437,7 @@ def fields(core, first: da.Array, last: da.Array) -> da.Array:
 
 
 def frames(core, first: da.Array, last: da.Array, fields: da.Array, fractions, exact_endpoints=True,
-           blend="symmetric") -> da.Array:
+           blend="transport") -> da.Array:
     """Frames ``(K, C, H, W)`` at ``fractions``, lazily, chunk by chunk.
 
     The overlap between chunks is the reach of E and D plus twice the largest displacement:
@@ -458,7 +458,7 @@ def frames(core, first: da.Array, last: da.Array, fields: da.Array, fractions, e
 
 
 def latent(first, last, mask, fractions, *, config: LatentConfig, patch, stride, device="auto", seed=0,
-           progress=True, exact_endpoints=True, blend="symmetric", mean=None, std=None, **_) -> MethodResult:
+           progress=True, exact_endpoints=True, blend="transport", mean=None, std=None, **_) -> MethodResult:
     """The ``latent`` method on dask arrays (see :func:`xlatent.methods.latent.latent`)."""
     from xlatent.methods.latent import LatentCore
 

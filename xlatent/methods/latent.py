@@ -3,9 +3,15 @@
 Numpy in, numpy out; torch stays inside. Frames come from advecting ``E(first)`` with the
 fields of F and decoding. With ``exact_endpoints`` the first and last frames equal the inputs:
 
-- ``blend="symmetric"`` (default): ``(1 - t) * (D(z_t) + r0) + t * last_t``, where ``last_t`` is
-  the last image carried back along the same motion to time ``t``: both observations feed every
-  frame, as in the forward/backward blend of optical-flow interpolation.
+- ``blend="transport"`` (default): ``(1 - t) * first_t + t * last_t``, ``first`` advected forward
+  and ``last`` carried back along the fields the latent model learned (one bilinear sample
+  each); the decoder renders nothing. The latent space earns its place in training: what
+  transport cannot explain (growth, decay, new features) is taken by E and D instead of
+  bending the motion. Best on the benchmark (benchmarks/RESULTS.md, entry 21): in the blends
+  below the decoder's correction enters the intermediate frames with weight ``(1 - t)`` while
+  the loss trains it only at ``t = 1``.
+- ``blend="symmetric"``: ``(1 - t) * (D(z_t) + r0) + t * last_t``, where ``last_t`` is the last
+  image carried back along the same motion to time ``t``.
 - ``blend="residual"``: ``D(z_t) + (1 - t) * r0 + t * r1_t``, only the decoder's miss at the end
   (``r1 = last - D(z_1)``) carried back.
 
@@ -70,7 +76,7 @@ class LatentCore:
         )
         return self.history
 
-    def _run(self, window: np.ndarray, c: int, fractions, fields=None, blend="symmetric"):
+    def _run(self, window: np.ndarray, c: int, fractions, fields=None, blend="transport"):
         torch = self._torch
         x = torch.from_numpy(np.ascontiguousarray(window)).to(self.device)[None]
         x = x.contiguous(memory_format=torch.channels_last)
@@ -80,6 +86,13 @@ class LatentCore:
                 prior = x[:, 2 * c :] if self.config.flow_prior else None
                 return [self.model.fields(first, last, prior)[0].float().cpu().numpy()]
             f = torch.from_numpy(np.ascontiguousarray(fields)).to(self.device)[None]
+            t = torch.tensor(np.asarray(fractions, dtype=np.float32)).view(-1, 1, 1, 1)
+            if blend == "transport":  # both observations carried along the learned motion
+                first_t = torch.cat(self.model.roll(first, f, fractions), dim=0)
+                last_t = torch.cat(self.model.carry_back(last, f, fractions), dim=0)
+                frames = (1 - t) * first_t + t * last_t
+                zero = torch.zeros_like(frames)
+                return [frames.float().cpu().numpy(), zero[0].float().cpu().numpy(), zero.float().cpu().numpy()]
             z = self.model.encode(first)
             k = len(fractions)
             residual = blend == "residual"
@@ -88,7 +101,6 @@ class LatentCore:
             decoded = self.model.decode(torch.cat(self.model.roll(z, f, wanted) + [z]))
             frames, start = decoded[:k], decoded[-1:]
             r0 = first - start
-            t = torch.tensor(np.asarray(fractions, dtype=np.float32)).view(-1, 1, 1, 1)
             if blend == "symmetric":  # the last image itself, carried back along the motion
                 last_t = torch.cat(self.model.carry_back(last, f, fractions), dim=0)
                 frames = (1 - t) * frames + t * last_t
@@ -99,7 +111,7 @@ class LatentCore:
             else:
                 from xlatent.exceptions import InputError
 
-                raise InputError(f"blend must be 'symmetric' or 'residual', got {blend!r}.")
+                raise InputError(f"blend must be 'transport', 'symmetric' or 'residual', got {blend!r}.")
             return [frames.float().cpu().numpy(), r0[0].float().cpu().numpy(), tail.float().cpu().numpy()]
 
     def _autocast(self):
@@ -152,7 +164,7 @@ class LatentCore:
                                            tile or self.config.tile, halo, multiple, _FEATHER, bar.update, context)
         return fields
 
-    def frames(self, first, last, fields, fractions, exact_endpoints=True, progress=False, blend="symmetric",
+    def frames(self, first, last, fields, fractions, exact_endpoints=True, progress=False, blend="transport",
                *, tile=None, halo=None, context=False):
         """Frames ``(K, C, H, W)`` at ``fractions`` by advecting ``E(first)`` with ``fields``.
 
@@ -185,7 +197,7 @@ class LatentCore:
 
 @register("latent", trained=True)
 def latent(first, last, mask, fractions, *, config: LatentConfig, patch, stride, device="auto",
-           seed=0, progress=True, exact_endpoints=True, blend="symmetric", mean=None, std=None,
+           seed=0, progress=True, exact_endpoints=True, blend="transport", mean=None, std=None,
            **_) -> MethodResult:
     core = LatentCore(first.shape[0], config, device, seed, mean, std)
     prior = core.prior(first, last)
