@@ -323,11 +323,10 @@ def _map(fn, x: da.Array, depth: int, leading: tuple, *args, **kwargs) -> da.Arr
 def _starting_field(a: np.ndarray, b: np.ndarray, motion: tuple) -> np.ndarray:
     """The configured starting field of normalised ``a`` -> ``b``; ``motion`` is
     ``(mean, std, estimator, transform)`` (see :meth:`LatentCore.prior`)."""
-    from xlatent.methods.flow import physical
     from xlatent.methods.motion import estimate
 
     mean, std, estimator, transform = motion
-    return estimate(physical(a, mean, std), physical(b, mean, std), estimator, transform)
+    return estimate(a, b, estimator, transform, mean=mean, std=std)
 
 
 def _motion(core) -> tuple:

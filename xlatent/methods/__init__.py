@@ -30,6 +30,11 @@ class MethodResult:
 MethodFn = Callable[..., MethodResult]
 
 
+def physical(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Undo the per-channel normalisation of ``(C, H, W)`` arrays (back to the inputs' units)."""
+    return x * np.asarray(std)[:, None, None] + np.asarray(mean)[:, None, None]
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     """A registered method: its function, its own options (with defaults), and whether it is

@@ -16,11 +16,6 @@ from xlatent.methods import MethodResult, register
 _SUBSTEPS = 8  # semi-Lagrangian sub-steps along the steady field
 
 
-def physical(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """Undo the per-channel normalisation of ``(C, H, W)`` arrays."""
-    return x * np.asarray(std)[:, None, None] + np.asarray(mean)[:, None, None]
-
-
 @register("flow", options={"motion": "tvl1", "motion_transform": "auto"})
 def flow(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.ndarray, *, mean, std,
          motion: str = "tvl1", motion_transform: str = "auto", **_) -> MethodResult:
@@ -29,7 +24,7 @@ def flow(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.nd
     from xlatent.methods.motion import estimate
     from xlatent.model.advection import arrival, departure, sample
 
-    field = estimate(physical(first, mean, std), physical(last, mean, std), motion, motion_transform)
+    field = estimate(first, last, motion, motion_transform, mean=mean, std=std)
     u = torch.from_numpy(field)[None]
     a = torch.from_numpy(first)[None]
     b = torch.from_numpy(last)[None]

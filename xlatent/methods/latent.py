@@ -58,11 +58,9 @@ class LatentCore:
         """The starting field ``(2, H, W)`` the config asks for, or None."""
         if not self.config.flow_prior:
             return None
-        from xlatent.methods.flow import physical
         from xlatent.methods.motion import estimate
 
-        a, b = physical(first, self.mean, self.std), physical(last, self.mean, self.std)
-        return estimate(a, b, self.config.flow_prior, self.config.motion_transform)
+        return estimate(first, last, self.config.flow_prior, self.config.motion_transform, mean=self.mean, std=self.std)
 
     def fit(self, first, last, mask, patch, stride, seed=0, progress=True, prior=None):
         """Train on the pair (normalised ``(C, H, W)`` arrays); returns the history."""

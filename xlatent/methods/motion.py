@@ -64,19 +64,27 @@ def motion_space(first: np.ndarray, last: np.ndarray, transform: str = "auto") -
     return np.mean(outs_a, axis=0), np.mean(outs_b, axis=0)
 
 
-def estimate(first: np.ndarray, last: np.ndarray, estimator: str = "tvl1", transform: str = "auto") -> np.ndarray:
+def estimate(first: np.ndarray, last: np.ndarray, estimator: str = "tvl1", transform: str = "auto", *,
+             mean: np.ndarray | None = None, std: np.ndarray | None = None) -> np.ndarray:
     """Displacement from ``first`` to ``last`` ``(2, H, W)`` (column, row; grid cells).
 
     Parameters
     ----------
     first, last : ndarray ``(C, H, W)``
-        The two images in physical units (NaN-free).
+        The two images (NaN-free), in physical units, or normalised with ``mean``/``std``.
     estimator : {"tvl1", "vet", "lk"}
         TV-L1 (scikit-image), or pysteps' VET or Lucas-Kanade.
     transform : {"auto", "log", "none"}
         What the estimator sees: ``"auto"`` logs channels without negative values.
+    mean, std : ndarray ``(C,)``, optional
+        The per-channel normalisation of ``first``/``last``, undone first (the log transform
+        needs the physical values: zero rain is zero).
     """
     check_options(estimator, transform)
+    if mean is not None:
+        from xlatent.methods import physical
+
+        first, last = physical(first, mean, std), physical(last, mean, std)
     a, b = motion_space(first, last, transform)
     if np.ptp(a) == 0 and np.ptp(b) == 0:
         return np.zeros((2,) + a.shape, dtype=np.float32)

@@ -23,8 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from xlatent.exceptions import ConfigError
-from xlatent.methods import MethodResult, register
-from xlatent.methods.flow import physical
+from xlatent.methods import MethodResult, physical, register
 
 _MASS_EPS = 1e-12
 
