@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, Hashable, Sequence
+from typing import Any, Hashable
 
 import numpy as np
 import xarray as xr
