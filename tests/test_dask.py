@@ -71,8 +71,11 @@ def test_lazy_equals_in_memory_same_model(case, perturbed_model):
     ref_flow = model.flow(case.first, case.last, progress=False)
     got_frames, got_flow = dask.compute(frames, flow, scheduler="threads")
     assert float(np.abs(ref_flow.u).max()) > 1e-5  # m/s: 0.4 cell over 12 h, not a zero field
-    # stated tolerance: float32 convolutions differ by window size (as tiled vs untiled)
-    np.testing.assert_allclose(got_frames, ref_frames, atol=1e-4)
+    # stated tolerance: float32 convolutions differ by window size (as tiled vs untiled); in
+    # the scene's outermost cells, departure points beyond the scene meet fields that F computed
+    # on edge-padded images in a chunk, on edge-padded fields in memory
+    np.testing.assert_allclose(got_frames[..., 2:-2, 2:-2], ref_frames[..., 2:-2, 2:-2], atol=1e-4)
+    np.testing.assert_allclose(got_frames, ref_frames, atol=1e-3)
     scale = float(np.abs(ref_flow.u).max())
     np.testing.assert_allclose(got_flow.u, ref_flow.u, atol=1e-4 * scale)
     np.testing.assert_allclose(got_flow.v, ref_flow.v, atol=1e-4 * scale)

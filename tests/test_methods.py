@@ -124,3 +124,32 @@ def test_pysteps_motion_option(translation_case):
     frames, flow = xlatent.interpolate(a, b, steps=2, method="flow", motion="vet", progress=False)
     assert frames.attrs["xlatent_motion"] == "vet"
     assert float(flow.v.mean()) > 0 and float(flow.u.mean()) > 0  # north-east, as the truth
+
+
+def test_coarsened_starting_field_recovers_the_shift():
+    """TV-L1 on 4 x 4 block means, upsampled: the same displacement on the full grid (a shape
+    that is not a multiple of 4 included), for a smooth texture moved by (3, -2) cells."""
+    y, x = np.mgrid[0:130, 0:150].astype(float)
+
+    def texture(dx, dy):
+        return np.sin((x - dx) / 7.0) * np.cos((y - dy) / 9.0) + 0.5 * np.sin((x - dx + y - dy) / 13.0)
+
+    a, b = texture(0, 0)[None], texture(3, -2)[None]
+    full = motion.estimate(a, b, "tvl1", "none")
+    coarse = motion.estimate(a, b, "tvl1", "none", coarsen=4)
+    assert coarse.shape == full.shape == (2, 130, 150)
+    inner = (slice(None), slice(20, -20), slice(20, -20))
+    np.testing.assert_allclose(coarse[inner].mean(axis=(1, 2)), [3.0, -2.0], atol=0.15)
+    np.testing.assert_allclose(full[inner].mean(axis=(1, 2)), [3.0, -2.0], atol=0.15)
+    with pytest.raises(ConfigError, match="coarsen"):
+        motion.estimate(a, b, coarsen=0)
+
+
+def test_prior_coarsen_default_depends_on_the_scene():
+    from xlatent import LatentConfig
+
+    assert LatentConfig().for_scene((2048, 2048)).prior_coarsen == 1
+    assert LatentConfig().for_scene((4096, 2049)).prior_coarsen == LatentConfig().flow_pool
+    assert LatentConfig(prior_coarsen=2).for_scene((8192, 8192)).prior_coarsen == 2
+    with pytest.raises(ConfigError, match="prior_coarsen"):
+        LatentConfig(prior_coarsen=0)

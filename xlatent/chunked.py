@@ -8,11 +8,13 @@ whole:
 - **training** cuts ``config.sample_patches`` windows at random (seeded) origins of the patch
   grid, each with ``config.prior_margin`` cells of context for its TV-L1 starting field, and
   computes only those (:func:`xlatent.train.train_windows`);
-- **inference** runs per dask chunk with an overlap: a TV-L1 layer (overlap
-  ``prior_margin``), a field layer (overlap: the reach of F) and a frame layer (overlap: the
-  reach of E and D plus twice the largest displacement). Inside a chunk the model runs on tiles
-  of ``config.tile`` cells, so the dask chunk size and the model's tile size are independent.
-  ``frames`` and ``flow`` come back dask-backed and stream to ``to_zarr``/``to_netcdf``.
+- **inference** runs one task per dask chunk, on the two images with an overlap that covers
+  every layer: the starting field (``prior_margin``), F (its reach) and the rendering (the
+  reach of E and D plus twice the largest displacement). Only the inputs cross chunk borders,
+  so memory stays flat in the scene's size; the overlaps are recomputed by neighbours instead.
+  Inside a chunk the model runs on tiles of ``config.tile`` cells, so the dask chunk size and
+  the model's tile size are independent. ``frames`` and ``flow`` come back dask-backed (slices
+  of the same tasks) and stream to ``to_zarr``/``to_netcdf``.
 
 The model travels in the graph once, as a single task holding its weights (numpy arrays and a
 JSON-able config; :class:`ModelSpec`), which each worker turns into a torch model once and keeps
@@ -316,42 +318,58 @@ def _map(fn, x: da.Array, depth: int, leading: tuple, *args, **kwargs) -> da.Arr
                          new_axis=new_axis or None, dtype=np.float32, meta=meta, **kwargs)
 
 
+def _like_input(out: da.Array, first: da.Array) -> da.Array:
+    """``out`` in the spatial chunks of the input (the layers may have enlarged them)."""
+    return out if out.chunks[1:] == first.chunks[1:] else out.rechunk({1: first.chunks[1], 2: first.chunks[2]})
+
+
 # --------------------------------------------------------------------------------------------
 # Block functions (run in dask tasks; numpy in, numpy out)
 
 
 def _starting_field(a: np.ndarray, b: np.ndarray, motion: tuple) -> np.ndarray:
     """The configured starting field of normalised ``a`` -> ``b``; ``motion`` is
-    ``(mean, std, estimator, transform)`` (see :meth:`LatentCore.prior`)."""
+    ``(mean, std, estimator, transform, coarsen)`` (see :meth:`LatentCore.prior`)."""
     from xlatent.methods.motion import estimate
 
-    mean, std, estimator, transform = motion
-    return estimate(a, b, estimator, transform, mean=mean, std=std)
+    mean, std, estimator, transform, coarsen = motion
+    return estimate(a, b, estimator, transform, mean=mean, std=std, coarsen=coarsen)
 
 
-def _motion(core) -> tuple:
-    return (core.mean, core.std, core.config.flow_prior, core.config.motion_transform)
+def _motion(config: LatentConfig, mean, std) -> tuple:
+    return (mean, std, config.flow_prior, config.motion_transform, config.prior_coarsen or 1)
 
 
-def _prior_block(block: np.ndarray, channels: int, depth: int, motion: tuple) -> np.ndarray:
-    field = _starting_field(block[:channels], block[channels : 2 * channels], motion)
-    h, w = block.shape[1] - 2 * depth, block.shape[2] - 2 * depth
-    return np.ascontiguousarray(field[:, depth : depth + h, depth : depth + w])
-
-
-def _fields_block(block: np.ndarray, spec: ModelSpec, channels: int, depth: int) -> np.ndarray:
-    core = core_for(spec)
-    c = channels
-    prior = block[2 * c :] if core.config.flow_prior else None
+def _block_fields(core, block: np.ndarray, c: int, depth: int, margin: int) -> np.ndarray:
+    """Stage fields ``(N, 2, h, w)`` of ``block`` less ``depth + margin`` cells each side:
+    the starting field on the whole block (``margin`` cells of context beyond what F needs),
+    then F with ``depth`` cells of context."""
+    prior = None
+    if core.config.flow_prior:
+        prior = _starting_field(block[:c], block[c : 2 * c], _motion(core.config, core.mean, core.std))
+        prior = _crop(prior, margin)
+    inner = _crop(block[: 2 * c], margin)
     with _task_context(core):
-        fields = core.fields(block[:c], block[c : 2 * c], prior=prior, halo=depth, context=True)
+        return core.fields(inner[:c], inner[c:], prior=prior, halo=depth, context=True)
+
+
+def _crop(x: np.ndarray, n: int) -> np.ndarray:
+    return np.ascontiguousarray(x[..., n : x.shape[-2] - n, n : x.shape[-1] - n]) if n else x
+
+
+def _fields_block(block: np.ndarray, spec: ModelSpec, channels: int, depth: int, margin: int) -> np.ndarray:
+    fields = _block_fields(core_for(spec), block, channels, depth, margin)
     return fields.reshape(-1, *fields.shape[-2:])
 
 
-def _frames_block(block, spec: ModelSpec, channels: int, depth: int, fractions, exact_endpoints, blend):
+def _frames_block(block, spec: ModelSpec, channels: int, depth: int, fields_depth: int, margin: int, fractions,
+                  exact_endpoints, blend):
+    """Frames ``(K * C)`` and stage fields ``(2 N)`` of the chunk, stacked, from the two images
+    with ``depth + fields_depth + margin`` cells of context: every layer runs inside the task, so
+    only the inputs cross chunk borders."""
     core = core_for(spec)
-    c, n = channels, core.config.stages
-    fields = block[2 * c :].reshape(n, 2, *block.shape[-2:])
+    c = channels
+    fields = _block_fields(core, block, c, fields_depth, margin)  # the chunk plus ``depth``
     needed = _round_up(core.frames_halo(fields), core.model.alignment)
     if needed > depth:
         raise InputError(
@@ -359,9 +377,12 @@ def _frames_block(block, spec: ModelSpec, channels: int, depth: int, fractions, 
             f"between chunks, more than the {depth} that config.max_displacement allowed. Raise "
             "max_displacement or leave it None (measured in one pass over the flow)."
         )
+    pair = _crop(block, fields_depth + margin)
     with _task_context(core):
-        return core.frames(block[:c], block[c : 2 * c], fields, fractions, exact_endpoints, False, blend,
-                           halo=depth, context=True)
+        frames = core.frames(pair[:c], pair[c:], fields, fractions, exact_endpoints, False, blend,
+                             halo=depth, context=True)
+    fields = _crop(fields, depth)
+    return np.concatenate((frames.reshape(-1, *frames.shape[-2:]), fields.reshape(-1, *fields.shape[-2:])))
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,7 +421,7 @@ def training_windows(first: da.Array, last: da.Array, mask: da.Array, patch, str
     if with_prior:
         mean = np.zeros(c, np.float32) if mean is None else mean
         std = np.ones(c, np.float32) if std is None else std
-        motion = (mean, std, config.flow_prior, config.motion_transform)
+        motion = _motion(config, mean, std)
     layers = da.concatenate((first, last, mask[None].astype(np.float32)), axis=0)
     tasks = []
     for r, q in origins:
@@ -422,38 +443,51 @@ def fit_core(core, first: da.Array, last: da.Array, mask: da.Array, patch, strid
     return core.history
 
 
-def fields(core, first: da.Array, last: da.Array) -> da.Array:
-    """Stage fields ``(N, 2, H, W)`` of the fitted ``core``, lazily, chunk by chunk."""
-    cfg, c = core.config, first.shape[0]
+def _depths(core) -> tuple[int, int]:
+    """Overlaps of the field layer: F's reach, and the starting field's extra context."""
     multiple = core.model.alignment
-    depth = _round_up(core.fields_halo(), multiple)
-    stack = _normalise(da.concatenate((first, last), axis=0), max(depth, cfg.prior_margin), multiple)
-    if cfg.flow_prior:
-        prior = _map(_prior_block, stack, cfg.prior_margin, (2,), c, cfg.prior_margin, _motion(core))
-        stack = da.concatenate((stack, prior), axis=0)
-    out = _map(_fields_block, stack, depth, (2 * cfg.stages,), model_task(core), c, depth)
+    margin = _round_up(core.config.prior_margin, multiple) if core.config.flow_prior else 0
+    return _round_up(core.fields_halo(), multiple), margin
+
+
+def fields(core, first: da.Array, last: da.Array) -> da.Array:
+    """Stage fields ``(N, 2, H, W)`` of the fitted ``core``, lazily, chunk by chunk (starting
+    field and F in one task per chunk)."""
+    cfg = core.config
+    depth, margin = _depths(core)
+    stack = _normalise(da.concatenate((first, last), axis=0), depth + margin, core.model.alignment)
+    out = _map(_fields_block, stack, depth + margin, (2 * cfg.stages,), model_task(core), first.shape[0], depth, margin)
+    out = _like_input(out, first)
     return out.reshape(cfg.stages, 2, *out.shape[-2:])
 
 
-def frames(core, first: da.Array, last: da.Array, fields: da.Array, fractions, exact_endpoints=True,
-           blend="transport") -> da.Array:
-    """Frames ``(K, C, H, W)`` at ``fractions``, lazily, chunk by chunk.
+def frames(core, first: da.Array, last: da.Array, fractions, exact_endpoints=True, blend="transport",
+           flow: da.Array | None = None) -> tuple[da.Array, da.Array]:
+    """Frames ``(K, C, H, W)`` at ``fractions`` and the stage fields ``(N, 2, H, W)``, lazily,
+    from one task per chunk that runs the starting field, F and the rendering.
 
-    The overlap between chunks is the reach of E and D plus twice the largest displacement:
-    ``config.max_displacement`` when set, else measured in one pass over ``fields`` (computed
-    then, and again when the frames are).
+    Only the two images cross chunk borders, so memory does not grow with the scene. Their
+    overlap is the reach of E and D plus twice the largest displacement, plus what the fields
+    need: ``config.max_displacement`` when set, else measured in one pass over ``flow`` (the
+    fields of :func:`fields` when not given), computed then and again with the frames.
     """
     cfg, c = core.config, first.shape[0]
     multiple = core.model.alignment
     bound = cfg.max_displacement
     if bound is None:
-        bound = float(da.abs(fields).max().compute())
+        flow = fields(core, first, last) if flow is None else flow
+        bound = float(da.abs(flow).max().compute())
     depth = _round_up(core.frames_halo(np.array([bound], dtype=np.float32)), multiple)
-    flat = fields.reshape(-1, *fields.shape[-2:])
-    stack = _normalise(da.concatenate((first, last, flat), axis=0), depth, multiple)
+    fields_depth, margin = _depths(core)
+    total = depth + fields_depth + margin
+    stack = _normalise(da.concatenate((first, last), axis=0), total, multiple)
     fractions = np.asarray(fractions, dtype=float)
-    return _map(_frames_block, stack, depth, (len(fractions), c), model_task(core), c, depth, fractions,
-                exact_endpoints, blend)
+    k, n = len(fractions), cfg.stages
+    out = _map(_frames_block, stack, total, (k * c + 2 * n,), model_task(core), c, depth, fields_depth, margin,
+               fractions, exact_endpoints, blend)
+    out = _like_input(out, first)
+    frames_out = out[: k * c].reshape(k, c, *out.shape[-2:])
+    return frames_out, out[k * c :].reshape(n, 2, *out.shape[-2:])
 
 
 def latent(first, last, mask, fractions, *, config: LatentConfig, patch, stride, device="auto", seed=0,
@@ -463,7 +497,6 @@ def latent(first, last, mask, fractions, *, config: LatentConfig, patch, stride,
 
     core = LatentCore(first.shape[0], config, device, seed, mean, std)
     history = fit_core(core, first, last, mask, patch, stride, seed=seed, progress=progress)
-    flow = fields(core, first, last)
-    out = frames(core, first, last, flow, fractions, exact_endpoints, blend)
+    out, flow = frames(core, first, last, fractions, exact_endpoints, blend)
     info = {"device": str(core.device), "train_seconds": history.seconds, "stopped": history.stopped}
     return MethodResult(frames=out, fields=flow, info=info, fitted=core)

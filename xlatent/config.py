@@ -6,8 +6,10 @@ Defaults were chosen by measurement; ``docs/method.md`` gives the evidence.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
+
+_LARGE_SCENE = 2048 * 2048  # cells: above this the starting field is estimated coarser
 
 
 @dataclass
@@ -43,6 +45,11 @@ class LatentConfig:
     motion_transform : str
         What the starting-field estimator sees: ``"auto"`` (log of channels without negative
         values, such as rain rate), ``"log"`` or ``"none"``; see :mod:`xlatent.methods.motion`.
+    prior_coarsen : int or None
+        The starting field is estimated on images block-averaged ``prior_coarsen`` times and
+        upsampled: about ``prior_coarsen**2`` times cheaper. None (default): 1 for scenes of at
+        most 4 megapixels (2048 x 2048), else ``flow_pool`` (F sees the images at that
+        resolution anyway); fixed when the model is fitted and saved with it.
     flow_scale : float
         Displacement (grid cells over the whole interval) of one unit of F's output.
     l_ae, l_lat, l_mag, l_smooth, l_time : float
@@ -99,6 +106,7 @@ class LatentConfig:
     flow_pool: int = 4
     flow_prior: str | None = "tvl1"
     motion_transform: str = "auto"
+    prior_coarsen: int | None = None
     l_ae: float = 1.0
     l_lat: float = 0.0
     l_mag: float = 1e-4
@@ -128,6 +136,17 @@ class LatentConfig:
             from xlatent.exceptions import ConfigError
 
             raise ConfigError(f"Unknown codec {self.codec!r}: use 'learned' or 'identity'.")
+        if self.prior_coarsen is not None and (int(self.prior_coarsen) != self.prior_coarsen or self.prior_coarsen < 1):
+            from xlatent.exceptions import ConfigError
+
+            raise ConfigError(f"prior_coarsen must be None or a positive integer, got {self.prior_coarsen!r}.")
+
+    def for_scene(self, shape: tuple[int, int]) -> "LatentConfig":
+        """This configuration with the scene-dependent defaults (``prior_coarsen``) fixed."""
+        if self.prior_coarsen is not None:
+            return self
+        coarsen = 1 if shape[0] * shape[1] <= _LARGE_SCENE else self.flow_pool
+        return replace(self, prior_coarsen=int(coarsen))
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as a JSON-serialisable dict."""

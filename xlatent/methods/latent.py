@@ -60,7 +60,8 @@ class LatentCore:
             return None
         from xlatent.methods.motion import estimate
 
-        return estimate(first, last, self.config.flow_prior, self.config.motion_transform, mean=self.mean, std=self.std)
+        return estimate(first, last, self.config.flow_prior, self.config.motion_transform, mean=self.mean, std=self.std,
+                        coarsen=self.config.prior_coarsen or 1)
 
     def fit(self, first, last, mask, patch, stride, seed=0, progress=True, prior=None):
         """Train on the pair (normalised ``(C, H, W)`` arrays); returns the history."""
