@@ -11,7 +11,9 @@ whole:
 - **inference** runs one task per dask chunk, on the two images with an overlap that covers
   every layer: the starting field (``prior_margin``), F (its reach) and the rendering (the
   reach of E and D plus twice the largest displacement). Only the inputs cross chunk borders,
-  so memory stays flat in the scene's size; the overlaps are recomputed by neighbours instead.
+  and no intermediate layer is held for a neighbour; the overlaps are recomputed instead.
+  (Memory still grows with the scene on the threaded scheduler when several output variables
+  are sliced from one block: benchmarks/SCALE.md.)
   Inside a chunk the model runs on tiles of ``config.tile`` cells, so the dask chunk size and
   the model's tile size are independent. ``frames`` and ``flow`` come back dask-backed (slices
   of the same tasks) and stream to ``to_zarr``/``to_netcdf``.
@@ -466,7 +468,7 @@ def frames(core, first: da.Array, last: da.Array, fractions, exact_endpoints=Tru
     """Frames ``(K, C, H, W)`` at ``fractions`` and the stage fields ``(N, 2, H, W)``, lazily,
     from one task per chunk that runs the starting field, F and the rendering.
 
-    Only the two images cross chunk borders, so memory does not grow with the scene. Their
+    Only the two images cross chunk borders (no intermediate layer is shared). Their
     overlap is the reach of E and D plus twice the largest displacement, plus what the fields
     need: ``config.max_displacement`` when set, else measured in one pass over ``flow`` (the
     fields of :func:`fields` when not given), computed then and again with the frames.
