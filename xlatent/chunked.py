@@ -346,10 +346,8 @@ def _block_fields(core, block: np.ndarray, c: int, depth: int, margin: int) -> n
     """Stage fields ``(N, 2, h, w)`` of ``block`` less ``depth + margin`` cells each side:
     the starting field on the whole block (``margin`` cells of context beyond what F needs),
     then F with ``depth`` cells of context."""
-    prior = None
-    if core.config.flow_prior:
-        prior = _starting_field(block[:c], block[c : 2 * c], _motion(core.config, core.mean, core.std))
-        prior = _crop(prior, margin)
+    prior = core.prior(block[:c], block[c : 2 * c])
+    prior = None if prior is None else _crop(prior, margin)
     inner = _crop(block[: 2 * c], margin)
     with _task_context(core):
         return core.fields(inner[:c], inner[c:], prior=prior, halo=depth, context=True)
