@@ -98,19 +98,32 @@ def _fractions(steps: int) -> np.ndarray:
     return np.linspace(0.0, 1.0, int(steps) + 1)
 
 
+def _chunked_like(mask, values):
+    """A dask ``mask`` in the spatial chunks of dask ``values`` (the model's, which may differ
+    from the input's): the output then keeps one task per model chunk, no chunk of it depending
+    on two model chunks. Numpy passes through."""
+    return mask.rechunk(values.chunks[-2:]) if hasattr(mask, "rechunk") and hasattr(values, "chunks") else mask
+
+
 def _frames_xr(pair: _Pair, frames: np.ndarray, fractions: np.ndarray, attrs: dict, clip: bool = True) -> xr.DataArray:
     values = frames * pair.std[None, :, None, None] + pair.mean[None, :, None, None]
     if clip:  # per channel, to the range spanned by the two inputs (rain rate stays >= 0)
         lo, hi = pair.value_range
         values = np.clip(values, lo[None, :, None, None], hi[None, :, None, None])
-    valid = [pair.valid_first if t == 0 else pair.valid_last if t == 1 else pair.mask for t in fractions]
-    values = np.stack([np.where(v[None], frame, np.nan) for v, frame in zip(valid, values)])  # numpy or dask
+    # the first frame is valid where the first image is, the last where the last is, the others
+    # where both are; one broadcast expression (no per-frame slices) keeps a dask graph one task
+    # per chunk, so that a writer stores each chunk's frames as soon as they are computed
+    at_first = (fractions == 0)[:, None, None, None]
+    at_last = (fractions == 1)[:, None, None, None]
+    first_ok, last_ok = _chunked_like(pair.valid_first, values), _chunked_like(pair.valid_last, values)
+    valid = (first_ok | at_last) & (last_ok | at_first)  # broadcast, (K, 1, H, W)
+    values = np.where(valid, values, np.nan)  # numpy or dask
     return geo.frames_to_xarray(values, pair.source, pair.grid, pair.t_last, fractions, attrs)
 
 
 def _flow_xr(pair: _Pair, fields: np.ndarray, attrs: dict, kind: str | None = None) -> xr.Dataset:
     n = fields.shape[0]
-    fields = np.where(pair.mask, fields, np.nan)  # numpy or dask
+    fields = np.where(_chunked_like(pair.mask, fields), fields, np.nan)  # numpy or dask
     mid = (np.arange(n) + 0.5) / n
     flow = geo.flow_to_xarray(fields[:, 0], fields[:, 1], pair.source, pair.grid, pair.t_last, mid, attrs)
     return cf.describe_flow(flow, kind, cf.lon_lat_axes(pair.source, pair.grid), pair.grid.x_dim, pair.grid.y_dim)

@@ -279,17 +279,14 @@ def _round_up(n: int, multiple: int) -> int:
 
 def _axis_chunks(chunks: tuple[int, ...], size: int, depth: int, multiple: int) -> tuple[int, ...]:
     """Regular chunks near the given ones, multiples of ``multiple`` (the U-Nets' pooling grid
-    stays aligned across chunks) and no smaller than ``depth`` (dask's overlap needs it)."""
+    stays aligned across chunks), no smaller than ``depth`` (dask's overlap needs it), and a last
+    chunk no larger than the others (Zarr's rule, so the outputs store as they come)."""
     target = _round_up(max(int(np.median(chunks)), depth, multiple), multiple)
-    if size <= target:
-        return (size,)
-    full, rest = divmod(size, target)
-    out = [target] * full
-    if rest >= depth:
-        out.append(rest)
-    elif rest:
-        out[-1] += rest
-    return tuple(out)
+    for side in range(target, size, multiple):
+        full, rest = divmod(size, side)
+        if rest == 0 or rest >= depth:
+            return (side,) * full + ((rest,) if rest else ())
+    return (size,)
 
 
 def _normalise(x: da.Array, depth: int, multiple: int) -> da.Array:
@@ -318,11 +315,6 @@ def _map(fn, x: da.Array, depth: int, leading: tuple, *args, **kwargs) -> da.Arr
     new_axis = list(range(len(leading) - 1))
     return da.map_blocks(fn, ovl, *args, chunks=tuple((n,) for n in leading) + x.chunks[1:],
                          new_axis=new_axis or None, dtype=np.float32, meta=meta, **kwargs)
-
-
-def _like_input(out: da.Array, first: da.Array) -> da.Array:
-    """``out`` in the spatial chunks of the input (the layers may have enlarged them)."""
-    return out if out.chunks[1:] == first.chunks[1:] else out.rechunk({1: first.chunks[1], 2: first.chunks[2]})
 
 
 # --------------------------------------------------------------------------------------------
@@ -457,7 +449,6 @@ def fields(core, first: da.Array, last: da.Array) -> da.Array:
     depth, margin = _depths(core)
     stack = _normalise(da.concatenate((first, last), axis=0), depth + margin, core.model.alignment)
     out = _map(_fields_block, stack, depth + margin, (2 * cfg.stages,), model_task(core), first.shape[0], depth, margin)
-    out = _like_input(out, first)
     return out.reshape(cfg.stages, 2, *out.shape[-2:])
 
 
@@ -485,7 +476,6 @@ def frames(core, first: da.Array, last: da.Array, fractions, exact_endpoints=Tru
     k, n = len(fractions), cfg.stages
     out = _map(_frames_block, stack, total, (k * c + 2 * n,), model_task(core), c, depth, fields_depth, margin,
                fractions, exact_endpoints, blend)
-    out = _like_input(out, first)
     frames_out = out[: k * c].reshape(k, c, *out.shape[-2:])
     return frames_out, out[k * c :].reshape(n, 2, *out.shape[-2:])
 
