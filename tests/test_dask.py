@@ -5,6 +5,7 @@ import warnings
 
 import dask
 import dask.array as da
+from dask.callbacks import Callback
 import numpy as np
 import pytest
 import torch
@@ -220,3 +221,42 @@ def test_cuda_lazy_frames_match_cpu(case, perturbed_model, tmp_path):
     got = gpu.frames(2, a, b, progress=False).compute(scheduler="threads")
     ref = perturbed_model.frames(2, case.first, case.last, progress=False)
     np.testing.assert_allclose(got, ref, atol=1e-3)
+
+
+def _is_block(key) -> bool:
+    return str(key[0] if isinstance(key, tuple) else key).startswith("_frames_block")
+
+
+class BlocksHeld(Callback):
+    """Model blocks (``_frames_block`` tasks) in each dask graph computed, and the most
+    of their results the scheduler held at once."""
+
+    def __init__(self):
+        super().__init__()
+        self.most, self.per_graph = 0, []
+
+    def _start(self, dsk):
+        self.per_graph.append(sum(map(_is_block, dsk)))
+
+    def _posttask(self, key, result, dsk, state, id):
+        self.most = max(self.most, sum(map(_is_block, state["cache"])))
+
+
+def test_result_store_written_in_bands_of_bounded_memory(tmp_path, perturbed_model):
+    """save_result to Zarr computes one band of chunk rows at a time: at most one band's model
+    blocks are ever held, and the store equals the in-memory result."""
+    case = datasets.translation(size=256, steps=2)
+    a, b = case.first.chunk(64), case.last.chunk(64)
+    frames, flow = perturbed_model.frames(2, a, b, progress=False), perturbed_model.flow(a, b, progress=False)
+    assert frames.data.numblocks[-2:] == (4, 4)
+    with dask.config.set(scheduler="threads", num_workers=2), BlocksHeld() as held:
+        xlatent.save_result(frames, flow, tmp_path / "result.zarr", band=1, progress=False)
+    assert [n for n in held.per_graph if n] == [4, 4, 4, 4]  # one band of 4 blocks per compute
+    assert 1 <= held.most <= 4
+    got_frames, got_flow = xlatent.open_result(tmp_path / "result.zarr")
+    ref_frames = perturbed_model.frames(2, case.first, case.last, progress=False)
+    ref_flow = perturbed_model.flow(case.first, case.last, progress=False)
+    np.testing.assert_allclose(got_frames[..., 2:-2, 2:-2], ref_frames[..., 2:-2, 2:-2], atol=1e-4)
+    scale = float(np.abs(ref_flow.u).max())
+    np.testing.assert_allclose(got_flow.u[..., 2:-2, 2:-2], ref_flow.u[..., 2:-2, 2:-2], atol=1e-4 * scale)
+    assert got_frames.rio.crs == case.first.rio.crs and got_flow.v.rio.crs == case.first.rio.crs

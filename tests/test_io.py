@@ -145,3 +145,26 @@ def test_result_file_round_trip(tmp_path):
     xr.testing.assert_allclose(f2, frames)
     xr.testing.assert_allclose(w2, flow)
     assert f2.attrs == frames.attrs and w2.attrs == flow.attrs and w2.u.attrs == flow.u.attrs
+
+
+def test_zarr_store_in_bands_atomic_and_refusals(tmp_path):
+    case = datasets.translation(size=64, steps=2)
+    ds = case.frames.to_dataset().chunk({"y": 16, "x": 32})
+    path = tmp_path / "frames.zarr"
+    assert xlatent.to_zarr(ds, path, band=1, progress=False) == path  # 4 bands of one chunk row
+    back = xr.open_zarr(path, decode_coords="all")
+    xr.testing.assert_identical(back.backscatter.compute(), case.frames.rename("backscatter").compute())
+    assert back.backscatter.rio.crs.to_epsg() == 3413
+
+    # an error mid-write leaves the existing store as it was and no temporary folder behind
+    def fail(block):
+        raise RuntimeError("disk full")
+
+    broken = ds.assign(backscatter=ds.backscatter.copy(data=ds.backscatter.data.map_blocks(fail, dtype="float32")))
+    with pytest.raises(RuntimeError, match="disk full"):
+        xlatent.to_zarr(broken, path, band=1, progress=False)
+    xr.testing.assert_identical(xr.open_zarr(path, decode_coords="all").backscatter.compute(), back.backscatter.compute())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames.zarr"]
+    for bad in ({"mode": "a"}, {"compute": False}, {"region": "auto"}, {"append_dim": "time"}):
+        with pytest.raises(InputError):
+            xlatent.to_zarr(ds, path, **bad)

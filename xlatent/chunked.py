@@ -317,6 +317,34 @@ def _map(fn, x: da.Array, depth: int, leading: tuple, *args, **kwargs) -> da.Arr
                          new_axis=new_axis or None, dtype=np.float32, meta=meta, **kwargs)
 
 
+def dask_threads() -> int:
+    """Threads of the active dask scheduler: a distributed client's, else the local one's."""
+    try:
+        from distributed import default_client
+
+        return max(1, sum(default_client().nthreads().values()))
+    except (ImportError, ValueError):
+        return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+
+
+def bands(chunks: tuple[int, ...], per_row: int, rows: int | None = None) -> list[tuple[int, int]]:
+    """``(start, stop)`` of bands of ``rows`` whole chunks along an axis with ``chunks``, where
+    a row of chunks holds ``per_row`` tasks. Default: the fewest rows that give every dask
+    thread four tasks, at least 8 tasks. Computing band after band bounds memory by one band:
+    on one graph with a final task (a reduction, xarray's ``to_zarr``) dask's ordering of
+    overlapping chunks keeps inputs and results across the whole scene."""
+    rows = int(rows or max(1, -(-max(8, 4 * dask_threads()) // max(1, per_row))))
+    edges = np.concatenate(([0], np.cumsum(chunks))).astype(int).tolist()
+    starts = edges[:-1][::rows]
+    return list(zip(starts, starts[1:] + [edges[-1]]))
+
+
+def largest(x: da.Array) -> float:
+    """``max |x|`` over a ``(..., row, column)`` dask array, one band of chunk rows at a time."""
+    per_row = int(np.prod(x.numblocks)) // len(x.chunks[-2])
+    return max(float(da.abs(x[..., lo:hi, :]).max().compute()) for lo, hi in bands(x.chunks[-2], per_row))
+
+
 # --------------------------------------------------------------------------------------------
 # Block functions (run in dask tasks; numpy in, numpy out)
 
@@ -467,7 +495,7 @@ def frames(core, first: da.Array, last: da.Array, fractions, exact_endpoints=Tru
     bound = cfg.max_displacement
     if bound is None:
         flow = fields(core, first, last) if flow is None else flow
-        bound = float(da.abs(flow).max().compute())
+        bound = largest(flow)
     depth = _round_up(core.frames_halo(np.array([bound], dtype=np.float32)), multiple)
     fields_depth, margin = _depths(core)
     total = depth + fields_depth + margin

@@ -5,8 +5,10 @@ CRS link kept, and keep frames and flow together in one file.
   formats (``rioxarray.open_rasterio(mask_and_scale=True)``) -> one DataArray image.
 - :func:`to_netcdf`: ``obj.to_netcdf`` that merges the ``grid_mapping`` into the user's
   ``encoding=`` and writes to a temporary file then renames it: no half-written file, ever.
-- :func:`save_result` / :func:`open_result`: frames and flow in one NetCDF file (the flow on its
-  own ``stage_time`` axis), as written by the command line.
+- :func:`to_zarr`: the same for Zarr stores, with dask-backed variables computed and written
+  band by band (memory bounded by one band, for scenes larger than memory).
+- :func:`save_result` / :func:`open_result`: frames and flow in one NetCDF file or Zarr store
+  (the flow on its own ``stage_time`` axis), as written by the command line.
 """
 
 from __future__ import annotations
@@ -296,6 +298,123 @@ def to_netcdf(
     return path
 
 
+def to_zarr(
+    obj: xr.DataArray | xr.Dataset,
+    path: str | os.PathLike,
+    encoding: Mapping[Hashable, Mapping[str, Any]] | None = None,
+    *,
+    band: int | None = None,
+    progress: bool = True,
+    **kwargs: Any,
+) -> Path | str:
+    """Write a DataArray or Dataset to a Zarr store, dask-backed variables band by band.
+
+    ``obj.to_zarr(path)`` computes every chunk of every variable in one dask graph; when one
+    task feeds several chunks (frames and ``u``/``v`` from the same model block) and the chunks
+    read overlapping inputs, dask's ordering keeps results and inputs in memory across the whole
+    scene (xarray issue 10745; benchmarks/SCALE.md). Here the store's metadata and the small
+    variables are written first, then the dask-backed variables in bands of ``band`` chunk rows
+    along their outermost chunked dimension, one ``to_zarr(region=...)`` per band: memory is
+    bounded by one band whatever the scene's size, on the threaded scheduler or a
+    ``dask.distributed`` cluster (the active scheduler runs each band).
+
+    As :func:`to_netcdf`, the ``grid_mapping`` is merged into ``encoding`` (the CRS survives),
+    and a local store is written under a temporary name in the same folder and renamed when
+    complete: an error or interruption leaves no partial store and an existing one untouched.
+
+    Parameters
+    ----------
+    obj : xarray.DataArray or xarray.Dataset
+        What to write: frames, flow, or :func:`result_dataset` of both.
+    path : str or path-like
+        Target store (a folder, e.g. ``"frames.zarr"``), or a URL (``s3://...``, written in
+        place, not atomically).
+    encoding : dict, optional
+        Per-variable encoding, e.g. ``{"frames": {"compressors": ...}}``.
+    band : int, optional
+        Chunk rows per band. Default: the fewest rows that give every dask thread (or
+        cluster thread) four chunks to work on, at least 8 chunks.
+    progress : bool, default True
+        A progress bar over the bands (tqdm).
+    **kwargs
+        Passed to the first ``to_zarr`` call (``zarr_format=``, ``consolidated=``,
+        ``storage_options=``...). ``mode`` other than ``"w"``, ``region``, ``append_dim``
+        and ``compute=False`` are refused.
+
+    Returns
+    -------
+    pathlib.Path or str
+        ``path``.
+    """
+    for key in ("region", "append_dim"):
+        if kwargs.get(key) is not None:
+            raise InputError(f"xlatent.to_zarr writes whole stores; for {key}= call obj.to_zarr(path, {key}=...).")
+    if kwargs.pop("mode", "w") != "w":
+        raise InputError("xlatent.to_zarr writes whole stores (mode='w'); to append, call obj.to_zarr(path, mode='a').")
+    if kwargs.pop("compute", True) is not True:
+        raise InputError("xlatent.to_zarr writes at once (compute=True); for a delayed write call obj.to_zarr.")
+    ds = _as_dataset(obj)
+    enc = netcdf_encoding(ds, encoding)
+    if "://" in str(path):
+        _write_zarr(ds, str(path), enc, band, progress, kwargs, str(path))
+        return str(path)
+    path = Path(path)
+    with atomic_store(path) as tmp:
+        _write_zarr(ds, tmp, enc, band, progress, kwargs, path.name)
+    return path
+
+
+def _write_zarr(ds: xr.Dataset, target, encoding: dict, band: int | None, progress: bool, kwargs: dict,
+                label: str) -> None:
+    lazy = [name for name, var in ds.data_vars.items() if var.chunks is not None]
+    if not lazy:
+        ds.to_zarr(target, mode="w", encoding=encoding, **kwargs)
+        return
+    ds = ds.unify_chunks()
+    biggest = max(lazy, key=lambda name: ds[name].size)
+    dim = next((d for d, c in zip(ds[biggest].dims, ds[biggest].chunks) if len(c) > 1), None)
+    if dim is None:  # one chunk row: a single band
+        ds.to_zarr(target, mode="w", encoding=encoding, **kwargs)
+        return
+    small = {name: var.compute() for name, var in ds.variables.items() if var.chunks is not None and dim not in var.dims}
+    ds = ds.assign_coords({n: v for n, v in small.items() if n in ds.coords})  # no band axis:
+    ds = ds.assign({n: v for n, v in small.items() if n not in ds.coords})  # loaded whole, small
+    ds.to_zarr(target, mode="w", compute=False, encoding=encoding, **kwargs)  # metadata, numpy data
+    from tqdm.auto import tqdm
+
+    from xlatent.chunked import bands
+
+    per_row = int(np.prod([len(c) for d, c in zip(ds[biggest].dims, ds[biggest].chunks) if d != dim]))
+    parts = bands(ds.chunksizes[dim], per_row, band)
+    banded = ds.drop_vars([name for name in ds.variables if dim not in ds[name].dims])
+    for lo, hi in tqdm(parts, desc=f"xlatent writing {label}", unit="band", disable=not progress or len(parts) < 2,
+                       leave=False):
+        part = banded.isel({dim: slice(lo, hi)})
+        part.to_zarr(target, mode="r+", region={dim: slice(lo, hi)}, storage_options=kwargs.get("storage_options"))
+
+
+@contextmanager
+def atomic_store(path: Path) -> Iterator[Path]:
+    """:func:`atomic_write` for a folder store (Zarr): a temporary folder beside ``path``,
+    moved onto it only if the block succeeds (an existing store is replaced then)."""
+    import shutil
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent))
+    tmp.rmdir()  # the writer creates it
+    try:
+        yield tmp
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / path.name)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def result_dataset(frames: xr.DataArray, flow: xr.Dataset | None = None) -> xr.Dataset:
     """Frames and flow as one Dataset: the frames variable on ``time``, ``u``/``v`` on
     ``stage_time`` (with ``stage_fraction``), shared spatial coords and CRS, provenance global."""
@@ -323,15 +442,23 @@ def save_result(
     path: str | os.PathLike,
     encoding: Mapping[Hashable, Mapping[str, Any]] | None = None,
     **kwargs: Any,
-) -> Path:
-    """Write frames and flow to one NetCDF file, atomically (read back with :func:`open_result`).
+) -> Path | str:
+    """Write frames and flow to one NetCDF file or Zarr store, atomically (read back with
+    :func:`open_result`).
 
     Layout: the frames variable (the input's name, else ``frames``) on ``time``; ``u`` and ``v``
     on their own ``stage_time`` axis (advection stages, stamped at their midpoints) with a
     ``stage_fraction`` coord; one ``spatial_ref`` grid mapping for all; ``Conventions``,
     ``history`` and provenance as global attributes. ``xr.open_dataset(path,
     decode_coords="all")`` reads it as one Dataset.
+
+    A ``path`` ending in ``.zarr`` is written with :func:`to_zarr`: dask-backed frames and flow
+    (from inputs opened with ``chunks=``) are computed and stored band by band, in memory
+    bounded by one band, however large the scene. Other paths go to :func:`to_netcdf` (one
+    dask graph: prefer Zarr for scenes larger than memory). ``**kwargs`` go to that function.
     """
+    if Path(str(path)).suffix.lower() == ".zarr":
+        return to_zarr(result_dataset(frames, flow), path, encoding=encoding, **kwargs)
     return to_netcdf(result_dataset(frames, flow), path, encoding=encoding, **kwargs)
 
 
