@@ -131,8 +131,8 @@ def test_plot_option_calls_the_plot_helper(pair_files, tmp_path, monkeypatch):
 
 
 def test_plot_without_the_extra_fails_before_any_work(pair_files, tmp_path, monkeypatch, capsys):
+    monkeypatch.delattr(xlatent, "plot", raising=False)  # first: hasattr may import it
     monkeypatch.setitem(sys.modules, "xlatent.plot", None)  # import fails as if not installed
-    monkeypatch.delattr(xlatent, "plot", raising=False)
     monkeypatch.setattr(xlatent, "interpolate", lambda *a, **k: pytest.fail("ran without the plot extra"))
     _expect(["interpolate", str(pair_files / "first.nc"), str(pair_files / "last.nc"), "--out", str(tmp_path / "r.nc"),
              "--plot", str(tmp_path / "p.png")], cli.EXIT_DEPENDENCY, capsys, "pip install 'xlatent[plot]'")
@@ -197,3 +197,17 @@ def test_demo_with_the_plot_extra(tmp_path):
     outdir = tmp_path / "demo"
     assert cli.main(["demo", str(outdir), "--size", "32", "--steps", "2", "--max-iters", "3", "--quiet"]) == 0
     assert (outdir / "overview.png").stat().st_size > 10_000
+
+
+def test_chunked_inputs_to_a_zarr_store(pair_files, tmp_path):
+    """--chunks opens the inputs lazily; an OUT ending in .zarr is a Zarr store with the same
+    content as the NetCDF file of an in-memory run."""
+    args = ["interpolate", str(pair_files / "first.nc"), str(pair_files / "last.nc"), "--steps", "2",
+            "--method", "linear", "--quiet"]
+    assert cli.main([*args, "--chunks", "16", "--out", str(tmp_path / "result.zarr")]) == 0
+    assert cli.main([*args, "--out", str(tmp_path / "result.nc")]) == 0
+    lazy_frames, _ = xlatent.open_result(tmp_path / "result.zarr", chunks={})
+    assert lazy_frames.chunks is not None and lazy_frames.rio.crs.to_epsg() == 3413
+    frames, _ = xlatent.open_result(tmp_path / "result.nc")
+    np.testing.assert_allclose(lazy_frames.values, frames.values, atol=1e-6)
+    assert _leftovers(tmp_path) == []

@@ -144,7 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     ip.add_argument("first", metavar="FIRST", help="file with the first image (earlier time)")
     ip.add_argument("last", metavar="LAST", nargs="?", default=None,
                     help="file with the last image (later time); omit it to take both images from FIRST's time series")
-    ip.add_argument("--out", "-o", required=True, metavar="OUT.nc", help="output NetCDF file (written atomically)")
+    ip.add_argument("--out", "-o", required=True, metavar="OUT.nc",
+                    help="output NetCDF file, or Zarr store when it ends in .zarr (written atomically)")
+    ip.add_argument("--chunks", type=_positive_int, default=None, metavar="N",
+                    help="open the inputs lazily in N x N dask chunks and run chunk by chunk, for scenes larger "
+                         "than memory (latent and linear methods; best with --out OUT.zarr, written band by band)")
     ip.add_argument("--variable", default=None, metavar="NAME",
                     help="variable to read from NetCDF/Zarr inputs (needed when a file holds several)")
     ip.add_argument("--first-index", type=int, default=None, metavar="I",
@@ -288,11 +292,11 @@ def _options(args: argparse.Namespace) -> dict:
     return options
 
 
-def _read(path: str, variable, index, timestamp, label: str, option: str):
+def _read(path: str, variable, index, timestamp, label: str, option: str, chunks=None):
     from xlatent.io import open_image, time_dim
 
     try:
-        da = open_image(path, variable, time_index=index, timestamp=timestamp)
+        da = open_image(path, variable, time_index=index, timestamp=timestamp, chunks=chunks)
     except InputError as err:  # a bad --*-index or --*-time
         raise _Failure(f"{label} ({path}): {err}", EXIT_USAGE) from err
     dim = time_dim(da)
@@ -310,11 +314,11 @@ def _inputs(args: argparse.Namespace):
             raise _Failure("with one input file, give --first-index and --last-index (two steps of its time series).", EXIT_USAGE)
         if args.last_time is not None or args.first_time is not None:
             raise _Failure("--first-time/--last-time are for files without a time; a time series has its own.", EXIT_USAGE)
-        first = _read(args.first, args.variable, args.first_index, None, "FIRST", "--first-index")
-        last = _read(args.first, args.variable, args.last_index, None, "FIRST", "--last-index")
+        first = _read(args.first, args.variable, args.first_index, None, "FIRST", "--first-index", args.chunks)
+        last = _read(args.first, args.variable, args.last_index, None, "FIRST", "--last-index", args.chunks)
     else:
-        first = _read(args.first, args.variable, args.first_index, args.first_time, "FIRST", "--first-index")
-        last = _read(args.last, args.variable, args.last_index, args.last_time, "LAST", "--last-index")
+        first = _read(args.first, args.variable, args.first_index, args.first_time, "FIRST", "--first-index", args.chunks)
+        last = _read(args.last, args.variable, args.last_index, args.last_time, "LAST", "--last-index", args.chunks)
     return first, last
 
 
@@ -336,12 +340,14 @@ def _run(first, last, args: argparse.Namespace, argv: Sequence[str]):
 
 
 def _write(frames, flow, out: Path, args: argparse.Namespace) -> None:
-    from xlatent.io import result_dataset, to_netcdf
+    from xlatent.io import result_dataset, to_netcdf, to_zarr
 
     ds = result_dataset(frames, flow)
-    encoding = {name: {"zlib": True, "complevel": 4} for name in ds.data_vars}
     try:
-        to_netcdf(ds, out, encoding=encoding)
+        if out.suffix.lower() == ".zarr":  # Zarr's default compression; dask results band by band
+            to_zarr(ds, out, progress=not args.quiet)
+        else:
+            to_netcdf(ds, out, encoding={name: {"zlib": True, "complevel": 4} for name in ds.data_vars})
     except OSError as err:
         raise _Failure(f"cannot write {out}: {err}", EXIT_WRITE) from err
     units = "" if flow is None else f", motion u/v on {flow.sizes.get('time', 0)} stages in {flow.u.attrs.get('units')}"
