@@ -52,7 +52,7 @@ EXIT_CODES = f"""exit codes:
   {EXIT_DEPENDENCY}    an optional package is missing (--plot needs: pip install 'xlatent[plot]')
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); no partial output is left behind"""
 
-_OUTPUT_LAYOUT = """output file (NetCDF, CF-1.8, compressed):
+_OUTPUT_LAYOUT = """output file (NetCDF, CF-1.8, compressed; a Zarr store when OUT ends in .zarr):
   <variable>(time, [band,] y, x)   the steps + 1 frames, FIRST to LAST inclusive, coord interp_fraction
   u, v(stage_time, y, x)           motion of each advection stage, stamped at its middle, coord
                                    stage_fraction; grid-relative (toward +x, +y coordinate) in m s-1
