@@ -64,6 +64,13 @@ def test_local_cluster_same_result_weights_once_and_worker_loss(client, tmp_path
     frames.to_dataset(name="frames").to_zarr(store, compute=False).compute()  # on the client
     assert os.path.exists(marker)  # a worker did die
     np.testing.assert_allclose(xr.open_zarr(store).frames, ref, atol=1e-5)
-    # 9 chunks x (fields + frames) ran on 2 workers; each process built the model once at most
+    # 4 chunks x (fields + frames) ran on 2 workers; each process built the model once at most
     builds = client.run(_builds)
     assert set(builds.values()) <= {0, 1} and sum(builds.values()) >= 1
+
+    # the band-by-band writer runs its bands on the cluster too, same content
+    flow = model.flow(a, b, progress=False)
+    xlatent.save_result(frames, flow, tmp_path / "result.zarr", band=1, progress=False)
+    got_frames, got_flow = xlatent.open_result(tmp_path / "result.zarr")
+    np.testing.assert_allclose(got_frames, ref, atol=1e-5)
+    np.testing.assert_allclose(got_flow.u, flow.u.compute(scheduler="threads"), rtol=1e-5, atol=1e-9)

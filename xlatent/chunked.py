@@ -12,11 +12,11 @@ whole:
   every layer: the starting field (``prior_margin``), F (its reach) and the rendering (the
   reach of E and D plus twice the largest displacement). Only the inputs cross chunk borders,
   and no intermediate layer is held for a neighbour; the overlaps are recomputed instead.
-  (Memory still grows with the scene on the threaded scheduler when several output variables
-  are sliced from one block: benchmarks/SCALE.md.)
   Inside a chunk the model runs on tiles of ``config.tile`` cells, so the dask chunk size and
   the model's tile size are independent. ``frames`` and ``flow`` come back dask-backed (slices
-  of the same tasks) and stream to ``to_zarr``/``to_netcdf``.
+  of the same tasks), one task per output chunk, in the chunks the model ran on;
+  :func:`xlatent.io.to_zarr` writes them band by band (:func:`bands`): on one graph ending in
+  one task, dask's ordering of overlapping chunks holds inputs and results across the scene.
 
 The model travels in the graph once, as a single task holding its weights (numpy arrays and a
 JSON-able config; :class:`ModelSpec`), which each worker turns into a torch model once and keeps
