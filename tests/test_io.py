@@ -168,3 +168,24 @@ def test_zarr_store_in_bands_atomic_and_refusals(tmp_path):
     for bad in ({"mode": "a"}, {"compute": False}, {"region": "auto"}, {"append_dim": "time"}):
         with pytest.raises(InputError):
             xlatent.to_zarr(ds, path, **bad)
+
+
+def test_netcdf_of_dask_data_staged_band_by_band(tmp_path, monkeypatch):
+    """Several dask chunks: computed band by band into a temporary Zarr store, then copied;
+    same file content as from memory, CRS kept, no temporary left."""
+    from xlatent import io
+
+    case = datasets.translation(size=64, steps=2)
+    bands = []
+    real = io._write_zarr
+    monkeypatch.setattr(io, "_write_zarr", lambda ds, *a, **k: bands.append(ds) or real(ds, *a, **k))
+    lazy = case.frames.chunk({"y": 16, "x": 32})
+    path = xlatent.to_netcdf(lazy, tmp_path / "frames.nc", encoding={"backscatter": {"zlib": True}}, band=1,
+                             progress=False)
+    assert len(bands) == 1  # staged through Zarr
+    ds = xr.open_dataset(path, decode_coords="all")
+    np.testing.assert_array_equal(ds.backscatter.values, case.frames.values)
+    assert ds.backscatter.rio.crs.to_epsg() == 3413 and ds.backscatter.encoding["zlib"]
+    assert ds.backscatter.attrs == {k: v for k, v in case.frames.attrs.items() if not k.startswith("xlatent_")
+                                    and k not in ("Conventions", "history")}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames.nc"]

@@ -347,7 +347,8 @@ def _write(frames, flow, out: Path, args: argparse.Namespace) -> None:
         if out.suffix.lower() == ".zarr":  # Zarr's default compression; dask results band by band
             to_zarr(ds, out, progress=not args.quiet)
         else:
-            to_netcdf(ds, out, encoding={name: {"zlib": True, "complevel": 4} for name in ds.data_vars})
+            to_netcdf(ds, out, encoding={name: {"zlib": True, "complevel": 4} for name in ds.data_vars},
+                      progress=not args.quiet)
     except OSError as err:
         raise _Failure(f"cannot write {out}: {err}", EXIT_WRITE) from err
     units = "" if flow is None else f", motion u/v on {flow.sizes.get('time', 0)} stages in {flow.u.attrs.get('units')}"

@@ -255,6 +255,9 @@ def to_netcdf(
     obj: xr.DataArray | xr.Dataset,
     path: str | os.PathLike,
     encoding: Mapping[Hashable, Mapping[str, Any]] | None = None,
+    *,
+    band: int | None = None,
+    progress: bool = True,
     **kwargs: Any,
 ) -> Path:
     """Write a DataArray or Dataset to NetCDF, keeping the CRS link, atomically.
@@ -267,7 +270,10 @@ def to_netcdf(
     - for a DataArray, ``Conventions``, ``history`` and ``xlatent_*`` provenance are also written
       as global attributes, where CF and most tools look for them;
     - the file is written under a temporary name in the same folder and renamed when complete:
-      an error or interruption leaves no partial file, and an existing file stays as it was.
+      an error or interruption leaves no partial file, and an existing file stays as it was;
+    - dask-backed variables of several chunks are first computed band by band into a temporary
+      Zarr store beside ``path`` (as :func:`to_zarr`, memory bounded by one band; it needs
+      their size in free disk space too), then copied into the file chunk by chunk.
 
     Parameters
     ----------
@@ -277,6 +283,10 @@ def to_netcdf(
         Target file; its folder must exist.
     encoding : dict, optional
         Per-variable encoding, e.g. ``{"u": {"zlib": True, "complevel": 4}}``.
+    band : int, optional
+        Chunk rows per band for dask-backed variables (see :func:`to_zarr`).
+    progress : bool, default True
+        A progress bar over the bands (tqdm).
     **kwargs
         Passed to ``to_netcdf`` (``format=``, ``engine=``, ``unlimited_dims=``...). ``mode="a"``
         and ``compute=False`` are refused: neither can be atomic.
@@ -293,9 +303,29 @@ def to_netcdf(
     ds = _as_dataset(obj)
     enc = netcdf_encoding(ds, encoding)
     path = Path(path)
-    with atomic_write(path) as tmp:
-        ds.to_netcdf(tmp, encoding=enc, **kwargs)
+    with atomic_write(path) as tmp, _staged(ds, path, band, progress) as staged:
+        staged.to_netcdf(tmp, encoding=enc, **kwargs)
     return path
+
+
+@contextmanager
+def _staged(ds: xr.Dataset, path: Path, band: int | None, progress: bool) -> Iterator[xr.Dataset]:
+    """``ds``, its dask-backed variables first written band by band to a temporary Zarr store
+    beside ``path`` and read back from it: writing the NetCDF file is then one independent
+    read-and-write per chunk, whatever the graph that computed them (see :func:`to_zarr`)."""
+    lazy = [name for name, var in ds.data_vars.items() if var.chunks is not None]
+    if not lazy or all(n == 1 for name in lazy for n in ds[name].data.numblocks):
+        yield ds
+        return
+    import shutil
+
+    store = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=".tmp.zarr", dir=path.parent))
+    try:
+        _write_zarr(ds[lazy].drop_encoding(), store, {}, band, progress, {}, path.name)
+        back = xr.open_zarr(store, chunks={}, decode_times=False, decode_timedelta=False)
+        yield ds.assign({name: ds[name].copy(data=back[name].data) for name in lazy})
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
 
 
 def to_zarr(
