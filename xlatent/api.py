@@ -274,7 +274,9 @@ def interpolate(
         Both carry CF-1.8 attributes: ``Conventions``, ``history`` (the input's, with this call
         appended) and provenance (``xlatent_version``, ``xlatent_method``, ``xlatent_device``,
         ``xlatent_config`` as JSON). Write them with :func:`xlatent.to_netcdf` to keep the CRS
-        link when passing ``encoding=``.
+        link when passing ``encoding=``, or both in one file with :func:`xlatent.save_result`.
+        Dask-backed (from inputs opened with ``chunks=``) they are lazy: ``save_result`` to a
+        ``.zarr`` path computes and writes them band by band, in memory bounded by one band.
     """
     from xlatent import methods
 
