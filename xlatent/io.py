@@ -397,13 +397,10 @@ def to_zarr(
 def _write_zarr(ds: xr.Dataset, target, encoding: dict, band: int | None, progress: bool, kwargs: dict,
                 label: str) -> None:
     lazy = [name for name, var in ds.data_vars.items() if var.chunks is not None]
-    if not lazy:
-        ds.to_zarr(target, mode="w", encoding=encoding, **kwargs)
-        return
-    ds = ds.unify_chunks()
-    biggest = max(lazy, key=lambda name: ds[name].size)
-    dim = next((d for d, c in zip(ds[biggest].dims, ds[biggest].chunks) if len(c) > 1), None)
-    if dim is None:  # one chunk row: a single band
+    ds = ds.unify_chunks() if lazy else ds
+    biggest = max(lazy, key=lambda name: ds[name].size, default=None)
+    dim = biggest and next((d for d, c in zip(ds[biggest].dims, ds[biggest].chunks) if len(c) > 1), None)
+    if dim is None:  # nothing lazy, or one chunk row: written at once
         ds.to_zarr(target, mode="w", encoding=encoding, **kwargs)
         return
     small = {name: var.compute() for name, var in ds.variables.items() if var.chunks is not None and dim not in var.dims}
