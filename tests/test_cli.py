@@ -1,5 +1,6 @@
 """The ``xlatent`` command line, in-process (main(argv) -> exit code) and once as a subprocess."""
 
+import re
 import subprocess
 import sys
 import types
@@ -126,7 +127,9 @@ def test_plot_option_calls_the_plot_helper(pair_files, tmp_path, monkeypatch):
                      "--out", str(tmp_path / "r.nc"), "--plot", str(png), *FAST])
     assert code == 0 and png.exists()
     (frames, flow, path), = calls
-    assert path == str(png) and frames.sizes["time"] == 3 and frames.rio.crs.to_epsg() == 3413
+    assert Path(path).parent == tmp_path and Path(path).suffix == ".png"  # drawn beside it, then moved in
+    assert frames.sizes["time"] == 3 and frames.rio.crs.to_epsg() == 3413
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.png", "r.nc"]
     assert flow.u.dims[0] == "time"  # the library's layout, not the file's stage_time
 
 
@@ -140,8 +143,8 @@ def test_plot_without_the_extra_fails_before_any_work(pair_files, tmp_path, monk
 
 
 def test_demo_writes_inputs_truth_and_result(tmp_path, monkeypatch, capsys):
+    monkeypatch.delattr(xlatent, "plot", raising=False)  # first: hasattr may import it
     monkeypatch.setitem(sys.modules, "xlatent.plot", None)
-    monkeypatch.delattr(xlatent, "plot", raising=False)
     outdir = tmp_path / "demo"
     assert cli.main(["demo", str(outdir), "--size", "32", "--steps", "2", "--max-iters", "3"]) == 0
     said = capsys.readouterr().out
@@ -211,3 +214,211 @@ def test_chunked_inputs_to_a_zarr_store(pair_files, tmp_path):
     frames, _ = xlatent.open_result(tmp_path / "result.nc")
     np.testing.assert_allclose(lazy_frames.values, frames.values, atol=1e-6)
     assert _leftovers(tmp_path) == []
+
+
+# --------------------------------------------------------------------------------------------
+# Every exit code in the help, and nothing left behind by a failing run
+
+LINEAR = ["--method", "linear", "--steps", "2", "--quiet"]
+
+
+def _fake_plot(monkeypatch, draw):
+    """A stand-in ``xlatent.plot`` whose ``overview`` calls ``draw(path)``."""
+    fake = types.ModuleType("xlatent.plot")
+
+    def overview(frames, flow=None, *, coastlines=False, path=None):
+        draw(Path(path))
+        return object()
+
+    fake.overview = overview
+    monkeypatch.setitem(sys.modules, "xlatent.plot", fake)
+    monkeypatch.setattr(xlatent, "plot", fake, raising=False)
+
+
+def _half_then(error):
+    def draw_or_write(self_or_path, path=None, *args, **kwargs):
+        Path(path if path is not None else self_or_path).write_bytes(b"half")
+        raise error
+    return draw_or_write
+
+
+def _missing(monkeypatch, *modules):
+    for module in modules:  # `import module` raises ImportError, as if not installed
+        monkeypatch.setitem(sys.modules, module, None)
+
+
+def _unwritable(monkeypatch, folder):
+    """Make file creation in ``folder`` fail as on a read-only mount. The tests run as root, and
+    root may write into a folder whatever its mode bits, so chmod cannot make one read-only here;
+    /proc is also tried for real in test_out_in_a_folder_where_nothing_can_be_created."""
+    import tempfile
+
+    real = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) == folder:
+            raise PermissionError(13, "Read-only file system", str(Path(dir) / "x"))
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+
+
+def _raising(monkeypatch, error):
+    def interpolate(*args, **kwargs):
+        raise error
+    monkeypatch.setattr(xlatent, "interpolate", interpolate)
+
+
+# id: (exit code, fails before any computation, case(files, out, monkeypatch) -> options after "interpolate")
+CASES = {
+    "unknown-method": (cli.EXIT_USAGE, True, lambda f, o, m: [f.first, f.last, "--out", o / "r.nc", "--method", "magic"]),
+    "steps-zero": (cli.EXIT_USAGE, True, lambda f, o, m: [f.first, f.last, "--out", o / "r.nc", "--steps", "0"]),
+    "unknown-kind": (cli.EXIT_USAGE, True, lambda f, o, m: [f.first, f.last, "--out", o / "r.nc", "--kind", "lava"]),
+    "out-is-an-input": (cli.EXIT_USAGE, True, lambda f, o, m: [f.first, f.last, "--out", f.first, *LINEAR]),
+    "plot-is-out": (cli.EXIT_USAGE, True, lambda f, o, m: [f.first, f.last, "--out", o / "r.nc", "--plot", o / "r.nc", *LINEAR]),
+    "plot-format": (cli.EXIT_USAGE, True, lambda f, o, m: [f.first, f.last, "--out", o / "r.nc", "--plot", o / "m.xyz", *LINEAR]),
+    "series-without-index": (cli.EXIT_USAGE, True, lambda f, o, m: [f.series, "--out", o / "r.nc", *LINEAR]),
+    "bad-first-time": (cli.EXIT_USAGE, True, lambda f, o, m: [f.first, f.last, "--first-time", "soon", "--out", o / "r.nc", *LINEAR]),
+    "missing-input": (cli.EXIT_FILE, True, lambda f, o, m: [f.folder / "nope.nc", f.last, "--out", o / "r.nc", *LINEAR]),
+    "plain-folder-input": (cli.EXIT_FILE, True, lambda f, o, m: [f.plain, f.last, "--out", o / "r.nc", *LINEAR]),
+    "junk-input": (cli.EXIT_FILE, True, lambda f, o, m: [f.junk, f.last, "--out", o / "r.nc", *LINEAR]),
+    "unknown-variable": (cli.EXIT_VARIABLE, True, lambda f, o, m: [f.first, f.last, "--variable", "sst", "--out", o / "r.nc", *LINEAR]),
+    "several-variables": (cli.EXIT_VARIABLE, True, lambda f, o, m: [f.two, f.last, "--out", o / "r.nc", *LINEAR]),
+    "grid-mismatch": (cli.EXIT_GRID, False, lambda f, o, m: [f.first, f.small, "--out", o / "r.nc", *LINEAR]),
+    "time-order": (cli.EXIT_DATA, False, lambda f, o, m: [f.last, f.first, "--out", o / "r.nc", *LINEAR]),
+    "out-folder-missing": (cli.EXIT_WRITE, True, lambda f, o, m: [f.first, f.last, "--out", o / "no" / "r.nc", *LINEAR]),
+    "out-folder-is-a-file": (cli.EXIT_WRITE, True, lambda f, o, m: [f.first, f.last, "--out", o / "keep.nc" / "r.nc", *LINEAR]),
+    "out-folder-read-only": (cli.EXIT_WRITE, True,
+                             lambda f, o, m: _unwritable(m, o) or [f.first, f.last, "--out", o / "r.nc", *LINEAR]),
+    "out-is-a-folder": (cli.EXIT_WRITE, True, lambda f, o, m: [f.first, f.last, "--out", o / "sub", *LINEAR]),
+    "zarr-out-is-a-plain-folder": (cli.EXIT_WRITE, True, lambda f, o, m: [f.first, f.last, "--out", o / "data.zarr", *LINEAR]),
+    "plot-folder-missing": (cli.EXIT_WRITE, True,
+                            lambda f, o, m: [f.first, f.last, "--out", o / "r.nc", "--plot", o / "no" / "m.png", *LINEAR]),
+    "write-fails": (cli.EXIT_WRITE, False, lambda f, o, m: m.setattr(xr.Dataset, "to_netcdf", _half_then(OSError(28, "No space left on device")))
+                    or [f.first, f.last, "--out", o / "r.nc", *LINEAR]),
+    "write-fails-after-plot": (cli.EXIT_WRITE, False,
+                               lambda f, o, m: _fake_plot(m, lambda p: p.write_bytes(b"png"))
+                               or m.setattr(xr.Dataset, "to_netcdf", _half_then(OSError(28, "No space left on device")))
+                               or [f.first, f.last, "--out", o / "r.nc", "--plot", o / "m.png", *LINEAR]),
+    "plot-fails": (cli.EXIT_WRITE, False, lambda f, o, m: _fake_plot(m, _half_then(RuntimeError("no projection")))
+                   or [f.first, f.last, "--out", o / "r.nc", "--plot", o / "m.png", *LINEAR]),
+    "plot-write-fails": (cli.EXIT_WRITE, False, lambda f, o, m: _fake_plot(m, _half_then(OSError(28, "No space left on device")))
+                         or [f.first, f.last, "--out", o / "r.nc", "--plot", o / "m.png", *LINEAR]),
+    "zarr-out-without-zarr": (cli.EXIT_DEPENDENCY, True,
+                              lambda f, o, m: _missing(m, "zarr") or [f.first, f.last, "--out", o / "r.zarr", *LINEAR]),
+    "zarr-input-without-zarr": (cli.EXIT_DEPENDENCY, True,
+                                lambda f, o, m: _missing(m, "zarr") or [f.store, f.last, "--out", o / "r.nc", *LINEAR]),
+    "chunks-without-zarr": (cli.EXIT_DEPENDENCY, True,
+                            lambda f, o, m: _missing(m, "zarr") or [f.first, f.last, "--chunks", "16", "--out", o / "r.nc", *LINEAR]),
+    "plot-without-matplotlib": (cli.EXIT_DEPENDENCY, True, lambda f, o, m: _missing(m, "matplotlib")
+                                or [f.first, f.last, "--out", o / "r.nc", "--plot", o / "m.png", *LINEAR]),
+    "plot-without-cartopy": (cli.EXIT_DEPENDENCY, True, lambda f, o, m: _missing(m, "cartopy")
+                             or [f.first, f.last, "--out", o / "r.nc", "--plot", o / "m.png", *LINEAR]),
+    "ot-without-pot": (cli.EXIT_DEPENDENCY, True, lambda f, o, m: _missing(m, "ot")
+                       or [f.first, f.last, "--out", o / "r.nc", "--method", "ot", "--quiet"]),
+    "import-error-during-the-work": (cli.EXIT_DEPENDENCY, False, lambda f, o, m: _raising(m, ImportError("no module x"))
+                                     or [f.first, f.last, "--out", o / "r.nc", *LINEAR]),
+    "unexpected-error": (cli.EXIT_FAILED, False, lambda f, o, m: _raising(m, RuntimeError("a bug"))
+                         or [f.first, f.last, "--out", o / "r.nc", *LINEAR]),
+    "interrupted-while-writing": (cli.EXIT_INTERRUPTED, False,
+                                  lambda f, o, m: m.setattr(xr.Dataset, "to_netcdf", _half_then(KeyboardInterrupt()))
+                                  or [f.first, f.last, "--out", o / "r.nc", *LINEAR]),
+    "interrupted-while-drawing": (cli.EXIT_INTERRUPTED, False, lambda f, o, m: _fake_plot(m, _half_then(KeyboardInterrupt()))
+                                  or [f.first, f.last, "--out", o / "r.nc", "--plot", o / "m.png", *LINEAR]),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_files(pair_files):
+    """The pair, and inputs that are wrong in one way each."""
+    folder = pair_files / "bad"
+    folder.mkdir()
+    files = types.SimpleNamespace(folder=folder, first=pair_files / "first.nc", last=pair_files / "last.nc",
+                                  series=pair_files / "series.nc", plain=folder / "plain", junk=folder / "junk.nc",
+                                  two=folder / "two.nc", small=folder / "small.nc", store=folder / "store.zarr")
+    files.plain.mkdir()
+    (files.plain / "readme.txt").write_text("not a Zarr store")
+    files.junk.write_text("not a raster")
+    datasets.rotation(size=32, steps=1).frames.to_dataset().assign(extra=lambda d: d.backscatter * 2).to_netcdf(files.two)
+    xlatent.to_netcdf(datasets.rotation(size=40, steps=1).last, files.small)
+    xlatent.open_image(files.first).to_dataset().to_zarr(files.store)
+    return files
+
+
+def _snapshot(folder):
+    """Every file and folder under ``folder`` (hidden ones included) with the bytes of the files."""
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_every_failure_has_its_exit_code_and_leaves_nothing(name, bad_files, tmp_path, monkeypatch, capsys):
+    code, before_work, case = CASES[name]
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "r.nc").write_bytes(b"an earlier result")  # kept as it was when the run fails
+    (out / "m.png").write_bytes(b"an earlier map")
+    (out / "keep.nc").write_bytes(b"another file")
+    (out / "sub").mkdir()
+    (out / "data.zarr").mkdir()
+    (out / "data.zarr" / "notes.txt").write_text("a folder named like a store")
+    before, inputs = _snapshot(out), _snapshot(bad_files.folder.parent)
+    argv = ["interpolate", *map(str, case(bad_files, out, monkeypatch))]
+    if before_work:
+        monkeypatch.setattr(xlatent, "interpolate", lambda *a, **k: pytest.fail("computed before failing"))
+    if code == cli.EXIT_FAILED:  # a bug: its traceback, then the one-line error
+        assert cli.main(argv) == code
+        err = capsys.readouterr().err
+        assert err.splitlines()[-1].startswith("xlatent: error: unexpected")
+    else:
+        err = _expect(argv, code, capsys)
+    assert _snapshot(out) == before
+    assert _snapshot(bad_files.folder.parent) == inputs
+    assert ".tmp" not in err and "xlatent-probe" not in err  # errors name the user's paths
+
+
+def test_exit_codes_in_the_help_are_all_tested():
+    helped = {int(m) for m in re.findall(r"^  (\d+) {2,}", cli.build_parser().epilog, flags=re.MULTILINE)}
+    assert helped == {v for k, v in vars(cli).items() if k.startswith("EXIT_") and isinstance(v, int)}
+    assert helped - {cli.EXIT_OK} == {code for code, _, _ in CASES.values()}
+
+
+def test_unexpected_error_prints_its_traceback_then_one_line(pair_files, tmp_path, monkeypatch, capsys):
+    _raising(monkeypatch, RuntimeError("a bug"))
+    assert cli.main(["interpolate", str(pair_files / "first.nc"), str(pair_files / "last.nc"), "--out",
+                     str(tmp_path / "r.nc"), *LINEAR]) == cli.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.rstrip().splitlines()[-1] == "xlatent: error: unexpected RuntimeError: a bug"
+
+
+def test_out_in_a_folder_where_nothing_can_be_created(pair_files, monkeypatch, capsys):
+    """A real unwritable folder for root: no file can be created in /proc, whatever the user."""
+    if not Path("/proc/self").is_dir():
+        pytest.skip("no /proc here")
+    monkeypatch.setattr(xlatent, "interpolate", lambda *a, **k: pytest.fail("computed before failing"))
+    _expect(["interpolate", str(pair_files / "first.nc"), str(pair_files / "last.nc"), "--out", "/proc/xlatent-r.nc",
+             *LINEAR], cli.EXIT_WRITE, capsys, "cannot write --out /proc/xlatent-r.nc", "no file can be created in /proc")
+    assert not Path("/proc/xlatent-r.nc").exists()
+
+
+def test_exit_code_by_xlatent_error_class_not_builtin_base():
+    from xlatent import exceptions
+
+    classes = [c for c in vars(exceptions).values() if isinstance(c, type) and issubclass(c, exceptions.XlatentError)]
+    for kind in classes:  # every error class has its own code; the base alone is "other"
+        assert (cli._code_for(kind("x")) == cli.EXIT_FAILED) == (kind is exceptions.XlatentError), kind
+    as_value = type("ConfigError", (exceptions.ConfigError, ValueError), {})  # ConfigError as a ValueError
+    assert cli._code_for(as_value("bad option")) == cli.EXIT_USAGE
+    assert cli._code_for(exceptions.TimeOrderError("x")) == cli.EXIT_DATA
+    assert cli._code_for(exceptions.UnknownKindError("x")) == cli.EXIT_USAGE
+
+
+def test_failed_demo_leaves_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.delattr(xlatent, "plot", raising=False)  # first: hasattr may import it
+    monkeypatch.setitem(sys.modules, "xlatent.plot", None)
+    _raising(monkeypatch, RuntimeError("a bug"))
+    assert cli.main(["demo", str(tmp_path / "new" / "demo"), "--size", "32", "--steps", "2", "--quiet"]) == cli.EXIT_FAILED
+    assert list(tmp_path.iterdir()) == []  # the folders it made are gone too
+    (tmp_path / "mine.txt").write_text("kept")
+    assert cli.main(["demo", str(tmp_path), "--size", "32", "--steps", "2", "--quiet"]) == cli.EXIT_FAILED
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]
+    capsys.readouterr()

@@ -1,5 +1,8 @@
 """Inputs from files (GeoTIFF, NetCDF, Zarr) and undecoded arrays in memory; result files."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import rioxarray  # noqa: F401
@@ -189,3 +192,55 @@ def test_netcdf_of_dask_data_staged_band_by_band(tmp_path, monkeypatch):
     assert ds.backscatter.attrs == {k: v for k, v in case.frames.attrs.items() if not k.startswith("xlatent_")
                                     and k not in ("Conventions", "history")}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames.nc"]
+
+
+def test_a_plain_folder_is_not_read_as_a_zarr_store(tmp_path, monkeypatch):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "a.tif").write_bytes(b"")
+    with pytest.raises(InputFileError, match="is a folder, not a Zarr store"):
+        xlatent.open_image(folder)
+    store = tmp_path / "scene.zarr"
+    datasets.translation(size=32, steps=1).first.to_dataset().to_zarr(store)
+    monkeypatch.setitem(sys.modules, "zarr", None)  # as if the zarr extra were not installed
+    with pytest.raises(InputFileError, match=r"needs the zarr package: pip install 'xlatent\[zarr\]'"):
+        xlatent.open_image(store)
+
+
+def _no_temporary_name(err, path):
+    text = str(err)
+    assert str(path) in text and ".tmp" not in text and ".old" not in text, text
+
+
+def test_write_errors_name_the_users_path(tmp_path, monkeypatch):
+    """The hidden temporary file or store is an implementation detail: errors name the target."""
+    image = datasets.translation(size=32, steps=1).first
+    folder = tmp_path / "adir.nc"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError) as err:  # os.replace(temporary, folder)
+        xlatent.to_netcdf(image, folder)
+    _no_temporary_name(err.value, folder)
+    if Path("/proc/self").is_dir():  # no file can be created in /proc, even by root
+        with pytest.raises(OSError) as err:
+            xlatent.to_netcdf(image, "/proc/xlatent.nc")
+        _no_temporary_name(err.value, "/proc/xlatent.nc")
+
+    def denied(self, target, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(Path(target) / "zarr.json"))
+
+    monkeypatch.setattr(xr.Dataset, "to_zarr", denied)
+    with pytest.raises(PermissionError) as err:
+        xlatent.to_zarr(image, tmp_path / "out.zarr", progress=False)
+    _no_temporary_name(err.value, tmp_path / "out.zarr")
+    with pytest.raises(PermissionError) as err:  # dask data staged through a temporary Zarr store
+        xlatent.to_netcdf(image.chunk({"y": 8}), tmp_path / "out.nc", progress=False)
+    _no_temporary_name(err.value, tmp_path / "out.nc")
+
+    def broken(self, target, *args, **kwargs):
+        raise RuntimeError(f"HDF error writing {target}")
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", broken)
+    with pytest.raises(RuntimeError, match="HDF error writing") as err:
+        xlatent.to_netcdf(image, tmp_path / "out.nc")
+    _no_temporary_name(err.value, tmp_path / "out.nc")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir.nc"]

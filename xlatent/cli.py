@@ -8,21 +8,30 @@ and other Python code can call it in-process.
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import shlex
 import signal
 import sys
+import tempfile
 import threading
+import traceback
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Sequence
 
 from xlatent.exceptions import (
     ConfigError,
+    CRSError,
     DeviceError,
     GridMismatchError,
     InputError,
     InputFileError,
+    InputTypeError,
+    ModelFileError,
+    SpatialDimsError,
+    TimeOrderError,
     UnknownKindError,
     UnknownMethodError,
     UnknownVariableError,
@@ -37,20 +46,24 @@ EXIT_VARIABLE = 4  # unknown variable, or several and none named
 EXIT_GRID = 5  # FIRST and LAST are not on the same grid
 EXIT_DATA = 6  # the images cannot be used (all NaN, too small, time order, no CRS...)
 EXIT_WRITE = 7  # an output could not be written
-EXIT_DEPENDENCY = 8  # an optional package is missing (--plot)
+EXIT_DEPENDENCY = 8  # an optional package is missing (--plot, .zarr, --method ot)
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
-EXIT_CODES = f"""exit codes:
+EXIT_CODES = f"""exit codes (outputs and optional packages are checked before any work; after a
+failure nothing this run wrote is left behind: no partial file, no half of --out and --plot):
   {EXIT_OK}    success
-  {EXIT_FAILED}    other error
-  {EXIT_USAGE}    bad option or option value (unknown method or kind, bad time index, device not available...)
-  {EXIT_FILE}    input file missing or unreadable
+  {EXIT_FAILED}    other error (unexpected: the traceback is printed; please report it)
+  {EXIT_USAGE}    bad option or option value (unknown method or kind, bad time index, --out is an input,
+       --plot format not supported, device not available...)
+  {EXIT_FILE}    input file missing or unreadable (or a folder that is not a Zarr store)
   {EXIT_VARIABLE}    unknown variable (the message lists those in the file), or several and no --variable
   {EXIT_GRID}    FIRST and LAST are not on the same grid (dims, shape, coords or CRS)
   {EXIT_DATA}    the images cannot be used as they are (no valid cell, too small, time order...)
-  {EXIT_WRITE}    an output file could not be written (nothing partial is left behind)
-  {EXIT_DEPENDENCY}    an optional package is missing (--plot needs: pip install 'xlatent[plot]')
-  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); no partial output is left behind"""
+  {EXIT_WRITE}    an output cannot be written (folder missing or not writable, --out is a folder...)
+       or drawn (--plot)
+  {EXIT_DEPENDENCY}    an optional package is missing: --plot needs pip install 'xlatent[plot]'; a Zarr
+       --out or input, or --chunks, needs 'xlatent[zarr]'; --method ot needs 'xlatent[ot]'
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C or SIGTERM)"""
 
 _OUTPUT_LAYOUT = """output file (NetCDF, CF-1.8, compressed; a Zarr store when OUT ends in .zarr):
   <variable>(time, [band,] y, x)   the steps + 1 frames, FIRST to LAST inclusive, coord interp_fraction
@@ -213,6 +226,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except XlatentError as err:
             _error(str(err))
             return _code_for(err)
+        except ImportError as err:  # an optional package found missing only now
+            _error(str(err))
+            return EXIT_DEPENDENCY
+        except Exception as err:  # noqa: BLE001  a bug: keep the traceback for the report, end on one line
+            traceback.print_exc()
+            _error(f"unexpected {type(err).__name__}: {err}")
+            return EXIT_FAILED
     return EXIT_OK
 
 
@@ -241,18 +261,20 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"xlatent: warning: {message}", file=sys.stderr)
 
 
+# By xlatent's own classes, first match wins; never by the built-in base (ConfigError is a bad
+# option whether it derives from TypeError or ValueError).
+_EXIT_BY_ERROR: tuple[tuple[type[XlatentError] | tuple[type[XlatentError], ...], int], ...] = (
+    (GridMismatchError, EXIT_GRID),
+    ((InputFileError, ModelFileError), EXIT_FILE),
+    (UnknownVariableError, EXIT_VARIABLE),
+    ((UnknownMethodError, UnknownKindError, ConfigError, DeviceError), EXIT_USAGE),
+    ((InputError, InputTypeError, SpatialDimsError, TimeOrderError, CRSError), EXIT_DATA),
+)
+
+
 def _code_for(err: XlatentError) -> int:
-    if isinstance(err, GridMismatchError):
-        return EXIT_GRID
-    if isinstance(err, InputFileError):
-        return EXIT_FILE
-    if isinstance(err, UnknownVariableError):
-        return EXIT_VARIABLE
-    if isinstance(err, (UnknownMethodError, UnknownKindError, ConfigError, DeviceError)):
-        return EXIT_USAGE
-    if isinstance(err, (InputError, ValueError, TypeError)):  # bad data: InputError, TimeOrderError, CRSError...
-        return EXIT_DATA
-    return EXIT_FAILED
+    """The exit code for one of xlatent's errors (:data:`EXIT_FAILED` for any other)."""
+    return next((code for kinds, code in _EXIT_BY_ERROR if isinstance(err, kinds)), EXIT_FAILED)
 
 
 def _say(args: argparse.Namespace, message: str) -> None:
@@ -266,20 +288,92 @@ def _check_options(args: argparse.Namespace) -> None:
 
     if args.method not in methods.available():
         raise _Failure(f"unknown --method {args.method!r}; available: {', '.join(methods.available())}.", EXIT_USAGE)
+    if args.method == "ot":
+        _need("ot", "--method ot needs POT (Python Optimal Transport): pip install 'xlatent[ot]'")
     if getattr(args, "plot", None) is not None or (args.command == "demo" and not args.no_plot):
         args.plot_module = _plot_module(required=args.command == "interpolate")
     else:
         args.plot_module = None
 
 
+def _need(module: str, message: str) -> None:
+    """Import ``module`` now, or fail with :data:`EXIT_DEPENDENCY` and ``message``."""
+    try:
+        importlib.import_module(module)
+    except ImportError as err:
+        raise _Failure(f"{message} ({err}).", EXIT_DEPENDENCY) from err
+
+
 def _plot_module(required: bool):
     try:
+        for module in ("matplotlib", "cartopy"):  # xlatent.plot imports them only when drawing
+            importlib.import_module(module)
         from xlatent import plot
     except ImportError as err:
         if not required:
             return None
         raise _Failure(f"--plot needs matplotlib and cartopy: pip install 'xlatent[plot]' ({err}).", EXIT_DEPENDENCY) from err
     return plot
+
+
+def _plot_formats() -> set[str]:
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return set(FigureCanvasBase.get_supported_filetypes())
+
+
+def _check_folder(target: Path, what: str) -> None:
+    """``target``'s folder exists and a file can be created there (tried: permissions alone do not
+    tell, e.g. for root, on a read-only mount or in /proc), else :data:`EXIT_WRITE`."""
+    folder = target.parent
+    if not folder.is_dir():
+        state = "is not a folder" if folder.exists() else "does not exist"
+        raise _Failure(f"cannot write {what} {target}: folder {folder} {state}.", EXIT_WRITE)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".xlatent-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise _Failure(f"cannot write {what} {target}: no file can be created in {folder} "
+                       f"({err.strerror or err}).", EXIT_WRITE) from err
+
+
+def _check_outputs(args: argparse.Namespace, out: Path, plot: Path | None) -> None:
+    """Every output path and the packages it needs, before any input is read."""
+    from xlatent.io import is_zarr_store
+
+    inputs = {Path(p).resolve() for p in (args.first, args.last) if p is not None}
+    if out.resolve() in inputs:
+        raise _Failure(f"--out {out} is one of the inputs; choose another file name.", EXIT_USAGE)
+    if plot is not None:
+        if plot.resolve() in inputs | {out.resolve()}:
+            raise _Failure(f"--plot {plot} is {'--out' if plot.resolve() == out.resolve() else 'one of the inputs'}; "
+                           "choose another file name.", EXIT_USAGE)
+        formats = _plot_formats()
+        if plot.suffix and plot.suffix[1:].lower() not in formats:
+            raise _Failure(f"--plot {plot}: {plot.suffix!r} is not an image format matplotlib writes; use one of "
+                           f"{', '.join(sorted(formats))} (.png is usual).", EXIT_USAGE)
+    zarr_out = out.suffix.lower() == ".zarr"
+    if zarr_out:
+        _need("zarr", f"--out {out} is a Zarr store: it needs the zarr package: pip install 'xlatent[zarr]'")
+        if out.is_dir() and not is_zarr_store(out):
+            raise _Failure(f"cannot write --out {out}: it is a folder that is not a Zarr store, and would be "
+                           "replaced; choose another name.", EXIT_WRITE)
+    elif out.is_dir():
+        raise _Failure(f"cannot write --out {out}: it is a folder; give a file name, e.g. {out / 'result.nc'}.",
+                       EXIT_WRITE)
+    elif args.chunks is not None:
+        _need("zarr", "--chunks with a NetCDF --out writes the result through a temporary Zarr store: it needs the "
+                      "zarr package: pip install 'xlatent[zarr]' (or leave --chunks out)")
+    for path in (args.first, args.last):
+        if path is not None and (is_zarr_store(path) or Path(path).suffix.lower() == ".zarr"):
+            _need("zarr", f"{path} is read as a Zarr store: it needs the zarr package: pip install 'xlatent[zarr]'")
+    _check_folder(out, "--out")
+    if plot is not None:
+        if plot.is_dir():
+            raise _Failure(f"cannot write --plot {plot}: it is a folder; give a file name, e.g. {plot / 'map.png'}.",
+                           EXIT_WRITE)
+        _check_folder(plot, "--plot")
 
 
 def _options(args: argparse.Namespace) -> dict:
@@ -340,6 +434,55 @@ def _run(first, last, args: argparse.Namespace, argv: Sequence[str]):
 
 
 def _write(frames, flow, out: Path, args: argparse.Namespace) -> None:
+    """Write the result to ``out`` and, with ``--plot``, the map: both or neither. The map is drawn
+    first into a temporary file beside it, moved in once the result is written; if anything fails,
+    nothing this run wrote is left and files already at those paths stay as they were."""
+    plot = Path(args.plot) if args.plot_module is not None and args.plot is not None else None
+    drawn = None
+    try:
+        if plot is not None:
+            drawn = _draw(frames, flow, plot, args)
+        _write_result(frames, flow, out, args)
+        if drawn is not None:
+            try:
+                os.replace(drawn, plot)
+            except OSError as err:
+                _remove(out)
+                raise _Failure(f"cannot write --plot {plot}: {err.strerror or err}; {out} was removed too.",
+                               EXIT_WRITE) from err
+            drawn = None
+    finally:
+        if drawn is not None:
+            drawn.unlink(missing_ok=True)
+    units = "" if flow is None else f", motion u/v on {flow.sizes.get('time', 0)} stages in {flow.u.attrs.get('units')}"
+    _say(args, f"wrote {out}: {frames.sizes['time']} frames{units}")
+    if plot is not None:
+        _say(args, f"wrote {plot}")
+
+
+def _draw(frames, flow, plot: Path, args: argparse.Namespace) -> Path:
+    """The overview map in a temporary file beside ``plot`` (same format); its path."""
+    suffix = plot.suffix or ".png"
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{plot.name}.", suffix=f".tmp{suffix}", dir=plot.parent)
+        os.close(fd)
+    except OSError as err:
+        raise _Failure(f"cannot write --plot {plot}: {err.strerror or err}.", EXIT_WRITE) from err
+    drawn = Path(name)
+    try:
+        args.plot_module.overview(frames, flow, path=drawn)
+    except BaseException as err:
+        drawn.unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise _Failure(f"cannot write --plot {plot}: {err.strerror or err}.", EXIT_WRITE) from err
+        if isinstance(err, Exception) and not isinstance(err, (XlatentError, ImportError)):
+            text = str(err).replace(str(drawn), str(plot))
+            raise _Failure(f"cannot draw --plot {plot}: {type(err).__name__}: {text}", EXIT_WRITE) from err
+        raise
+    return drawn
+
+
+def _write_result(frames, flow, out: Path, args: argparse.Namespace) -> None:
     from xlatent.io import result_dataset, to_netcdf, to_zarr
 
     ds = result_dataset(frames, flow)
@@ -350,50 +493,65 @@ def _write(frames, flow, out: Path, args: argparse.Namespace) -> None:
             to_netcdf(ds, out, encoding={name: {"zlib": True, "complevel": 4} for name in ds.data_vars},
                       progress=not args.quiet)
     except OSError as err:
-        raise _Failure(f"cannot write {out}: {err}", EXIT_WRITE) from err
-    units = "" if flow is None else f", motion u/v on {flow.sizes.get('time', 0)} stages in {flow.u.attrs.get('units')}"
-    _say(args, f"wrote {out}: {frames.sizes['time']} frames{units}")
-    if args.plot_module is not None and args.plot is not None:
-        try:
-            args.plot_module.overview(frames, flow, path=args.plot)
-        except OSError as err:
-            raise _Failure(f"cannot write {args.plot}: {err}", EXIT_WRITE) from err
-        _say(args, f"wrote {args.plot}")
+        if isinstance(err, XlatentError):
+            raise
+        raise _Failure(f"cannot write {out}: {err.strerror or err}", EXIT_WRITE) from err
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _interpolate(args: argparse.Namespace, argv: Sequence[str]) -> None:
     _check_options(args)
     out = Path(args.out)
-    inputs = {Path(p).resolve() for p in (args.first, args.last) if p is not None}
-    if out.resolve() in inputs:
-        raise _Failure(f"--out {out} is one of the inputs; choose another file name.", EXIT_USAGE)
-    if not out.parent.is_dir():
-        raise _Failure(f"cannot write {out}: folder {out.parent} does not exist.", EXIT_WRITE)
+    _check_outputs(args, out, None if args.plot is None else Path(args.plot))
     first, last = _inputs(args)
     frames, flow = _run(first, last, args, argv)
     _write(frames, flow, out, args)
 
 
 def _demo(args: argparse.Namespace, argv: Sequence[str]) -> None:
+    _check_options(args)
+    outdir = Path(args.outdir)
+    created = [folder for folder in (outdir, *outdir.parents) if not folder.exists()]
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _Failure(f"cannot create {outdir}: {err.strerror or err}", EXIT_WRITE) from err
+    written: list[Path] = []
+    try:
+        _check_folder(outdir / "result.nc", "into")
+        _demo_files(args, argv, outdir, written)
+    except BaseException:  # nothing this run wrote is left, the folders it made included
+        for path in written:
+            _remove(path)
+        for folder in created:  # innermost first
+            with suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _demo_files(args: argparse.Namespace, argv: Sequence[str], outdir: Path, written: list[Path]) -> None:
     import numpy as np
 
     from xlatent import datasets
     from xlatent.io import to_netcdf
 
-    _check_options(args)
-    outdir = Path(args.outdir)
-    try:
-        outdir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise _Failure(f"cannot create {outdir}: {err}", EXIT_WRITE) from err
     case = datasets.load(args.case, size=args.size, steps=args.steps, seed=args.seed)
     _say(args, f"case {case.name}: {case.description}")
     try:
-        to_netcdf(case.first, outdir / "first.nc")
-        to_netcdf(case.last, outdir / "last.nc")
-        to_netcdf(case.frames.to_dataset().merge(case.flow, compat="override"), outdir / "truth.nc")
+        for name, obj in (("first.nc", case.first), ("last.nc", case.last),
+                          ("truth.nc", case.frames.to_dataset().merge(case.flow, compat="override"))):
+            to_netcdf(obj, outdir / name)
+            written.append(outdir / name)
     except OSError as err:
-        raise _Failure(f"cannot write into {outdir}: {err}", EXIT_WRITE) from err
+        raise _Failure(f"cannot write into {outdir}: {err.strerror or err}", EXIT_WRITE) from err
     if args.kind is None:
         args.kind = "sea_ice"  # what the synthetic case shows
     frames, flow = _run(case.first, case.last, args, argv)

@@ -14,6 +14,7 @@ CRS link kept, and keep frames and flow together in one file.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import warnings
 from contextlib import contextmanager, suppress
@@ -91,6 +92,11 @@ def open_image(
     path = Path(path)
     if not path.exists():
         raise InputFileError(f"No such file: {path}")
+    if path.is_dir() and engine is None and not is_zarr_store(path):
+        raise InputFileError(
+            f"{path} is a folder, not a Zarr store (it holds no zarr.json, .zgroup nor .zarray): "
+            "give an image file (NetCDF, GeoTIFF...) or a Zarr store."
+        )
     zarr = path.is_dir() or path.suffix.lower() == ".zarr" or engine == "zarr"
     if path.suffix.lower() in RASTER_SUFFIXES and engine is None:
         da = _open_raster(path, variable, chunks)
@@ -98,6 +104,9 @@ def open_image(
         try:
             ds = xr.open_dataset(path, decode_coords="all", chunks=chunks, engine="zarr" if zarr else engine)
         except Exception as xr_err:  # not a format xarray reads: let GDAL try
+            if zarr and isinstance(xr_err, ImportError):
+                raise InputFileError(f"Cannot read the Zarr store {path}: it needs the zarr package: "
+                                     "pip install 'xlatent[zarr]'.") from xr_err
             if zarr or engine is not None:
                 raise InputFileError(f"Cannot read {path}: {xr_err}") from xr_err
             try:
@@ -113,6 +122,15 @@ def open_image(
         da = da.load()
         da.close()
     return da
+
+
+ZARR_MARKERS = ("zarr.json", ".zgroup", ".zarray", ".zmetadata")  # Zarr v3, v2 group/array, consolidated v2
+
+
+def is_zarr_store(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a local folder with Zarr metadata at its top (v2 or v3)."""
+    path = Path(path)
+    return path.is_dir() and any((path / name).is_file() for name in ZARR_MARKERS)
 
 
 def _open_raster(path: Path, variable: str | None, chunks: Any) -> xr.DataArray:
@@ -212,18 +230,58 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     included, removes it and leaves an existing ``path`` untouched.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
+    with naming(path):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+        os.close(fd)
+        try:
+            yield Path(tmp)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it the usual mode
+            os.replace(tmp, path)
+        except BaseException:
+            with suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+
+@contextmanager
+def naming(path: str | os.PathLike) -> Iterator[None]:
+    """Re-raise an error that names one of the hidden temporary files or folders beside ``path``
+    (``.<stem>.<random>.tmp<suffix>``, written by :func:`atomic_write`, :func:`atomic_store` and the
+    NetCDF staging store) as the same error naming ``path``: the user never asked for the other."""
     try:
-        yield Path(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        yield
+    except Exception as err:
+        renamed = _renamed(err, Path(path))
+        if renamed is None:
+            raise
+        raise renamed.with_traceback(err.__traceback__) from err.__cause__
+
+
+def _temporary_names(path: Path) -> re.Pattern:
+    """Temporary names beside ``path`` (and paths inside such a temporary store), in any text."""
+    stem = re.escape(f".{path.stem}.")
+    name = re.escape(f".{path.name}.")
+    return re.compile(rf"[^\s'\"]*?(?:{stem}[^/\\\s'\"]*?\.tmp|{name}[^/\\\s'\"]*?\.old)[^/\\\s'\"]*")
+
+
+def _renamed(err: Exception, path: Path) -> Exception | None:
+    """``err`` with the temporary names replaced by ``path``; None when it names none."""
+    pattern = _temporary_names(path)
+    user = str(path)
+    if isinstance(err, OSError) and type(err).__module__ == "builtins" and err.errno is not None and err.strerror:
+        names = [str(n) for n in (err.filename, err.filename2) if n is not None]
+        if not any(pattern.search(n) for n in names):
+            return None
+        return OSError(err.errno, err.strerror, user)  # the subclass for errno: PermissionError...
+    text = str(err)
+    if not pattern.search(text):
+        return None
+    try:
+        return type(err)(pattern.sub(lambda m: user, text))
+    except Exception:  # noqa: BLE001  built from other arguments: leave the error as it is
+        return None
 
 
 def _as_dataset(obj: xr.DataArray | xr.Dataset) -> xr.Dataset:
@@ -319,13 +377,14 @@ def _staged(ds: xr.Dataset, path: Path, band: int | None, progress: bool) -> Ite
         return
     import shutil
 
-    store = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=".tmp.zarr", dir=path.parent))
-    try:
-        _write_zarr(ds[lazy].drop_encoding(), store, {}, band, progress, {}, path.name)
-        back = xr.open_zarr(store, chunks={}, decode_times=False, decode_timedelta=False)
-        yield ds.assign({name: ds[name].copy(data=back[name].data) for name in lazy})
-    finally:
-        shutil.rmtree(store, ignore_errors=True)
+    with naming(path):
+        store = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=".tmp.zarr", dir=path.parent))
+        try:
+            _write_zarr(ds[lazy].drop_encoding(), store, {}, band, progress, {}, path.name)
+            back = xr.open_zarr(store, chunks={}, decode_times=False, decode_timedelta=False)
+            yield ds.assign({name: ds[name].copy(data=back[name].data) for name in lazy})
+        finally:
+            shutil.rmtree(store, ignore_errors=True)
 
 
 def to_zarr(
@@ -426,20 +485,21 @@ def atomic_store(path: Path) -> Iterator[Path]:
     moved onto it only if the block succeeds (an existing store is replaced then)."""
     import shutil
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent))
-    tmp.rmdir()  # the writer creates it
-    try:
-        yield tmp
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            os.replace(path, old / path.name)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with naming(path):
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent))
+        tmp.rmdir()  # the writer creates it
+        try:
+            yield tmp
+            if path.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+                os.replace(path, old / path.name)
+                os.replace(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 def result_dataset(frames: xr.DataArray, flow: xr.Dataset | None = None) -> xr.Dataset:
