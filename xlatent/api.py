@@ -16,11 +16,12 @@ import xarray as xr
 
 from xlatent import cf, geo
 from xlatent.config import LatentConfig
-from xlatent.exceptions import InputError, ModelFileError
+from xlatent.exceptions import ConfigError, DeviceError, InputError, ModelFileError
 
 _FORMAT = "xlatent-latent-model"
 _FORMAT_VERSION = 1
 _MIN_SIZE = 16
+BLENDS = ("transport", "symmetric", "residual")
 
 
 @dataclass
@@ -170,6 +171,8 @@ def _patch_sizes(value, stride, grid: geo.Grid, shape: tuple[int, int], config: 
 
 
 def _config(config: LatentConfig | None, options: Mapping[str, Any]) -> LatentConfig:
+    if config is not None and not isinstance(config, LatentConfig):
+        raise ConfigError(f"config must be an xlatent.LatentConfig or None, got {type(config).__name__}.")
     base = config or LatentConfig()
     if options:
         LatentConfig.from_dict({**base.to_dict(), **options})  # validates the names
@@ -178,15 +181,84 @@ def _config(config: LatentConfig | None, options: Mapping[str, Any]) -> LatentCo
 
 
 def _method_options(method: str, spec, options: Mapping[str, Any]) -> tuple[dict, dict]:
-    """Split ``**options`` into the method's own and :class:`LatentConfig` fields."""
+    """Split ``**options`` into the method's own and :class:`LatentConfig` fields, and check the
+    values of the method's own."""
     own = {k: v for k, v in options.items() if k in spec.options}
     rest = {k: v for k, v in options.items() if k not in spec.options}
     if rest and not spec.trained:
-        from xlatent.exceptions import ConfigError
-
         known = ", ".join(sorted(spec.options)) or "none"
         raise ConfigError(f"Option(s) {sorted(rest)} do not apply to method={method!r} (its options: {known}).")
+    if "motion" in own or "motion_transform" in own:
+        from xlatent.methods.motion import check_options
+
+        check_options(own.get("motion", "tvl1"), own.get("motion_transform", "auto"))
+    grid = own.get("ot_grid")
+    if "ot_grid" in own and (isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 2):
+        raise ConfigError(f"ot_grid must be a whole number >= 2 (cells a side of the OT grid), got {grid!r}.")
     return own, rest
+
+
+def _check_flags(**flags: Any) -> None:
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise ConfigError(f"{name} must be True or False, got {value!r}.")
+
+
+def _check_blend(blend: Any) -> None:
+    if blend not in BLENDS:
+        raise ConfigError(f"Unknown blend {blend!r}: use one of {', '.join(map(repr, BLENDS))}.")
+
+
+def _check_seed(seed: Any) -> None:
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise ConfigError(f"seed must be None or a whole number >= 0, got {seed!r}.")
+
+
+def _check_sizes(**sizes: Any) -> None:
+    """``patch``/``stride``: None, a whole number >= 1, or such numbers keyed by dim name (the
+    names are checked against the dims once the inputs are read)."""
+    for name, value in sizes.items():
+        values = list(value.values()) if isinstance(value, Mapping) else [value]
+        for v in values:
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+                raise ConfigError(f"{name} must be a whole number >= 1 or a dict of them by dim name, got {value!r}.")
+
+
+def check_device(device: Any, method: str = "latent", uses_device: bool = True) -> None:
+    """Check ``device=`` before any work: a torch device name, available here.
+
+    A name torch does not know, a CUDA or MPS device this machine lacks, or a CUDA index beyond
+    its GPUs is a :class:`~xlatent.exceptions.DeviceError`. For methods that run on the CPU
+    (``uses_device=False``), a device other than ``"auto"`` or a CPU one is then ignored with an
+    :class:`~xlatent.exceptions.IgnoredOptionWarning`.
+    """
+    if device is None or (isinstance(device, str) and device == "auto"):
+        return  # "auto" always resolves (to the CPU at worst); no torch import for CPU methods
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise DeviceError(f"device={device!r} is not a torch device: use 'auto', 'cpu', 'cuda', 'cuda:1' or 'mps'.") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"device={device!r} but torch sees no CUDA GPU here. Use device='auto' or 'cpu'.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise DeviceError(f"device={device!r} but torch sees {torch.cuda.device_count()} CUDA GPU(s) here (cuda:0...). "
+                          "Use device='cuda' or 'auto'.")
+    mps = getattr(torch.backends, "mps", None)
+    if dev.type == "mps" and (mps is None or not mps.is_available()):
+        raise DeviceError(f"device={device!r} but torch sees no Apple MPS device here. Use device='auto' or 'cpu'.")
+    if not uses_device and dev.type != "cpu":
+        import warnings
+
+        from xlatent.exceptions import IgnoredOptionWarning
+
+        warnings.warn(
+            f"method={method!r} runs on the CPU: device={device!r} is ignored (only the trained methods, "
+            "'latent' and 'advection', use a torch device). Pass device='auto' or 'cpu' to silence this.",
+            IgnoredOptionWarning,
+            stacklevel=3,
+        )
 
 
 def _setup(first, last, x_dim, y_dim, patch, stride, config, options):
@@ -235,7 +307,12 @@ def interpolate(
     patch, stride : int or dict, optional
         Training patch size and stride in cells, one int or keyed by dim name.
     device : str
-        ``"auto"`` (CUDA when available, else CPU), or any torch device string.
+        Torch device of the trained methods (``latent``, ``advection``): ``"auto"`` (CUDA when
+        available, else Apple MPS, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``... Checked before
+        any work: a name torch does not know or a device this machine lacks is a
+        :class:`~xlatent.exceptions.DeviceError`. ``flow``, ``ot`` and ``linear`` run on the CPU:
+        for them another device is checked the same way, then ignored with an
+        :class:`~xlatent.exceptions.IgnoredOptionWarning`.
     seed : int or None
         Seed of the initial weights and the patch draws (same seed, same device: same result).
     progress : bool
@@ -261,6 +338,12 @@ def interpolate(
         Model sizes, loss weights and training settings; ``**options`` override single fields
         (``max_iters=200``, ``time_budget=30``, ``stages=8``...).
 
+    Every option is checked before the inputs are read or a model is trained: a bad value is a
+    :class:`~xlatent.exceptions.ConfigError` (a ``ValueError``) naming it. A ``time`` coord that is
+    not a date (a number without CF ``units``, text that is not ISO 8601) gives a
+    :class:`~xlatent.exceptions.TimeNotDateWarning`; numbers with CF ``units``/``calendar`` (as
+    ``decode_times=False`` leaves them) are decoded and ISO 8601 strings parsed.
+
     Returns
     -------
     frames : xarray.DataArray
@@ -280,17 +363,25 @@ def interpolate(
     """
     from xlatent import methods
 
+    # every option is checked here, before the inputs are read or anything is trained
     cf.check_kind(kind)
     fractions = _fractions(steps)
     spec = methods.spec(method)
     own, options = _method_options(method, spec, options)
+    _check_blend(blend)
+    _check_flags(progress=progress, exact_endpoints=exact_endpoints, clip=clip)
+    _check_seed(seed)
+    _check_sizes(patch=patch, stride=stride)
+    config = _config(config, options)
+    check_device(device, method, uses_device=spec.trained)
+    geo.warn_undated(first, last)
     fn = spec.fn
     if _lazy(first, last):  # dask-backed inputs run chunk by chunk (xlatent.chunked)
         from xlatent import chunked
 
         first, last = chunked.load_unless_supported(method, first, last)
         fn = chunked.latent if method == "latent" else fn
-    pair, cfg, patch_rc, stride_rc = _setup(first, last, x_dim, y_dim, patch, stride, config, options)
+    pair, cfg, patch_rc, stride_rc = _setup(first, last, x_dim, y_dim, patch, stride, config, {})
     result = fn(
         pair.first, pair.last, pair.mask, fractions, config=cfg, patch=patch_rc, stride=stride_rc,
         device=device, seed=seed, progress=progress, exact_endpoints=exact_endpoints, blend=blend,
@@ -363,8 +454,12 @@ class LatentInterpolator:
 
     def frames(self, steps: int = 8, first=None, last=None, *, exact_endpoints: bool = True,
                blend: str = "transport", clip: bool = True, progress: bool = True) -> xr.DataArray:
-        """``steps + 1`` frames from the first image to the last (see :func:`interpolate`)."""
+        """``steps + 1`` frames from the first image to the last (see :func:`interpolate`); the
+        options are checked before any work."""
         fractions = _fractions(steps)
+        _check_blend(blend)
+        _check_flags(exact_endpoints=exact_endpoints, clip=clip, progress=progress)
+        geo.warn_undated(first, last)
         pair = self._pair_for(first, last)
         fields = self._fields(pair, progress)
         if _lazy(pair.source):
@@ -382,6 +477,8 @@ class LatentInterpolator:
         """The per-stage motion ``u``, ``v`` (see :func:`interpolate`); ``kind`` defaults to the
         one given to :func:`fit`."""
         kind = cf.check_kind(kind) or self._kind
+        _check_flags(progress=progress)
+        geo.warn_undated(first, last)
         pair = self._pair_for(first, last)
         call = cf.call_repr("LatentInterpolator.flow", kind=kind)
         return _flow_xr(pair, self._fields(pair, progress), self._attrs(pair, call), kind)
@@ -411,6 +508,7 @@ class LatentInterpolator:
 
         from xlatent.methods.latent import LatentCore
 
+        check_device(device)
         path = Path(path)
         if not path.is_file():
             raise ModelFileError(f"No model file at {path}.")
@@ -442,11 +540,19 @@ def fit(
     **options: Any,
 ) -> LatentInterpolator:
     """Fit the latent advection model to a pair and return it for reuse (see :func:`interpolate`;
-    ``kind`` becomes the default of :meth:`LatentInterpolator.flow`)."""
+    ``kind`` becomes the default of :meth:`LatentInterpolator.flow`). Every option is checked
+    before the inputs are read."""
     from xlatent.methods.latent import LatentCore
 
+    # every option is checked here, before the inputs are read or anything is trained
     cf.check_kind(kind)
-    pair, cfg, patch_rc, stride_rc = _setup(first, last, x_dim, y_dim, patch, stride, config, options)
+    _check_flags(progress=progress)
+    _check_seed(seed)
+    _check_sizes(patch=patch, stride=stride)
+    config = _config(config, options)
+    check_device(device)
+    geo.warn_undated(first, last)
+    pair, cfg, patch_rc, stride_rc = _setup(first, last, x_dim, y_dim, patch, stride, config, {})
     core = LatentCore(pair.first.shape[0], cfg, device, seed, pair.mean, pair.std)
     if _lazy(pair.source):
         from xlatent import chunked

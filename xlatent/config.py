@@ -1,15 +1,51 @@
 """The one configuration of the latent advection model: network sizes, loss weights, training.
 
-Plain dataclass (no torch, no xarray) so that it is saved as JSON beside the weights.
+Plain dataclass (no torch, no xarray) so that it is saved as JSON beside the weights. Every field
+is checked when the configuration is built (a :class:`~xlatent.exceptions.ConfigError` names it).
 Defaults were chosen by measurement; ``docs/method.md`` gives the evidence.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, NoReturn
+
+import numpy as np
 
 _LARGE_SCENE = 2048 * 2048  # cells: above this the starting field is estimated coarser
+
+# whole-number fields and their least value
+_WHOLE = {"latent_channels": 0, "encoder_width": 1, "unet_width": 1, "unet_levels": 1, "stages": 1,
+          "flow_pool": 1, "pyramid": 1, "patch": 1, "stride": 1, "batch_size": 1, "max_iters": 1,
+          "patience": 1, "tile": 1, "sample_patches": 1, "prior_margin": 0}
+# real fields: (least value, whether the least value itself is excluded)
+_REAL = {"flow_scale": (0.0, True), "l_ae": (0.0, False), "l_lat": (0.0, False), "l_mag": (0.0, False),
+         "l_smooth": (0.0, False), "l_time": (0.0, False), "lr": (0.0, True), "lr_final": (0.0, True),
+         "min_delta": (0.0, False)}
+_CHOICES = {"codec": ("learned", "identity"), "inference_dtype": ("float32", "bfloat16")}
+
+
+def _fail(message: str) -> NoReturn:
+    from xlatent.exceptions import ConfigError
+
+    raise ConfigError(message)
+
+
+def _whole(name: str, value: Any, low: int, prefix: str = "") -> int:
+    """``value`` as an int when it is a whole number >= ``low`` (``400.0`` passes), else fail."""
+    ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
+    if not ok or not np.isfinite(value) or int(value) != value or value < low:
+        _fail(f"{name} must be {prefix}a whole number >= {low}, got {value!r}.")
+    return int(value)
+
+
+def _real(name: str, value: Any, low: float, strict: bool, prefix: str = "") -> float:
+    """``value`` as a float when it is a finite number above ``low`` (or equal, unless ``strict``)."""
+    ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
+    if not ok or not np.isfinite(value) or value < low or (strict and value == low):
+        bound = f"> {low:g}" if strict else f">= {low:g}"
+        _fail(f"{name} must be {prefix}a finite number {bound}, got {value!r}.")
+    return float(value)
 
 
 @dataclass
@@ -129,17 +165,29 @@ class LatentConfig:
     max_displacement: float | None = None
 
     def __post_init__(self) -> None:
+        """Check every field (types and ranges) at construction, so that ``from_dict``,
+        ``dataclasses.replace`` and the options of :func:`xlatent.interpolate` all fail before
+        any work, with a :class:`~xlatent.exceptions.ConfigError` naming the field."""
         from xlatent.methods.motion import check_options
 
+        for name, low in _WHOLE.items():
+            setattr(self, name, _whole(name, getattr(self, name), low))
+        for name, (low, strict) in _REAL.items():
+            setattr(self, name, _real(name, getattr(self, name), low, strict))
+        if self.prior_coarsen is not None:
+            self.prior_coarsen = _whole("prior_coarsen", self.prior_coarsen, 1, "None or ")
+        for name in ("time_budget", "max_displacement"):
+            if getattr(self, name) is not None:
+                setattr(self, name, _real(name, getattr(self, name), 0.0, True, "None or "))
+        if not isinstance(self.flow_sees_last, (bool, np.bool_)):
+            _fail(f"flow_sees_last must be True or False, got {self.flow_sees_last!r}.")
+        self.flow_sees_last = bool(self.flow_sees_last)
+        for name, allowed in _CHOICES.items():
+            if getattr(self, name) not in allowed:
+                _fail(f"Unknown {name} {getattr(self, name)!r}: use one of {', '.join(map(repr, allowed))}.")
+        if self.flow_prior is not None and not isinstance(self.flow_prior, str):
+            _fail(f"flow_prior must be None or a name ('tvl1', 'vet', 'lk'), got {self.flow_prior!r}.")
         check_options(self.flow_prior or "tvl1", self.motion_transform, what="flow_prior")
-        if self.codec not in ("learned", "identity"):
-            from xlatent.exceptions import ConfigError
-
-            raise ConfigError(f"Unknown codec {self.codec!r}: use 'learned' or 'identity'.")
-        if self.prior_coarsen is not None and (int(self.prior_coarsen) != self.prior_coarsen or self.prior_coarsen < 1):
-            from xlatent.exceptions import ConfigError
-
-            raise ConfigError(f"prior_coarsen must be None or a positive integer, got {self.prior_coarsen!r}.")
 
     def for_scene(self, shape: tuple[int, int]) -> "LatentConfig":
         """This configuration with the scene-dependent defaults (``prior_coarsen``) fixed."""

@@ -2,7 +2,8 @@
 
 Every error derives from :class:`XlatentError`, and from the matching built-in
 (``ValueError`` or ``TypeError``) so that generic ``except ValueError`` code keeps working.
-Messages say what is wrong and how to fix it.
+Messages say what is wrong and how to fix it. Warnings are named ``UserWarning`` subclasses, so
+that one kind can be silenced alone: ``warnings.filterwarnings("ignore", category=...)``.
 """
 
 from __future__ import annotations
@@ -40,12 +41,23 @@ class UnknownMethodError(XlatentError, ValueError):
     """``method=`` names no registered interpolation method."""
 
 
-class ConfigError(XlatentError, TypeError):
-    """An option is not a known :class:`xlatent.LatentConfig` field."""
+class ConfigError(XlatentError, ValueError):
+    """An option is unknown, does not apply to the method, or has a bad value (``blend``,
+    ``inference_dtype``, a :class:`xlatent.LatentConfig` field...)."""
 
 
 class DeviceError(XlatentError, ValueError):
-    """The requested torch device is not available here."""
+    """The requested torch device is not a device name, or is not available here."""
+
+
+class TimeNotDateWarning(UserWarning):
+    """An input's ``time`` coordinate is not a date (a number without CF ``units``, or text that
+    is not an ISO 8601 date): frames get fractions and the motion is in grid cells per unit
+    ``interp_fraction``."""
+
+
+class IgnoredOptionWarning(UserWarning):
+    """An option was given that the chosen method does not use (``device=`` for a CPU method)."""
 
 
 class UnknownKindError(XlatentError, ValueError):

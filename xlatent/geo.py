@@ -6,6 +6,7 @@ the methods work on plain ``(channel, row, column)`` arrays in grid-index space.
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any, Hashable
@@ -80,6 +81,7 @@ def spatial_dims(da: xr.DataArray, x_dim: str | None = None, y_dim: str | None =
 
 
 def _rio_dims(da: xr.DataArray) -> tuple:
+    _register_rio()  # the same answer whether or not the caller imported rioxarray
     try:
         return da.rio.x_dim, da.rio.y_dim
     except Exception:  # rioxarray raises its own errors when it finds none
@@ -129,35 +131,121 @@ def describe(da: xr.DataArray, x_dim: str | None = None, y_dim: str | None = Non
     return Grid(y, x, extra[0] if extra else None, scalar_time(da))
 
 
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
+
+
 def _is_time_value(value: Any) -> bool:
+    """Whether ``value`` is a date as it stands: ``datetime64`` or a cftime datetime."""
     arr = np.asarray(value)
     if np.issubdtype(arr.dtype, np.datetime64):
         return True
-    return arr.dtype == object and hasattr(arr.item(), "calendar")  # cftime.datetime
+    return arr.dtype == object and arr.ndim == 0 and hasattr(arr.item(), "calendar")  # cftime.datetime
+
+
+def _decode_time(coord: xr.DataArray):
+    """The date held by the scalar coord ``coord``, or None when it holds none.
+
+    ``datetime64`` (as ``datetime64[ns]``) and cftime values as they are; a number with CF
+    ``units`` of the form ``"<unit> since <date>"`` (and optional ``calendar``), as left by
+    ``decode_times=False``, decoded like xarray does; an ISO 8601 string (``"2024-03-01T12:00"``,
+    a trailing ``Z`` or offset converted to UTC) parsed to ``datetime64[ns]``.
+    """
+    value = np.asarray(coord.values)
+    if np.issubdtype(value.dtype, np.number) and " since " in str(coord.attrs.get("units", "")):
+        value = np.asarray(xr.decode_cf(xr.Dataset(coords={"t": coord.variable.copy(deep=False)}))["t"].values)
+    if np.issubdtype(value.dtype, np.datetime64):
+        return value.astype("datetime64[ns]")[()]
+    if _is_time_value(value):
+        return value.item()
+    text = value.item() if value.dtype.kind in "US" or value.dtype == object else None
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    if isinstance(text, str) and _ISO_DATE.match(text.strip()):
+        import pandas as pd
+
+        stamp = pd.Timestamp(text.strip())
+        if stamp.tzinfo is not None:
+            stamp = stamp.tz_convert("UTC").tz_localize(None)
+        return np.datetime64(stamp.to_datetime64(), "ns")
+    return None
+
+
+def _safe_decode(coord: xr.DataArray):
+    try:
+        return _decode_time(coord)
+    except (ValueError, TypeError, OverflowError):  # CF units that do not decode: not a date
+        return None
 
 
 def time_coord_name(da: xr.DataArray) -> Hashable | None:
-    """Name of the scalar time coordinate: ``time`` if it is one, else the only scalar coord
-    holding a date (``valid_time``...), else None."""
-    scalar = [n for n, c in da.coords.items() if c.ndim == 0 and _is_time_value(c.values)]
+    """Name of the scalar time coordinate: ``time`` if it holds a date, else the only scalar coord
+    holding a date (``valid_time``...), else None. Numbers with CF time ``units`` and ISO 8601
+    strings count as dates (see :func:`scalar_time`)."""
+    scalar = [n for n, c in da.coords.items() if c.ndim == 0 and _safe_decode(c) is not None]
     if "time" in scalar:
         return "time"
     return scalar[0] if len(scalar) == 1 else None
 
 
 def scalar_time(da: xr.DataArray):
-    """The scalar time of an image: ``datetime64[ns]``, a cftime datetime, or None."""
+    """The scalar time of an image: ``datetime64[ns]``, a cftime datetime, or None.
+
+    A number with CF ``units``/``calendar`` attributes (a file opened with ``decode_times=False``)
+    is decoded; an ISO 8601 string is parsed. Anything else is no date (see
+    :func:`undated_time_note`).
+    """
     name = time_coord_name(da)
-    if name is None:
+    return None if name is None else _decode_time(da.coords[name])
+
+
+def _looks_like_time(name: Hashable, coord: xr.DataArray) -> bool:
+    return (str(name).lower() == "time" or coord.attrs.get("standard_name") == "time"
+            or coord.attrs.get("axis") == "T")
+
+
+def undated_time_note(da: Any, label: str) -> str | None:
+    """Why the scalar time coord of ``da`` is not used as a date, or None when there is nothing
+    to say (it has a date, or no time coord at all)."""
+    if not isinstance(da, xr.DataArray) or time_coord_name(da) is not None:
         return None
-    value = da.coords[name].values
-    if np.issubdtype(np.asarray(value).dtype, np.datetime64):
-        return np.datetime64(value, "ns")
-    return np.asarray(value).item()
+    for name, coord in da.coords.items():
+        if coord.ndim != 0 or not _looks_like_time(name, coord):
+            continue
+        value = coord.values.item() if coord.size == 1 else coord.values
+        units = coord.attrs.get("units")
+        if np.issubdtype(coord.dtype, np.number) and " since " in str(units):
+            why = f"a number ({value!r}) whose units {units!r} do not decode to a date"
+        elif np.issubdtype(coord.dtype, np.number) and units is not None:
+            why = f"a number ({value!r}) with units {units!r}, not CF time units ('hours since 2024-01-01')"
+        elif np.issubdtype(coord.dtype, np.number):
+            why = f"a number ({value!r}) without CF units"
+        else:
+            why = f"{value!r}, not an ISO 8601 date"
+        return f"The {name!r} coord of {label} is {why}"
+    return None
+
+
+def warn_undated(first: Any, last: Any, stacklevel: int = 3) -> None:
+    """Warn (:class:`~xlatent.exceptions.TimeNotDateWarning`) when an input has a time coord
+    that is not a date: the result then falls back to fractions and grid cells."""
+    notes = [n for n in (undated_time_note(first, "first"), undated_time_note(last, "last")) if n]
+    if not notes:
+        return
+    from xlatent.exceptions import TimeNotDateWarning
+
+    warnings.warn(
+        "; ".join(notes) + ". It is not used: frames get fractions 0..1 instead of dates and u/v are "
+        "in grid cells per unit interp_fraction, not m s-1. Give it CF units "
+        "(da.time.attrs['units'] = 'hours since 2024-01-01'), a datetime64 value or an ISO 8601 string, "
+        "or silence this with warnings.filterwarnings('ignore', category=xlatent.exceptions.TimeNotDateWarning).",
+        TimeNotDateWarning,
+        stacklevel=stacklevel,
+    )
 
 
 def seconds_between(t0, t1) -> float:
-    """Seconds from ``t0`` to ``t1`` (datetime64 or cftime)."""
+    """Seconds from ``t0`` to ``t1`` (both ``datetime64`` or both cftime, as :func:`scalar_time`
+    returns them)."""
     gap = t1 - t0
     if isinstance(gap, np.timedelta64):
         return float(gap / np.timedelta64(1, "s"))
@@ -211,11 +299,76 @@ def check_pair(first: xr.DataArray, last: xr.DataArray, grid: Grid) -> None:
         )
 
 
+def _register_rio() -> None:
+    """Register rioxarray's ``.rio`` accessor (a dependency; imported on first need so that
+    ``import xlatent`` stays light)."""
+    import rioxarray  # noqa: F401
+
+
+_WKT_ATTRS = ("crs_wkt", "spatial_ref")
+
+
 def _crs(da: xr.DataArray):
+    """The CRS of ``da`` (a ``rasterio.crs.CRS``), or None when it declares none.
+
+    Read by rioxarray from the grid-mapping coordinate (its WKT or CF parameters) or a ``crs``
+    attr; a CF grid mapping rioxarray cannot read is tried with ``pyproj.CRS.from_cf`` (its
+    parameters alone when its WKT is broken). A declared grid mapping that none of these reads is
+    a :class:`~xlatent.exceptions.CRSError`: the CRS is never dropped silently.
+    """
+    _register_rio()
+    error = None
     try:
-        return da.rio.crs
-    except Exception:
+        crs = da.rio.crs
+    except Exception as err:  # rasterio's CRSError on a broken WKT or crs attr, RioXarrayError
+        crs, error = None, err
+    if crs is not None:
+        return crs
+    mapping = _grid_mapping_attrs(da)
+    if mapping is None and error is None:
         return None
+    found, cf_error = _crs_from_cf(mapping) if mapping is not None else (None, None)
+    if found is not None:
+        return found
+    from xlatent.exceptions import CRSError
+
+    cause = error or cf_error
+    where = f"grid mapping {_grid_mapping_name(da)!r}" if mapping is not None else "'crs' attribute"
+    raise CRSError(
+        f"The {where} of the input cannot be read as a coordinate reference system ({cause}). "
+        "Fix it, e.g. da.rio.write_crs('EPSG:3413'), or drop it to work in grid cells: "
+        "da.drop_vars('spatial_ref') / del da.attrs['crs']."
+    ) from cause
+
+
+def _grid_mapping_name(da: xr.DataArray) -> Hashable:
+    return da.encoding.get("grid_mapping", da.attrs.get("grid_mapping", "spatial_ref"))
+
+
+def _grid_mapping_attrs(da: xr.DataArray) -> dict | None:
+    """Attributes of the grid-mapping coordinate when they describe a CRS, else None."""
+    name = _grid_mapping_name(da)
+    if not isinstance(name, Hashable) or name not in da.coords:
+        return None
+    attrs = dict(da.coords[name].attrs)
+    return attrs if "grid_mapping_name" in attrs or any(k in attrs for k in _WKT_ATTRS) else None
+
+
+def _crs_from_cf(attrs: dict) -> tuple[Any, Exception | None]:
+    """``(rasterio CRS, None)`` from CF grid-mapping attributes, or ``(None, the error)``."""
+    import pyproj
+    from rasterio.crs import CRS
+
+    error = None
+    params = {k: v for k, v in attrs.items() if k not in _WKT_ATTRS}
+    for candidate in (attrs, params):  # a broken WKT: the CF parameters alone
+        if candidate is params and "grid_mapping_name" not in params:
+            break
+        try:
+            return CRS.from_wkt(pyproj.CRS.from_cf(candidate).to_wkt()), None
+        except Exception as err:  # pyproj's CRSError, rasterio's CRSError
+            error = error or err
+    return None, error
 
 
 # Attributes that only make sense on packed (undecoded) values; never carried to decoded outputs.
