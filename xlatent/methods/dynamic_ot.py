@@ -36,7 +36,8 @@ normalised densities, comparable to ``ot.emd2`` with the squared Euclidean cost 
   ``ot_iters`` space-time FFTs of ``8 x ot_steps x ot_grid^2`` points.
 - **Motion.** ``v = m / rho`` on each of the ``ot_steps`` time cells is one stage of the flow
   (stamped at the cell's middle time), in grid cells per unit ``interp_fraction``; NaN where the
-  density is below ``1e-3`` of its largest value (no motion defined where there is no mass).
+  density is below ``1e-3`` of its largest value (no motion defined where there is no mass), and
+  zero on obstacles.
 """
 
 from __future__ import annotations
@@ -107,6 +108,30 @@ class _Solver:
         self.ax, self.mx = _averaging(self.q, dtype, dev)
         self.ay, self.my = _averaging(self.p, dtype, dev)
         self.inv_eig = self._poisson_eigen(dtype, dev)
+        self.mx_lines = self.my_lines = None
+        if obstacle is not None:
+            self._pin_obstacle(obstacle)
+
+    def _pin_obstacle(self, obstacle):
+        """Per-line solves of the graph projection with the faces touching an obstacle held at zero."""
+        import torch
+
+        pad_x = torch.nn.functional.pad(obstacle[None].double(), (1, 1))[0] > 0  # (P, Q + 2)
+        pin_x = pad_x[:, :-1] | pad_x[:, 1:]  # (P, Q + 1): faces next to an obstacle cell
+        pad_y = torch.nn.functional.pad(obstacle[None, None].double(), (0, 0, 1, 1))[0, 0] > 0
+        pin_y = (pad_y[:-1] | pad_y[1:]).T  # (Q, P + 1)
+        self.mx_lines = self._pinned_inverse(self.mx, pin_x)
+        self.my_lines = self._pinned_inverse(self.my, pin_y)
+
+    @staticmethod
+    def _pinned_inverse(inv, pins):
+        import torch
+
+        a = torch.linalg.inv(inv)  # Id + A^T A
+        k = a.expand(pins.shape[0], -1, -1).clone()
+        free = (~pins).to(a.dtype)
+        k = k * free[:, :, None] * free[:, None, :] + torch.diag_embed(1 - free)
+        return torch.linalg.inv(k) * free[:, :, None] * free[:, None, :]
 
     # --- the space-time Poisson solve (Neumann, DCT via the mirrored FFT) ---
     def _poisson_eigen(self, dtype, dev):
@@ -156,10 +181,16 @@ class _Solver:
         return (_along(self.at, rho, 0), _along(self.ax, mx, 2), _along(self.ay, my, 1), g)
 
     def project_graph(self, u, v):
+        import torch
+
         (rho, mx, my, g), (rb, mbx, mby, gb) = u, v
         rho = _along(self.mt, rho + _along(self.at.T, rb, 0), 0)
-        mx = _along(self.mx, mx + _along(self.ax.T, mbx, 2), 2)
-        my = _along(self.my, my + _along(self.ay.T, mby, 1), 1)
+        mx, my = mx + _along(self.ax.T, mbx, 2), my + _along(self.ay.T, mby, 1)
+        if self.mx_lines is None:
+            mx, my = _along(self.mx, mx, 2), _along(self.my, my, 1)
+        else:  # one small solve per row (column) with the faces on obstacles held at zero
+            mx = torch.einsum("pjk,npk->npj", self.mx_lines, mx)
+            my = torch.einsum("qab,nbq->naq", self.my_lines, my)
         g = None if g is None else (g + gb) / 2
         uu = (rho, mx, my, g)
         return uu, self.interp(uu)
@@ -227,6 +258,8 @@ class _Solver:
         denom = torch.where(pos, rb, 1.0) * self.dx  # velocity in cells per unit time
         vel = torch.stack((mbx / denom, mby / denom), 1)
         vel = torch.where(pos[:, None], vel, float("nan"))
+        if self.obstacle is not None:  # zero there by the constraint (up to the solver's tolerance)
+            vel = torch.where(self.obstacle, 0.0, vel)
         src = torch.zeros_like(rb) if gb is None else gb / math.sqrt(self.tau) * self.dx**2
         return Geodesic(u[0] * self.dx**2, vel, src, self.energy(u), iters, res)
 
@@ -268,6 +301,10 @@ def solve(rho0, rho1, steps: int = 16, iters: int = 2000, unbalanced: float | No
     kw = {"dtype": torch.float64, "device": dev}
     r0, r1 = torch.as_tensor(np.asarray(rho0, dtype=np.float64), **kw), torch.as_tensor(np.asarray(rho1, dtype=np.float64), **kw)
     obs = None if obstacle is None else torch.as_tensor(np.asarray(obstacle, dtype=bool), device=dev)
+    if obs is not None:  # nothing can enter or leave an obstacle: mass on it is left out
+        r0, r1 = torch.where(obs, 0.0, r0), torch.where(obs, 0.0, r1)
+        if unbalanced is None:
+            r0, r1 = r0 / r0.sum() * (r0.sum() + r1.sum()) / 2, r1 / r1.sum() * (r0.sum() + r1.sum()) / 2
     if unbalanced is None and abs(float(r0.sum() - r1.sum())) > 1e-9 * float(r0.sum() + r1.sum()):
         raise ConfigError("Balanced dynamic OT needs equal masses: normalise them or pass unbalanced=tau.")
     dx2 = 1.0 / max(r0.shape) ** 2
