@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from xlatent.exceptions import InputError
+
 __all__ = ["path_energy", "path_energy_torch"]
 
 
@@ -137,7 +139,7 @@ def path_energy_torch(rho, fractions=None, floor: float = 1e-2):
 
     k = rho.shape[0]
     if rho.ndim != 3 or k < 2:
-        raise ValueError(f"path_energy_torch needs (K >= 2, H, W) frames, got shape {tuple(rho.shape)}.")
+        raise InputError(f"path_energy_torch needs (K >= 2, H, W) frames, got shape {tuple(rho.shape)}.")
     rho = rho / rho.sum(dim=(-2, -1), keepdim=True).clamp(min=1e-300)
     t = torch.linspace(0, 1, k, dtype=rho.dtype, device=rho.device) if fractions is None else \
         torch.as_tensor(np.asarray(fractions, dtype=np.float64), dtype=rho.dtype, device=rho.device)
@@ -165,7 +167,7 @@ def _densities(frames: Any) -> tuple[np.ndarray, np.ndarray | None]:
     if x.ndim == 3:
         x = x[:, None]
     if x.ndim != 4 or x.shape[0] < 2:
-        raise ValueError(f"path_energy needs (time >= 2, [channel,] y, x) frames, got shape {x.shape}.")
+        raise InputError(f"path_energy needs (time >= 2, [channel,] y, x) frames, got shape {x.shape}.")
     return x, fractions
 
 
