@@ -16,12 +16,13 @@ from xlatent.cf import to_earth_relative  # noqa: E402
 from xlatent.io import open_image, open_result, save_result, to_netcdf, to_zarr  # noqa: E402
 from xlatent.config import LatentConfig  # noqa: E402
 from xlatent.exceptions import XlatentError  # noqa: E402
+from xlatent.path_energy import path_energy  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "interpolate", "fit", "load", "LatentInterpolator", "LatentConfig", "XlatentError", "__version__",
-    "open_image", "to_netcdf", "to_zarr", "save_result", "open_result", "to_earth_relative",
+    "open_image", "to_netcdf", "to_zarr", "save_result", "open_result", "to_earth_relative", "path_energy",
 ]
 
 

@@ -82,4 +82,4 @@ def available() -> list[str]:
 
 
 def _load_builtins() -> None:
-    from xlatent.methods import advection, flow, latent, linear, ot  # noqa: F401  (register on import)
+    from xlatent.methods import advection, dynamic_ot, flow, latent, linear, ot  # noqa: F401  (register on import)
