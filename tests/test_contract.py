@@ -1,10 +1,11 @@
 """The output contract of DESIGN.md section 1: dims, coords, attrs, CRS, time, units, sign."""
 
 import numpy as np
+import pytest
 import xarray as xr
 
 import xlatent
-from xlatent import geo
+from xlatent import datasets, geo
 
 from conftest import QUICK, plain_pair
 
@@ -136,3 +137,24 @@ def test_flow_method_contract_and_direction(translation_case):
     truth = case.frames.values[1:-1]
     lin = np.stack([(1 - t) * case.first.values + t * case.last.values for t in np.arange(1, 6) / 6])
     assert np.mean((frames.values[1:-1] - truth) ** 2) < 0.5 * np.mean((lin - truth) ** 2)
+
+
+@pytest.fixture(scope="module", params=["translation", "rotation"])
+def truth_case(request):
+    return datasets.load(request.param, size=48, steps=2)
+
+
+@pytest.mark.parametrize("method", ["flow", "latent"])
+def test_velocity_in_m_per_s_matches_the_truth(method, truth_case):
+    """The size of u/v end to end: a 1 km grid, 12 h apart, against the case's true velocity."""
+    case = truth_case
+    options = {"max_iters": 8} if method == "latent" else {}
+    _, flow = xlatent.interpolate(case.first, case.last, steps=2, method=method, progress=False, **options)
+    assert flow.u.attrs["units"] == flow.v.attrs["units"] == "m s-1"
+    inner = (slice(None), slice(6, -6), slice(6, -6))  # texture enters and leaves at the borders
+    u, v = flow.u.values[inner], flow.v.values[inner]
+    ut, vt = (case.flow[c].isel(time=[0]).values[inner] for c in ("u", "v"))
+    true_speed = float(np.hypot(ut, vt).mean())  # 0.135 m s-1 (translation), 0.056 (rotation)
+    assert float(np.hypot(u, v).mean()) == pytest.approx(true_speed, rel=0.1)
+    epe = float(np.hypot(u - ut, v - vt).mean())  # end-point error, m s-1
+    assert epe < 0.2 * true_speed  # measured: flow 0.07 %, latent 2.3 % (translation); 8.6-8.7 % (rotation)

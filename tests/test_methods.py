@@ -70,11 +70,20 @@ def _centroid(img):
     return float((img * r).sum() / img.sum()), float((img * c).sum() / img.sum())
 
 
+def _assert_one_full_peak_half_way(mid, peak=10.0, rel=0.85):
+    """One blob of (nearly) full height at the half-way column, not two half-height ones."""
+    assert mid.max() > rel * peak  # a fade of the two blobs peaks near peak / 2
+    row, col = np.unravel_index(mid.argmax(), mid.shape)
+    assert row == pytest.approx(32, abs=1) and col == pytest.approx(26, abs=1)
+    assert mid[32, 20] < 0.4 * peak and mid[32, 32] < 0.4 * peak  # start and end positions left
+
+
 def test_ot_moves_mass_and_conserves_it():
     a, b = _blob_pair()
     frames, flow = xlatent.interpolate(a, b, steps=2, method="ot", ot_grid=32, progress=False)
     mid = frames[1].values
-    assert _centroid(mid)[1] == pytest.approx(26.0, abs=1.0)  # half-way, not two fading blobs
+    assert _centroid(mid)[1] == pytest.approx(26.0, abs=1.0)
+    _assert_one_full_peak_half_way(mid)  # measured peak 9.39 at (32, 26); a fade gives 5.06
     assert mid.sum() == pytest.approx(a.values.sum(), rel=1e-2)  # bilinear upsampling: ~0.4%
     u = flow.u.isel(time=0).values  # grid cells per unit fraction (plain coords, no time)
     assert np.nanmedian(u[np.hypot(*np.mgrid[-32:32, -20:44]) < 4]) == pytest.approx(12.0, abs=1.5)
@@ -85,6 +94,16 @@ def test_flow_moves_the_blob_half_way():
     a, b = _blob_pair()
     frames, _ = xlatent.interpolate(a, b, steps=2, method="flow", progress=False)
     assert _centroid(frames[1].values)[1] == pytest.approx(26.0, abs=1.0)
+    _assert_one_full_peak_half_way(frames[1].values)  # measured peak 10.0 at (32, 26)
+
+
+def test_linear_blend_fails_the_peak_check():
+    """The check above tells motion from a fade: the fade has the same centroid."""
+    a, b = _blob_pair()
+    frames, _ = xlatent.interpolate(a, b, steps=2, method="linear", progress=False)
+    assert _centroid(frames[1].values)[1] == pytest.approx(26.0, abs=1.0)
+    with pytest.raises(AssertionError):
+        _assert_one_full_peak_half_way(frames[1].values)
 
 
 def test_motion_sees_log_of_non_negative_fields():

@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 import xlatent
-from xlatent.exceptions import DeviceError
+from xlatent.exceptions import DeviceError, GridMismatchError
 
 from conftest import QUICK, plain_pair
 
@@ -42,10 +42,24 @@ def test_one_sided_time_warns():
 
 
 def test_float32_and_float64_coords_are_the_same_grid():
+    """float32 storage of a float64 grid is the same grid: same result, first's coords kept."""
     a, b = plain_pair()
-    a = a.assign_coords(x=a.x.astype("float32") * 0.1, y=a.y.astype("float32") * 0.1)
-    b = b.assign_coords(x=b.x.astype("float64") * 0.1, y=b.y.astype("float64") * 0.1)
-    xlatent.interpolate(a, b, steps=1, **QUICK)
+    a64 = a.assign_coords(x=a.x * 0.1, y=a.y * 0.1)
+    b64 = b.assign_coords(x=b.x * 0.1, y=b.y * 0.1)
+    a32 = a64.assign_coords(x=a64.x.astype("float32"), y=a64.y.astype("float32"))
+    assert not np.array_equal(a32.x.values.astype(float), a64.x.values)  # 0.1 is not exact in float32
+    frames, flow = xlatent.interpolate(a32, b64, steps=1, method="flow", progress=False)
+    ref_frames, ref_flow = xlatent.interpolate(a64, b64, steps=1, method="flow", progress=False)
+    np.testing.assert_array_equal(frames.values, ref_frames.values)
+    np.testing.assert_array_equal(flow.u.values, ref_flow.u.values)
+    np.testing.assert_array_equal(flow.v.values, ref_flow.v.values)
+    for out in (frames, flow):
+        for dim in ("x", "y"):
+            assert out[dim].dtype == a32[dim].dtype
+            np.testing.assert_array_equal(out[dim].values, a32[dim].values)
+    shifted = b64.assign_coords(x=b64.x + 0.05)  # half a cell off: another grid
+    with pytest.raises(GridMismatchError):
+        xlatent.interpolate(a32, shifted, steps=1, method="flow", progress=False)
 
 
 def test_frames_stay_within_input_range():
