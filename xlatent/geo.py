@@ -17,7 +17,9 @@ from xlatent.exceptions import (
     GridMismatchError,
     InputError,
     InputTypeError,
+    NonFiniteWarning,
     SpatialDimsError,
+    SpeedWarning,
     TimeOrderError,
 )
 
@@ -235,37 +237,73 @@ def _fill_values(da: xr.DataArray) -> list:
 
 def decoded_values(da: xr.DataArray) -> np.ndarray:
     """``da``'s values with no-data as NaN and ``scale_factor``/``add_offset`` applied, when the
-    array still carries them in its attrs (opened with ``mask_and_scale=False``); float32, a copy.
+    array still carries them in its attrs (opened with ``mask_and_scale=False``); float64, a copy.
 
     The no-data test is on the packed values, as CF prescribes; the input is never modified.
+    float64 keeps finite values beyond float32's range finite, so that they can be named.
     """
     raw = np.asarray(da.values)
     fills = _fill_values(da)
     scale = float(da.attrs.get("scale_factor", 1.0))
     offset = float(da.attrs.get("add_offset", 0.0))
     if not fills and scale == 1.0 and offset == 0.0:
-        return np.array(raw, dtype=np.float32, copy=True)
+        return np.array(raw, dtype=np.float64, copy=True)
     missing = np.zeros(raw.shape, dtype=bool)
     for value in fills:
         missing |= raw == (np.asarray(value).astype(raw.dtype) if np.issubdtype(raw.dtype, np.floating) else value)
     values = raw.astype(np.float64) * scale + offset
     values[missing] = np.nan
-    return values.astype(np.float32)
+    return values
+
+
+# Larger magnitudes are taken for undeclared fill values (9.96921e36 is netCDF's default for
+# float, -3.4028235e38 a common GeoTIFF nodata), never for data: an error asks to declare them.
+MAX_MAGNITUDE = 1e30
 
 
 def to_array(da: xr.DataArray, grid: Grid, label: str) -> np.ndarray:
-    """The raster as a float32 ``(channel, row, column)`` numpy array (a copy), no-data as NaN and
-    packing (``scale_factor``/``add_offset``) undone if the array still carries them."""
+    """The raster as a float64 ``(channel, row, column)`` numpy array (a copy), no-data as NaN and
+    packing (``scale_factor``/``add_offset``) undone if the array still carries them.
+
+    ``inf`` cells are treated as missing (NaN) with a :class:`~xlatent.exceptions.NonFiniteWarning`;
+    finite values beyond :data:`MAX_MAGNITUDE` raise :class:`InputError` (undeclared no-data).
+    """
     order = ([grid.channel_dim] if grid.channel_dim is not None else []) + [grid.y_dim, grid.x_dim]
     values = decoded_values(da.transpose(*order))
     if values.ndim == 2:
         values = values[None]
+    infinite = np.isinf(values)
+    n_inf = int(infinite.sum())
+    if n_inf:
+        warnings.warn(
+            f"{label} has {n_inf} infinite value(s) (inf or -inf): treated as missing, like NaN. "
+            "Mask them yourself to silence this, e.g. da.where(np.isfinite(da)), or "
+            "warnings.filterwarnings('ignore', category=xlatent.exceptions.NonFiniteWarning).",
+            NonFiniteWarning,
+            stacklevel=5,
+        )
+        values[infinite] = np.nan
+    _check_magnitude(values, label)
     if not np.isfinite(values).any():
         raise InputError(
             f"{label} has no finite value (all NaN or inf): nothing to interpolate. "
             "Check the variable, the nodata value and the area you selected."
         )
     return values
+
+
+def _check_magnitude(values: np.ndarray, label: str) -> None:
+    with np.errstate(invalid="ignore"):
+        huge = np.abs(values) > MAX_MAGNITUDE
+    n_huge = int(huge.sum())
+    if not n_huge:
+        return
+    examples = ", ".join(f"{v:.7g}" for v in np.unique(values[huge])[:3])
+    raise InputError(
+        f"{label} has {n_huge} value(s) of magnitude above {MAX_MAGNITUDE:g} ({examples}): an undeclared "
+        "no-data (fill) value, not data. Declare it, e.g. da.attrs['_FillValue'] = value or "
+        "da.rio.write_nodata(value), or mask it: da.where(abs(da) < 1e30)."
+    )
 
 
 def _axis_sign(coord: np.ndarray) -> float:
