@@ -110,8 +110,9 @@ def _lazy(*arrays) -> bool:
 
 
 def _fractions(steps: int) -> np.ndarray:
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise InputError(f"steps must be a whole number >= 1 (frames between and including the inputs), got {steps!r}.")
+    whole = isinstance(steps, (int, np.integer)) or (isinstance(steps, (float, np.floating)) and float(steps).is_integer())
+    if isinstance(steps, (bool, np.bool_)) or not whole or steps < 1:
+        raise InputError(f"steps must be a whole number >= 1 (intervals between the inputs), got {steps!r}.")
     return np.linspace(0.0, 1.0, int(steps) + 1)
 
 

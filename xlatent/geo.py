@@ -166,26 +166,67 @@ def seconds_between(t0, t1) -> float:
     return gap.total_seconds()
 
 
+def check_coords(da: xr.DataArray, grid: Grid, label: str) -> None:
+    """Raise :class:`InputError` unless the spatial coords of ``da`` are a grid: finite,
+    strictly monotonic (a swapped column moves the data, not the grid) and, on a lon/lat grid,
+    latitudes within ±90 (the cell size would come out negative)."""
+    for dim in (grid.y_dim, grid.x_dim):
+        if dim not in da.coords or not np.issubdtype(da[dim].dtype, np.number):
+            continue
+        values = np.asarray(da[dim].values, dtype=float)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise InputError(
+                f"Coordinate {dim!r} of {label} has {int(bad.sum())} NaN or inf value(s): the grid is not "
+                f"defined there. Give every cell a coordinate, or drop those: da.isel({dim}=np.isfinite(da[{dim!r}]))."
+            )
+        steps = np.diff(values)
+        if values.size > 1 and not ((steps > 0).all() or (steps < 0).all()):
+            at = int(np.argmax(steps <= 0) if steps[0] > 0 else np.argmax(steps >= 0)) + 1
+            raise InputError(
+                f"Coordinate {dim!r} of {label} is not strictly monotonic (it turns back or repeats at "
+                f"index {at}): the cells are not in grid order. Sort it: da.sortby({dim!r}), or drop the duplicates."
+            )
+    if grid.y_dim in da.coords and np.issubdtype(da[grid.y_dim].dtype, np.number) and is_geographic(da, grid):
+        top = float(np.abs(np.asarray(da[grid.y_dim].values, dtype=float)).max())
+        if top > 90.0:
+            raise InputError(
+                f"Latitude coordinate {grid.y_dim!r} of {label} reaches {top:g}, beyond ±90: these are not "
+                "latitudes in degrees. If the grid is projected, give it its CRS (da.rio.write_crs(...)) or "
+                "coordinate units in metres; otherwise fix the coordinate."
+            )
+
+
 def check_pair(first: xr.DataArray, last: xr.DataArray, grid: Grid) -> None:
-    """Raise :class:`GridMismatchError` unless both rasters share dims, shape, coords and CRS."""
+    """Raise :class:`GridMismatchError` unless both rasters share dims, shape, coords and CRS
+    (and :class:`InputError` unless their spatial coords are a grid, see :func:`check_coords`)."""
     hint = " Put both on one grid first, e.g. last = last.rio.reproject_match(first)."
     if first.dims != last.dims:
         raise GridMismatchError(f"Dims differ: {first.dims} vs {last.dims}." + hint)
     if first.shape != last.shape:
         raise GridMismatchError(f"Shapes differ: {first.shape} vs {last.shape}." + hint)
+    check_coords(first, grid, "first")
+    check_coords(last, grid, "last")
     for dim in first.dims:
         if dim in first.coords and dim in last.coords:
             a, b = first[dim].values, last[dim].values
             numeric = np.issubdtype(a.dtype, np.number) and np.issubdtype(b.dtype, np.number)
             if numeric:
+                a, b = a.astype(float), b.astype(float)
                 # float32 vs float64 storage of the same grid must pass: tolerance of 1e-3 cell
-                step = np.abs(np.diff(a.astype(float))).min() if a.size > 1 else 1.0
-                diff = np.abs(a.astype(float) - b.astype(float)).max()
-                same = diff <= 1e-3 * step + 1e-9 * np.abs(a.astype(float)).max()
+                gaps = np.abs(np.diff(a))
+                step = np.nanmin(gaps) if gaps.size and np.isfinite(gaps).any() else 1.0
+                both = np.isfinite(a) & np.isfinite(b)
+                nan_differs = bool((np.isnan(a) != np.isnan(b)).any())
+                diff = np.abs(a[both] - b[both]).max() if both.any() else 0.0
+                scale = np.abs(a[both]).max() if both.any() else 0.0
+                same = not nan_differs and diff <= 1e-3 * step + 1e-9 * scale
             else:
                 same = np.array_equal(a, b)
             if not same:
-                detail = f" (up to {diff:.6g} apart)" if numeric else ""
+                detail = ""
+                if numeric:
+                    detail = " (NaN in one where the other has a value)" if nan_differs else f" (up to {diff:.6g} apart)"
                 if dim not in (grid.y_dim, grid.x_dim):
                     raise GridMismatchError(
                         f"Coordinate {dim!r} of the extra dim differs between the inputs{detail}. If it "
@@ -195,20 +236,37 @@ def check_pair(first: xr.DataArray, last: xr.DataArray, grid: Grid) -> None:
     crs_a, crs_b = _crs(first), _crs(last)
     if (crs_a is None) != (crs_b is None) or (crs_a is not None and crs_a != crs_b):
         raise GridMismatchError(f"CRS differs: {crs_a} vs {crs_b}." + hint)
-    t0, t1 = grid.time, scalar_time(last)
+    _check_times(grid.time, scalar_time(last))
+
+
+def _check_times(t0, t1) -> None:
     if (t0 is None) != (t1 is None):
         which = "first" if t0 is not None else "last"
         warnings.warn(
             f"Only the {which} image has a time coordinate: frames get fractions 0..1 instead of "
             "dates, and the flow is in grid cells, not m s-1. Give both a scalar time coord.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
-    if t0 is not None and t1 is not None and type(t0) is not type(t1):
+    if t0 is None or t1 is None:
+        return
+    if type(t0) is not type(t1):
         raise TimeOrderError(f"The two time coords are of different kinds ({type(t0).__name__}, {type(t1).__name__}); decode both the same way.")
-    if t0 is not None and t1 is not None and not t1 > t0:
+    for label, t in (("first", t0), ("last", t1)):
+        if isinstance(t, np.datetime64) and np.isnat(t):
+            raise TimeOrderError(
+                f"The time of the {label} image is NaT (not a time). Set it, e.g. "
+                f"{label} = {label}.assign_coords(time=np.datetime64('2024-01-01T06:00')), or drop the "
+                "time coord of both (frames then get fractions 0..1, the flow grid cells)."
+            )
+    if t1 == t0:
         raise TimeOrderError(
-            f"time of the last image ({t1}) is not after the first ({t0}). "
+            f"Both images have the same time ({t0}): there is no interval to interpolate over. "
+            "Pass two different time steps, e.g. da.isel(time=0) and da.isel(time=1)."
+        )
+    if not t1 > t0:
+        raise TimeOrderError(
+            f"time of the last image ({t1}) is before the first ({t0}). "
             "Swap the arguments: first.latentdyn.interpolate(last) goes forward in time."
         )
 
