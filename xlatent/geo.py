@@ -430,6 +430,36 @@ def flow_in_coordinates(
     return (u * size[0] / seconds).astype(np.float32), (v * size[1] / seconds).astype(np.float32), "m s-1"
 
 
+# Faster than sound at sea level three times over: no flow in the atmosphere or ocean moves
+# an image feature this fast, so the time coords or the grid spacing must be wrong.
+MAX_SPEED = 1000.0  # m s-1
+
+
+def _check_speed(u, v, da: xr.DataArray, grid: Grid, seconds: float) -> None:
+    """Warn (:class:`SpeedWarning`) when the motion is faster than :data:`MAX_SPEED`. In-memory
+    flows are checked cell by cell; a lazy (dask) flow is never computed for it: the bound
+    is then what one cell of motion in the time gap already means."""
+    silence = ("Silence with warnings.filterwarnings('ignore', "
+               "category=xlatent.exceptions.SpeedWarning).")
+    if isinstance(u, np.ndarray) and isinstance(v, np.ndarray):
+        with np.errstate(invalid="ignore"):
+            speed = np.hypot(u.astype(np.float64), v.astype(np.float64))
+        top = float(np.nanmax(speed)) if np.isfinite(speed).any() else 0.0
+        what = f"The largest speed is {top:.3g} m s-1"
+    else:
+        size = cell_size_m(da, grid)
+        top = float(min(np.min(size[0]), np.min(size[1]))) / seconds
+        what = f"One cell of motion in {seconds:.3g} s between the images is already {top:.3g} m s-1"
+    if top > MAX_SPEED:
+        warnings.warn(
+            f"{what}, above {MAX_SPEED:g} m s-1 (faster than any flow in the atmosphere or ocean): "
+            f"check the time coords of the two images ({seconds:.3g} s apart) and the grid spacing. "
+            + silence,
+            SpeedWarning,
+            stacklevel=4,
+        )
+
+
 def _template_coords(da: xr.DataArray, grid: Grid) -> dict:
     keep = {grid.y_dim, grid.x_dim} | ({grid.channel_dim} if grid.channel_dim is not None else set())
     return {
@@ -523,6 +553,8 @@ def flow_to_xarray(
     if grid.time is not None and t_last is not None:
         seconds = seconds_between(grid.time, t_last)
     uc, vc, units = flow_in_coordinates(u, v, source, grid, seconds)
+    if units == "m s-1":
+        _check_speed(uc, vc, source, grid, seconds)
     dims = ("time",) + tuple(d for d in source.dims if d in (grid.y_dim, grid.x_dim))
     if dims[1:] != (grid.y_dim, grid.x_dim):
         uc, vc = uc.transpose(0, 2, 1), vc.transpose(0, 2, 1)
