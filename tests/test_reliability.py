@@ -108,8 +108,9 @@ def test_normalisation_does_not_overflow_float32():
 def test_inf_cell_is_missing_not_everything(method):
     a, b = plain_pair(24, 24)
     a[10, 10] = -np.inf
-    with pytest.warns(NonFiniteWarning, match="1 infinite"):
+    with pytest.warns(NonFiniteWarning, match="1 infinite") as seen:
         frames, flow = xlatent.interpolate(a, b, steps=2, method=method, progress=False)
+    assert seen[0].filename == __file__
     mid = frames.isel(time=1).values
     assert np.isnan(mid[10, 10]) and np.isfinite(mid).sum() == mid.size - 1
     assert np.isfinite(frames.isel(time=2).values).all()  # the last frame is the last image
@@ -148,8 +149,9 @@ def test_descending_latitudes_within_90_are_fine():
 
 def test_times_a_nanosecond_apart_warn_about_speed():
     a, b = timed_pair(gap=np.timedelta64(1, "ns"))
-    with pytest.warns(SpeedWarning, match=r"above 1000 m s-1.*filterwarnings"):
+    with pytest.warns(SpeedWarning, match=r"above 1000 m s-1.*filterwarnings") as seen:
         xlatent.interpolate(a, b, steps=2, method="flow", progress=False)
+    assert seen[0].filename == __file__  # points at the caller's line
 
 
 def test_plausible_speed_does_not_warn():
@@ -224,3 +226,10 @@ def test_other_steps_are_rejected(steps):
     a, b = plain_pair(24, 24)
     with pytest.raises(InputError, match="whole number"):
         xlatent.interpolate(a, b, steps=steps, method="linear", progress=False)
+
+
+def test_one_time_coord_warning_points_at_the_caller():
+    a, b = timed_pair()
+    with pytest.warns(UserWarning, match="Only the first image") as seen:
+        xlatent.interpolate(a, b.drop_vars("time"), steps=2, method="linear", progress=False)
+    assert seen[0].filename == __file__

@@ -246,7 +246,7 @@ def _check_times(t0, t1) -> None:
             f"Only the {which} image has a time coordinate: frames get fractions 0..1 instead of "
             "dates, and the flow is in grid cells, not m s-1. Give both a scalar time coord.",
             UserWarning,
-            stacklevel=5,
+            stacklevel=6,
         )
     if t0 is None or t1 is None:
         return
@@ -266,7 +266,7 @@ def _check_times(t0, t1) -> None:
         )
     if not t1 > t0:
         raise TimeOrderError(
-            f"time of the last image ({t1}) is before the first ({t0}). "
+            f"time of the last image ({t1}) is not after the first ({t0}). "
             "Swap the arguments: first.latentdyn.interpolate(last) goes forward in time."
         )
 
@@ -456,7 +456,7 @@ def _check_speed(u, v, da: xr.DataArray, grid: Grid, seconds: float) -> None:
             f"check the time coords of the two images ({seconds:.3g} s apart) and the grid spacing. "
             + silence,
             SpeedWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
 
 
