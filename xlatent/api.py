@@ -75,18 +75,35 @@ def _prepare(first, last, x_dim=None, y_dim=None, mean=None, std=None) -> _Pair:
             "nothing to learn the motion from. Check that they cover the same area."
         )
     if mean is None:
-        both = np.concatenate((a, b), axis=(2))
-        mean = np.nanmean(both, axis=(1, 2))
-        std = np.nanstd(both, axis=(1, 2))
-        std = np.where(std > 0, std, 1.0)
+        mean, std = _moments(a, b)
     mean = np.asarray(mean, dtype=np.float32)
     std = np.asarray(std, dtype=np.float32)
+    return _Pair(first, grid, geo.scalar_time(last), _normalise(a, va, mean, std, "first"),
+                 _normalise(b, vb, mean, std, "last"), va, vb, mean, std)
 
-    def norm(x, valid):
-        x = (x - mean[:, None, None]) / std[:, None, None]
-        return np.where(valid[None], x, 0.0).astype(np.float32)
 
-    return _Pair(first, grid, geo.scalar_time(last), norm(a, va), norm(b, vb), va, vb, mean, std)
+def _moments(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation over the finite cells of both (float64, so that
+    no square overflows); a spread of zero, or too small for float32, becomes 1."""
+    both = np.concatenate((a, b), axis=2).astype(np.float64)
+    mean = np.nanmean(both, axis=(1, 2))
+    std = np.nanstd(both, axis=(1, 2))
+    ok = np.isfinite(std) & (std > np.finfo(np.float32).tiny)
+    return mean, np.where(ok, std, 1.0)
+
+
+def _normalise(x: np.ndarray, valid: np.ndarray, mean: np.ndarray, std: np.ndarray, label: str) -> np.ndarray:
+    """``(x - mean) / std`` in float64, 0 where not ``valid``, as float32: NaN-free and finite,
+    which the methods (and torch's ``grid_sample``) rely on."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        z = (np.asarray(x, dtype=np.float64) - mean[:, None, None]) / std[:, None, None]
+        z = np.where(valid[None], z, 0.0).astype(np.float32)
+    if not np.isfinite(z).all():
+        raise InputError(
+            f"{label} has values too far from the model's mean ({mean.tolist()}) and spread "
+            f"({std.tolist()}) to normalise in float32: apply the model to data of the kind it was fitted on."
+        )
+    return z
 
 
 def _lazy(*arrays) -> bool:
@@ -94,8 +111,9 @@ def _lazy(*arrays) -> bool:
 
 
 def _fractions(steps: int) -> np.ndarray:
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise InputError(f"steps must be a whole number >= 1 (frames between and including the inputs), got {steps!r}.")
+    whole = isinstance(steps, (int, np.integer)) or (isinstance(steps, (float, np.floating)) and float(steps).is_integer())
+    if isinstance(steps, (bool, np.bool_)) or not whole or steps < 1:
+        raise InputError(f"steps must be a whole number >= 1 (intervals between the inputs), got {steps!r}.")
     return np.linspace(0.0, 1.0, int(steps) + 1)
 
 

@@ -74,3 +74,17 @@ class UnknownVariableError(XlatentError, ValueError):
 
 class CRSError(XlatentError, ValueError):
     """The operation needs a coordinate reference system the data does not have."""
+
+
+class XlatentWarning(UserWarning):
+    """Base class of the warnings xlatent issues about the data; silence them all with
+    ``warnings.filterwarnings("ignore", category=xlatent.exceptions.XlatentWarning)``."""
+
+
+class NonFiniteWarning(XlatentWarning):
+    """An input holds ``inf`` cells: they are treated as missing, like NaN."""
+
+
+class SpeedWarning(XlatentWarning):
+    """The motion converted to ``m s-1`` is faster than anything in the atmosphere or ocean:
+    the time coords or the grid spacing are likely wrong."""

@@ -18,7 +18,9 @@ from xlatent.exceptions import (
     GridMismatchError,
     InputError,
     InputTypeError,
+    NonFiniteWarning,
     SpatialDimsError,
+    SpeedWarning,
     TimeOrderError,
 )
 
@@ -252,26 +254,67 @@ def seconds_between(t0, t1) -> float:
     return gap.total_seconds()
 
 
+def check_coords(da: xr.DataArray, grid: Grid, label: str) -> None:
+    """Raise :class:`InputError` unless the spatial coords of ``da`` are a grid: finite,
+    strictly monotonic (a swapped column moves the data, not the grid) and, on a lon/lat grid,
+    latitudes within ±90 (the cell size would come out negative)."""
+    for dim in (grid.y_dim, grid.x_dim):
+        if dim not in da.coords or not np.issubdtype(da[dim].dtype, np.number):
+            continue
+        values = np.asarray(da[dim].values, dtype=float)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise InputError(
+                f"Coordinate {dim!r} of {label} has {int(bad.sum())} NaN or inf value(s): the grid is not "
+                f"defined there. Give every cell a coordinate, or drop those: da.isel({dim}=np.isfinite(da[{dim!r}]))."
+            )
+        steps = np.diff(values)
+        if values.size > 1 and not ((steps > 0).all() or (steps < 0).all()):
+            at = int(np.argmax(steps <= 0) if steps[0] > 0 else np.argmax(steps >= 0)) + 1
+            raise InputError(
+                f"Coordinate {dim!r} of {label} is not strictly monotonic (it turns back or repeats at "
+                f"index {at}): the cells are not in grid order. Sort it: da.sortby({dim!r}), or drop the duplicates."
+            )
+    if grid.y_dim in da.coords and np.issubdtype(da[grid.y_dim].dtype, np.number) and is_geographic(da, grid):
+        top = float(np.abs(np.asarray(da[grid.y_dim].values, dtype=float)).max())
+        if top > 90.0:
+            raise InputError(
+                f"Latitude coordinate {grid.y_dim!r} of {label} reaches {top:g}, beyond ±90: these are not "
+                "latitudes in degrees. If the grid is projected, give it its CRS (da.rio.write_crs(...)) or "
+                "coordinate units in metres; otherwise fix the coordinate."
+            )
+
+
 def check_pair(first: xr.DataArray, last: xr.DataArray, grid: Grid) -> None:
-    """Raise :class:`GridMismatchError` unless both rasters share dims, shape, coords and CRS."""
+    """Raise :class:`GridMismatchError` unless both rasters share dims, shape, coords and CRS
+    (and :class:`InputError` unless their spatial coords are a grid, see :func:`check_coords`)."""
     hint = " Put both on one grid first, e.g. last = last.rio.reproject_match(first)."
     if first.dims != last.dims:
         raise GridMismatchError(f"Dims differ: {first.dims} vs {last.dims}." + hint)
     if first.shape != last.shape:
         raise GridMismatchError(f"Shapes differ: {first.shape} vs {last.shape}." + hint)
+    check_coords(first, grid, "first")
+    check_coords(last, grid, "last")
     for dim in first.dims:
         if dim in first.coords and dim in last.coords:
             a, b = first[dim].values, last[dim].values
             numeric = np.issubdtype(a.dtype, np.number) and np.issubdtype(b.dtype, np.number)
             if numeric:
+                a, b = a.astype(float), b.astype(float)
                 # float32 vs float64 storage of the same grid must pass: tolerance of 1e-3 cell
-                step = np.abs(np.diff(a.astype(float))).min() if a.size > 1 else 1.0
-                diff = np.abs(a.astype(float) - b.astype(float)).max()
-                same = diff <= 1e-3 * step + 1e-9 * np.abs(a.astype(float)).max()
+                gaps = np.abs(np.diff(a))
+                step = np.nanmin(gaps) if gaps.size and np.isfinite(gaps).any() else 1.0
+                both = np.isfinite(a) & np.isfinite(b)
+                nan_differs = bool((np.isnan(a) != np.isnan(b)).any())
+                diff = np.abs(a[both] - b[both]).max() if both.any() else 0.0
+                scale = np.abs(a[both]).max() if both.any() else 0.0
+                same = not nan_differs and diff <= 1e-3 * step + 1e-9 * scale
             else:
                 same = np.array_equal(a, b)
             if not same:
-                detail = f" (up to {diff:.6g} apart)" if numeric else ""
+                detail = ""
+                if numeric:
+                    detail = " (NaN in one where the other has a value)" if nan_differs else f" (up to {diff:.6g} apart)"
                 if dim not in (grid.y_dim, grid.x_dim):
                     raise GridMismatchError(
                         f"Coordinate {dim!r} of the extra dim differs between the inputs{detail}. If it "
@@ -281,18 +324,35 @@ def check_pair(first: xr.DataArray, last: xr.DataArray, grid: Grid) -> None:
     crs_a, crs_b = _crs(first), _crs(last)
     if (crs_a is None) != (crs_b is None) or (crs_a is not None and crs_a != crs_b):
         raise GridMismatchError(f"CRS differs: {crs_a} vs {crs_b}." + hint)
-    t0, t1 = grid.time, scalar_time(last)
+    _check_times(grid.time, scalar_time(last))
+
+
+def _check_times(t0, t1) -> None:
     if (t0 is None) != (t1 is None):
         which = "first" if t0 is not None else "last"
         warnings.warn(
             f"Only the {which} image has a time coordinate: frames get fractions 0..1 instead of "
             "dates, and the flow is in grid cells, not m s-1. Give both a scalar time coord.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=6,
         )
-    if t0 is not None and t1 is not None and type(t0) is not type(t1):
+    if t0 is None or t1 is None:
+        return
+    if type(t0) is not type(t1):
         raise TimeOrderError(f"The two time coords are of different kinds ({type(t0).__name__}, {type(t1).__name__}); decode both the same way.")
-    if t0 is not None and t1 is not None and not t1 > t0:
+    for label, t in (("first", t0), ("last", t1)):
+        if isinstance(t, np.datetime64) and np.isnat(t):
+            raise TimeOrderError(
+                f"The time of the {label} image is NaT (not a time). Set it, e.g. "
+                f"{label} = {label}.assign_coords(time=np.datetime64('2024-01-01T06:00')), or drop the "
+                "time coord of both (frames then get fractions 0..1, the flow grid cells)."
+            )
+    if t1 == t0:
+        raise TimeOrderError(
+            f"Both images have the same time ({t0}): there is no interval to interpolate over. "
+            "Pass two different time steps, e.g. da.isel(time=0) and da.isel(time=1)."
+        )
+    if not t1 > t0:
         raise TimeOrderError(
             f"time of the last image ({t1}) is not after the first ({t0}). "
             "Swap the arguments: first.latentdyn.interpolate(last) goes forward in time."
@@ -388,37 +448,73 @@ def _fill_values(da: xr.DataArray) -> list:
 
 def decoded_values(da: xr.DataArray) -> np.ndarray:
     """``da``'s values with no-data as NaN and ``scale_factor``/``add_offset`` applied, when the
-    array still carries them in its attrs (opened with ``mask_and_scale=False``); float32, a copy.
+    array still carries them in its attrs (opened with ``mask_and_scale=False``); float64, a copy.
 
     The no-data test is on the packed values, as CF prescribes; the input is never modified.
+    float64 keeps finite values beyond float32's range finite, so that they can be named.
     """
     raw = np.asarray(da.values)
     fills = _fill_values(da)
     scale = float(da.attrs.get("scale_factor", 1.0))
     offset = float(da.attrs.get("add_offset", 0.0))
     if not fills and scale == 1.0 and offset == 0.0:
-        return np.array(raw, dtype=np.float32, copy=True)
+        return np.array(raw, dtype=np.float64, copy=True)
     missing = np.zeros(raw.shape, dtype=bool)
     for value in fills:
         missing |= raw == (np.asarray(value).astype(raw.dtype) if np.issubdtype(raw.dtype, np.floating) else value)
     values = raw.astype(np.float64) * scale + offset
     values[missing] = np.nan
-    return values.astype(np.float32)
+    return values
+
+
+# Larger magnitudes are taken for undeclared fill values (9.96921e36 is netCDF's default for
+# float, -3.4028235e38 a common GeoTIFF nodata), never for data: an error asks to declare them.
+MAX_MAGNITUDE = 1e30
 
 
 def to_array(da: xr.DataArray, grid: Grid, label: str) -> np.ndarray:
-    """The raster as a float32 ``(channel, row, column)`` numpy array (a copy), no-data as NaN and
-    packing (``scale_factor``/``add_offset``) undone if the array still carries them."""
+    """The raster as a float64 ``(channel, row, column)`` numpy array (a copy), no-data as NaN and
+    packing (``scale_factor``/``add_offset``) undone if the array still carries them.
+
+    ``inf`` cells are treated as missing (NaN) with a :class:`~xlatent.exceptions.NonFiniteWarning`;
+    finite values beyond :data:`MAX_MAGNITUDE` raise :class:`InputError` (undeclared no-data).
+    """
     order = ([grid.channel_dim] if grid.channel_dim is not None else []) + [grid.y_dim, grid.x_dim]
     values = decoded_values(da.transpose(*order))
     if values.ndim == 2:
         values = values[None]
+    infinite = np.isinf(values)
+    n_inf = int(infinite.sum())
+    if n_inf:
+        warnings.warn(
+            f"{label} has {n_inf} infinite value(s) (inf or -inf): treated as missing, like NaN. "
+            "Mask them yourself to silence this, e.g. da.where(np.isfinite(da)), or "
+            "warnings.filterwarnings('ignore', category=xlatent.exceptions.NonFiniteWarning).",
+            NonFiniteWarning,
+            stacklevel=5,
+        )
+        values[infinite] = np.nan
+    _check_magnitude(values, label)
     if not np.isfinite(values).any():
         raise InputError(
             f"{label} has no finite value (all NaN or inf): nothing to interpolate. "
             "Check the variable, the nodata value and the area you selected."
         )
     return values
+
+
+def _check_magnitude(values: np.ndarray, label: str) -> None:
+    with np.errstate(invalid="ignore"):
+        huge = np.abs(values) > MAX_MAGNITUDE
+    n_huge = int(huge.sum())
+    if not n_huge:
+        return
+    examples = ", ".join(f"{v:.7g}" for v in np.unique(values[huge])[:3])
+    raise InputError(
+        f"{label} has {n_huge} value(s) of magnitude above {MAX_MAGNITUDE:g} ({examples}): an undeclared "
+        "no-data (fill) value, not data. Declare it, e.g. da.attrs['_FillValue'] = value or "
+        "da.rio.write_nodata(value), or mask it: da.where(abs(da) < 1e30)."
+    )
 
 
 def _axis_sign(coord: np.ndarray) -> float:
@@ -485,6 +581,36 @@ def flow_in_coordinates(
     if size is None or not seconds:
         return u.astype(np.float32), v.astype(np.float32), "grid_cells per unit interp_fraction"
     return (u * size[0] / seconds).astype(np.float32), (v * size[1] / seconds).astype(np.float32), "m s-1"
+
+
+# Faster than sound at sea level three times over: no flow in the atmosphere or ocean moves
+# an image feature this fast, so the time coords or the grid spacing must be wrong.
+MAX_SPEED = 1000.0  # m s-1
+
+
+def _check_speed(u, v, da: xr.DataArray, grid: Grid, seconds: float) -> None:
+    """Warn (:class:`SpeedWarning`) when the motion is faster than :data:`MAX_SPEED`. In-memory
+    flows are checked cell by cell; a lazy (dask) flow is never computed for it: the bound
+    is then what one cell of motion in the time gap already means."""
+    silence = ("Silence with warnings.filterwarnings('ignore', "
+               "category=xlatent.exceptions.SpeedWarning).")
+    if isinstance(u, np.ndarray) and isinstance(v, np.ndarray):
+        with np.errstate(invalid="ignore"):
+            speed = np.hypot(u.astype(np.float64), v.astype(np.float64))
+        top = float(np.nanmax(speed)) if np.isfinite(speed).any() else 0.0
+        what = f"The largest speed is {top:.3g} m s-1"
+    else:
+        size = cell_size_m(da, grid)
+        top = float(min(np.min(size[0]), np.min(size[1]))) / seconds
+        what = f"One cell of motion in {seconds:.3g} s between the images is already {top:.3g} m s-1"
+    if top > MAX_SPEED:
+        warnings.warn(
+            f"{what}, above {MAX_SPEED:g} m s-1 (faster than any flow in the atmosphere or ocean): "
+            f"check the time coords of the two images ({seconds:.3g} s apart) and the grid spacing. "
+            + silence,
+            SpeedWarning,
+            stacklevel=5,
+        )
 
 
 def _template_coords(da: xr.DataArray, grid: Grid) -> dict:
@@ -580,6 +706,8 @@ def flow_to_xarray(
     if grid.time is not None and t_last is not None:
         seconds = seconds_between(grid.time, t_last)
     uc, vc, units = flow_in_coordinates(u, v, source, grid, seconds)
+    if units == "m s-1":
+        _check_speed(uc, vc, source, grid, seconds)
     dims = ("time",) + tuple(d for d in source.dims if d in (grid.y_dim, grid.x_dim))
     if dims[1:] != (grid.y_dim, grid.x_dim):
         uc, vc = uc.transpose(0, 2, 1), vc.transpose(0, 2, 1)
