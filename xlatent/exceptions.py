@@ -50,13 +50,18 @@ class DeviceError(XlatentError, ValueError):
     """The requested torch device is not a device name, or is not available here."""
 
 
-class TimeNotDateWarning(UserWarning):
+class XlatentWarning(UserWarning):
+    """Base class of the warnings xlatent issues about the data; silence them all with
+    ``warnings.filterwarnings("ignore", category=xlatent.exceptions.XlatentWarning)``."""
+
+
+class TimeNotDateWarning(XlatentWarning):
     """An input's ``time`` coordinate is not a date (a number without CF ``units``, or text that
     is not an ISO 8601 date): frames get fractions and the motion is in grid cells per unit
     ``interp_fraction``."""
 
 
-class IgnoredOptionWarning(UserWarning):
+class IgnoredOptionWarning(XlatentWarning):
     """An option was given that the chosen method does not use (``device=`` for a CPU method)."""
 
 
@@ -74,11 +79,6 @@ class UnknownVariableError(XlatentError, ValueError):
 
 class CRSError(XlatentError, ValueError):
     """The operation needs a coordinate reference system the data does not have."""
-
-
-class XlatentWarning(UserWarning):
-    """Base class of the warnings xlatent issues about the data; silence them all with
-    ``warnings.filterwarnings("ignore", category=xlatent.exceptions.XlatentWarning)``."""
 
 
 class NonFiniteWarning(XlatentWarning):
