@@ -230,10 +230,10 @@ def _lognormal(rng: np.random.Generator, size: int, change: str | None) -> tuple
 
 
 def _sar(rng: np.random.Generator, size: int, change: str | None) -> tuple[_Render, str, dict]:
-    """SAR-like: the sea-ice texture times a fine speckle-like modulation (wavelengths 1.5-4
+    """SAR-like: the sea-ice texture times a fine speckle-like modulation (wavelengths 2.5-5
     cells, fixed to the ice), with three to six leads opening at different times."""
     texture = _Texture.random(rng)
-    speckle = _Modes.random(rng, (1.5, 4.0), 0.0, n=120)
+    speckle = _Modes.random(rng, (2.5, 5.0), 0.0, n=120)
     leads = _Leads(_Cracks.random(rng, size), rng.uniform(0.1, 0.6, 6))
 
     def render(t, qx, qy):

@@ -24,6 +24,8 @@ def flow(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.nd
     from xlatent.methods.motion import estimate
     from xlatent.model.advection import arrival, departure, sample
 
+    from xlatent.model.integrate import exp_field, warp
+
     field = estimate(first, last, motion, motion_transform, mean=mean, std=std)
     u = torch.from_numpy(field)[None]
     a = torch.from_numpy(first)[None]
@@ -31,7 +33,11 @@ def flow(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.nd
     frames = []
     with torch.inference_mode():
         for t in np.asarray(fractions, dtype=float):
-            fwd = sample(a, departure([u] * _SUBSTEPS, [t / _SUBSTEPS] * _SUBSTEPS)) if t > 0 else a
-            bwd = sample(b, arrival([u] * _SUBSTEPS, [(1 - t) / _SUBSTEPS] * _SUBSTEPS)) if t < 1 else b
+            if motion == "svf":  # the map the velocity was fitted with: first∘exp(-t v), last∘exp((1-t) v)
+                fwd = warp(a, exp_field(u, -t)) if t > 0 else a
+                bwd = warp(b, exp_field(u, 1 - t)) if t < 1 else b
+            else:
+                fwd = sample(a, departure([u] * _SUBSTEPS, [t / _SUBSTEPS] * _SUBSTEPS)) if t > 0 else a
+                bwd = sample(b, arrival([u] * _SUBSTEPS, [(1 - t) / _SUBSTEPS] * _SUBSTEPS)) if t < 1 else b
             frames.append(((1 - t) * fwd + t * bwd)[0].numpy())
     return MethodResult(frames=np.stack(frames), fields=field[None], info={"motion": motion})

@@ -11,8 +11,11 @@ Two choices matter more than the estimator (measured: benchmarks/RESULTS.md, ent
   converge (256² rotation: 18 dB with them, 32 dB with these).
 
 Estimators: ``"tvl1"`` (scikit-image, always available), ``"vet"`` and ``"lk"`` (pysteps
-variational echo tracking and Lucas-Kanade, the ``pysteps`` extra; ``"lk"`` also needs OpenCV).
-All return displacements from ``first`` to ``last`` in grid cells, ``(2, H, W)``: column, row.
+variational echo tracking and Lucas-Kanade, the ``pysteps`` extra; ``"lk"`` also needs OpenCV),
+and ``"svf"``, a stationary velocity fitted so that its flow over the interval maps ``first``
+onto ``last`` along curved paths (:mod:`xlatent.methods.svf`). All return ``(2, H, W)`` in grid
+cells (column, row): the first three the straight displacement from ``first`` to ``last``,
+``"svf"`` the steady velocity whose exponential is the map (equal for a translation).
 
 ``coarsen=k`` estimates on the images block-averaged ``k x k`` and upsamples the field
 (bilinear, times ``k``): about ``k**2`` times less work, for large scenes whose motion is smooth
@@ -25,7 +28,7 @@ import numpy as np
 
 from xlatent.exceptions import ConfigError
 
-ESTIMATORS = ("tvl1", "vet", "lk")
+ESTIMATORS = ("tvl1", "vet", "lk", "svf")
 TRANSFORMS = ("auto", "log", "none")
 TVL1_OPTIONS = {"attachment": 5.0, "tightness": 0.3, "num_warp": 20, "num_iter": 30}
 _LOG_FLOOR = 1e-3  # log floor, relative to the 99th percentile of the positive values
@@ -124,6 +127,10 @@ def estimate(first: np.ndarray, last: np.ndarray, estimator: str = "tvl1", trans
 
 
 def _estimate(a: np.ndarray, b: np.ndarray, estimator: str) -> np.ndarray:
+    if estimator == "svf":
+        from xlatent.methods.svf import fit
+
+        return fit(a, b)
     if estimator == "tvl1":
         from skimage.registration import optical_flow_tvl1
 
