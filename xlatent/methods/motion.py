@@ -90,7 +90,8 @@ def upsample_field(field: np.ndarray, k: int, shape: tuple[int, int]) -> np.ndar
 
 
 def estimate(first: np.ndarray, last: np.ndarray, estimator: str = "tvl1", transform: str = "auto", *,
-             mean: np.ndarray | None = None, std: np.ndarray | None = None, coarsen: int = 1) -> np.ndarray:
+             mean: np.ndarray | None = None, std: np.ndarray | None = None, coarsen: int = 1,
+             svf_weight: float | None = None) -> np.ndarray:
     """Displacement from ``first`` to ``last`` ``(2, H, W)`` (column, row; grid cells).
 
     Parameters
@@ -106,6 +107,9 @@ def estimate(first: np.ndarray, last: np.ndarray, estimator: str = "tvl1", trans
         needs the physical values: zero rain is zero).
     coarsen : int
         Estimate on ``coarsen x coarsen`` block means and upsample the field (1: full resolution).
+    svf_weight : float, optional
+        ``"svf"`` only: weight of the bending energy (default
+        ``xlatent.methods.svf.SVF_OPTIONS["weight"]``; larger is smoother).
     """
     check_options(estimator, transform)
     if mean is not None:
@@ -121,16 +125,16 @@ def estimate(first: np.ndarray, last: np.ndarray, estimator: str = "tvl1", trans
     coarsen = min(coarsen, max(1, min(a.shape) // _MIN_COARSE))
     if coarsen > 1:
         shape = a.shape
-        field = _estimate(block_mean(a, coarsen), block_mean(b, coarsen), estimator)
+        field = _estimate(block_mean(a, coarsen), block_mean(b, coarsen), estimator, svf_weight)
         return upsample_field(field, coarsen, shape)
-    return _estimate(a, b, estimator)
+    return _estimate(a, b, estimator, svf_weight)
 
 
-def _estimate(a: np.ndarray, b: np.ndarray, estimator: str) -> np.ndarray:
+def _estimate(a: np.ndarray, b: np.ndarray, estimator: str, svf_weight: float | None = None) -> np.ndarray:
     if estimator == "svf":
-        from xlatent.methods.svf import fit
+        from xlatent.methods.svf import SVF_OPTIONS, fit
 
-        return fit(a, b)
+        return fit(a, b, weight=SVF_OPTIONS["weight"] if svf_weight is None else float(svf_weight))
     if estimator == "tvl1":
         from skimage.registration import optical_flow_tvl1
 
