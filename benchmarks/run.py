@@ -1,12 +1,18 @@
 """Quality and cost of xlatent's methods on held-out intermediate frames.
 
-Cases: the synthetic pairs of :mod:`xlatent.datasets` (true frames and true u/v) and
-30-minute cases cut from the MeteoSwiss radar files (frames t and t+6 given, t+1..t+5 held
-out). Prints a markdown table and writes it to ``benchmarks/out/results.md``.
+Cases: the synthetic pairs of :mod:`xlatent.datasets` (true frames and true u/v), its analytic
+flows (exact solutions; ``curved`` is the rotations and vortices) and 30-minute cases cut from
+the MeteoSwiss radar files (frames t and t+6 given, t+1..t+5 held out). Prints a markdown table
+with a mean row per group and writes it to ``benchmarks/out/results.md``.
 
-    python benchmarks/run.py                      # all cases, latent and linear
+    python benchmarks/run.py                      # the whole table, every method
+    python benchmarks/run.py --cases curved --methods flow flow:motion=svf skimage-tvl1
     python benchmarks/run.py --cases rotation --set max_iters=200 --set stages=4
     python benchmarks/run.py --mch-dir ../shared/data --size 256   # 256 x 256 synthetic
+
+A method ``name:key=value,key=value`` passes options to the method (JSON values, else strings).
+``skimage-tvl1`` is the outside baseline: scikit-image TV-L1 with its default settings on the
+two images scaled together to [0, 1], rendered with ``flow``'s forward/backward blend.
 """
 
 from __future__ import annotations
@@ -114,12 +120,76 @@ def panel(name: str, truth: np.ndarray, true_flow, outputs: dict, path: Path) ->
     plt.close(fig)
 
 
+GROUPS = {
+    "synthetic": lambda n: n in datasets.CASES,
+    "analytic": lambda n: n in datasets.ANALYTIC,
+    "curved": lambda n: n in datasets.CURVED,
+    "radar": lambda n: "@" in n,
+}
+
+
+def expand(names):
+    """Case names with the groups ``all``, ``synthetic``, ``analytic``, ``curved`` spelled out."""
+    out = []
+    for name in names:
+        if name == "all":
+            out += [*datasets.CASES, *datasets.ANALYTIC, "mch"]
+        elif name == "synthetic":
+            out += list(datasets.CASES)
+        elif name in ("analytic", "curved"):
+            out += list(datasets.ANALYTIC if name == "analytic" else datasets.CURVED)
+        else:
+            out.append(name)
+    return list(dict.fromkeys(out))
+
+
+def parse_method(text: str) -> tuple[str, dict]:
+    """``"flow:motion=svf,svf_weight=0.1"`` -> ``("flow", {"motion": "svf", "svf_weight": 0.1})``."""
+    name, _, opts = text.partition(":")
+    kwargs = {}
+    for item in filter(None, opts.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
+    return name, kwargs
+
+
+def skimage_tvl1(first: xr.DataArray, last: xr.DataArray, steps: int):
+    """Outside baseline: scikit-image TV-L1, default settings, images scaled together to [0, 1];
+    frames by the same forward/backward semi-Lagrangian blend as ``flow``; flow in m s-1."""
+    import torch
+    from skimage.registration import optical_flow_tvl1
+
+    from xlatent.model.advection import arrival, departure, sample
+
+    a, b = first.values.astype(np.float64), last.values.astype(np.float64)
+    lo, hi = min(a.min(), b.min()), max(a.max(), b.max())
+    rows, cols = optical_flow_tvl1((a - lo) / (hi - lo), (b - lo) / (hi - lo))
+    field = torch.from_numpy(np.stack((cols, rows)).astype(np.float32))[None]
+    ta, tb = (torch.from_numpy(x.astype(np.float32))[None, None] for x in (a, b))
+    frames = []
+    for t in np.linspace(0, 1, steps + 1):
+        fwd = sample(ta, departure([field] * 8, [t / 8] * 8)) if t > 0 else ta
+        bwd = sample(tb, arrival([field] * 8, [(1 - t) / 8] * 8)) if t < 1 else tb
+        frames.append(((1 - t) * fwd + t * bwd)[0, 0].numpy())
+    frames = xr.DataArray(np.stack(frames), dims=("time",) + first.dims)
+    seconds = float((last.time - first.time) / np.timedelta64(1, "s"))
+    dx = float(first[first.dims[1]][1] - first[first.dims[1]][0])
+    dy = float(first[first.dims[0]][1] - first[first.dims[0]][0])
+    flow = xr.Dataset({"u": (("time",) + first.dims, (cols * dx / seconds)[None]),
+                       "v": (("time",) + first.dims, (rows * dy / seconds)[None])},
+                      coords={d: (d, first[d].values) for d in first.dims})
+    return frames, flow
+
+
 def cases(names, mch_dir, size):
     for name in names:
-        if name in datasets.CASES:
+        if name in datasets.CASES or name in datasets.ANALYTIC:
             case = datasets.load(name, size=size, steps=6)
             yield name, case.first, case.last, case.frames.values[1:-1], case.flow
-    if "mch" not in names and "all" not in names:
+    if "mch" not in names:
         return
     for fname in MCH_FILES:
         path = Path(mch_dir) / fname
@@ -133,7 +203,8 @@ def cases(names, mch_dir, size):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cases", nargs="+", default=["all"], help="synthetic case names, 'mch', or 'all'")
+    ap.add_argument("--cases", nargs="+", default=["all"],
+                    help="case names, 'mch', or the groups 'synthetic', 'analytic', 'curved', 'all'")
     ap.add_argument("--methods", nargs="+", default=["linear", "ot", "flow", "advection", "latent"])
     ap.add_argument("--mch-dir", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     ap.add_argument("--size", type=int, default=128, help="side of the synthetic cases")
@@ -141,35 +212,42 @@ def main(argv=None):
     ap.add_argument("--out", default=str(Path(__file__).parent / "out" / "results.md"))
     ap.add_argument("--no-figures", action="store_true", help="skip the PNG panels")
     args = ap.parse_args(argv)
-    names = list(datasets.CASES) + ["mch"] if "all" in args.cases else args.cases
+    names = expand(args.cases)
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     rows, lines = [], []
     header = "| case | method | PSNR dB | SSIM | MAE | EPE m/s | time s | peak MiB |\n|---|---|---|---|---|---|---|---|"
     print(header, flush=True)
-    trained = {m for m in args.methods if xlatent.methods.spec(m).trained}
     for name, first, last, truth, true_flow in cases(names, args.mch_dir, args.size):
         outputs = {}
         for method in args.methods:
+            base, options = parse_method(method)
             t0 = time.perf_counter()
             with PeakMemory() as mem:
-                frames, flow = xlatent.interpolate(first, last, steps=6, method=method, progress=False,
-                                                   **(overrides if method in trained else {}))
+                if base == "skimage-tvl1":
+                    frames, flow = skimage_tvl1(first, last, 6)
+                else:
+                    trained = xlatent.methods.spec(base).trained
+                    frames, flow = xlatent.interpolate(first, last, steps=6, method=base, progress=False,
+                                                       **options, **(overrides if trained else {}))
             wall = time.perf_counter() - t0
             outputs[method] = (frames, flow)
             s = scores(frames.values[1:-1], truth)
-            row = f"| {name} | {method} | {s['psnr']:.2f} | {s['ssim']:.3f} | {s['mae']:.4f} | {epe(flow, true_flow):.3f} | {wall:.1f} | {mem.mib:.0f} |"
+            s["epe"] = epe(flow, true_flow)
+            row = f"| {name} | {method} | {s['psnr']:.2f} | {s['ssim']:.3f} | {s['mae']:.4f} | {s['epe']:.3f} | {wall:.1f} | {mem.mib:.0f} |"
             print(row, flush=True)
             lines.append(row)
             rows.append((name, method, s))
         if not args.no_figures:
             panel(name, truth, true_flow, outputs, Path(args.out).parent / f"{name.replace('@', '_t')}.png")
-    summary = ["", "| method | mean PSNR (MCH) | mean SSIM (MCH) | mean PSNR (synthetic) |", "|---|---|---|---|"]
-    for method in args.methods:
-        mch = [s for n, m, s in rows if m == method and "@" in n]
-        syn = [s for n, m, s in rows if m == method and "@" not in n]
-        f = lambda xs, k: f"{np.mean([x[k] for x in xs]):.2f}" if xs else "-"
-        g = lambda xs, k: f"{np.mean([x[k] for x in xs]):.3f}" if xs else "-"
-        summary.append(f"| {method} | {f(mch, 'psnr')} | {g(mch, 'ssim')} | {f(syn, 'psnr')} |")
+    summary = ["", "| group | cases | method | mean PSNR dB | mean SSIM | mean EPE m/s |", "|---|---|---|---|---|---|"]
+    for group, member in GROUPS.items():
+        for method in args.methods:
+            xs = [s for n, m, s in rows if m == method and member(n)]
+            if not xs:
+                continue
+            mean = {k: np.nanmean([x[k] for x in xs]) if any(np.isfinite(x[k]) for x in xs) else np.nan
+                    for k in ("psnr", "ssim", "epe")}
+            summary.append(f"| {group} | {len(xs)} | {method} | {mean['psnr']:.2f} | {mean['ssim']:.3f} | {mean['epe']:.3f} |")
     print("\n".join(summary))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join([header, *lines, *summary]) + "\n")

@@ -25,7 +25,8 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers the ``.rio`` accessor)
 import xarray as xr
 
-__all__ = ["CASES", "SyntheticCase", "load", "new_features", "rotation", "translation"]
+__all__ = ["ANALYTIC", "CASES", "CURVED", "TEXTURES", "SyntheticCase", "analytic", "load", "new_features", "rotation",
+           "translation"]
 
 CASES = ("translation", "rotation", "new_features")
 
@@ -136,6 +137,140 @@ def _smoothstep(t: float, start: float = 0.4) -> float:
     return float(s * s * (3 - 2 * s))
 
 
+# A renderer maps (fraction t, texture positions qx, qy) to the image at t.
+_Render = Callable[[float, np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class _Modes:
+    """Gaussian-like random field of unit variance: a sum of random plane waves."""
+
+    kx: np.ndarray
+    ky: np.ndarray
+    phase: np.ndarray
+    amp: np.ndarray
+
+    @classmethod
+    def random(cls, rng: np.random.Generator, wavelengths: tuple[float, float], slope: float,
+               n: int = N_MODES) -> _Modes:
+        k = rng.uniform(*(2 * np.pi / np.array(wavelengths[::-1])), n)
+        angle = rng.uniform(0, 2 * np.pi, n)
+        phase = rng.uniform(0, 2 * np.pi, n)
+        amp = k**-slope
+        amp /= np.sqrt(np.sum(amp**2) / 2)
+        return cls(k * np.cos(angle), k * np.sin(angle), phase, amp)
+
+    def __call__(self, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+        f = np.zeros(np.broadcast_shapes(px.shape, py.shape))
+        for kx, ky, phase, amp in zip(self.kx, self.ky, self.phase, self.amp):
+            f += amp * np.cos(kx * px + ky * py + phase)
+        return f
+
+
+@dataclass(frozen=True)
+class _Leads:
+    """Leads fixed to the ice that open one by one: each deepens over ``ramp`` of the interval
+    from its own start time."""
+
+    cracks: _Cracks
+    start: np.ndarray
+    ramp: float = 0.3
+
+    def __call__(self, t: float, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+        out = np.ones(np.broadcast_shapes(px.shape, py.shape))
+        for i, begin in enumerate(self.start):
+            s = float(np.clip((t - begin) / self.ramp, 0.0, 1.0))
+            if s == 0:
+                continue
+            one = _Cracks(*(a[i : i + 1] for a in (self.cracks.centre, self.cracks.direction,
+                                                  self.cracks.half_length, self.cracks.width)))
+            out *= 1.0 - s * s * (3 - 2 * s) * (1.0 - one(px, py))
+        return out
+
+
+def _growth(rng: np.random.Generator, size: int) -> Callable[[float, np.ndarray, np.ndarray], np.ndarray]:
+    """Factor ``exp(t * g)`` attached to the moving field: Gaussian patches that grow (up to
+    x2.5 over the interval) or decay (down to /2.5), so change is local and not transport."""
+    n = int(rng.integers(3, 6))
+    centre = rng.uniform(0.15 * size, 0.85 * size, (n, 2)) * [1, -1]
+    radius = rng.uniform(0.08, 0.16, n) * size
+    rate = np.log(2.5) * rng.choice([-1.0, 1.0], n)
+
+    def factor(t, px, py):
+        g = np.zeros(np.broadcast_shapes(px.shape, py.shape))
+        for (cx, cy), r, a in zip(centre, radius, rate):
+            g += a * np.exp(-((px - cx) ** 2 + (py - cy) ** 2) / (2 * r**2))
+        return np.exp(t * g)
+
+    return factor
+
+
+def _sea_ice(rng: np.random.Generator, size: int, change: str | None) -> tuple[_Render, str, dict]:
+    """The original cases' texture, with leads opening together after 40 % for ``"leads"``."""
+    texture = _Texture.random(rng)
+    leads = _Cracks.random(rng, size) if change == "leads" else None
+
+    def render(t, qx, qy):
+        img = texture(qx, qy)
+        if leads is not None:
+            img = img * (1.0 - _smoothstep(t) * (1.0 - leads(qx, qy)))
+        return img
+
+    return render, "backscatter", {"units": "1", "long_name": "synthetic SAR-like backscatter"}
+
+
+def _lognormal(rng: np.random.Generator, size: int, change: str | None) -> tuple[_Render, str, dict]:
+    """Broadband log-normal: ``exp(0.8 f)``, ``f`` with wavelengths from 2.5 to 64 cells."""
+    field = _Modes.random(rng, (2.5, 64.0), 1.0)
+
+    def render(t, qx, qy):
+        return np.exp(0.8 * field(qx, qy) - 0.32)
+
+    return render, "brightness", {"units": "1", "long_name": "synthetic broadband log-normal brightness"}
+
+
+def _sar(rng: np.random.Generator, size: int, change: str | None) -> tuple[_Render, str, dict]:
+    """SAR-like: the sea-ice texture times a fine speckle-like modulation (wavelengths 2.5-5
+    cells, fixed to the ice), with three to six leads opening at different times."""
+    texture = _Texture.random(rng)
+    speckle = _Modes.random(rng, (2.5, 5.0), 0.0, n=120)
+    leads = _Leads(_Cracks.random(rng, size), rng.uniform(0.1, 0.6, 6))
+
+    def render(t, qx, qy):
+        return texture(qx, qy) * np.exp(0.3 * speckle(qx, qy) - 0.045) * leads(t, qx, qy)
+
+    return render, "backscatter", {"units": "1", "long_name": "synthetic speckled SAR-like backscatter with leads"}
+
+
+def _rain(rng: np.random.Generator, size: int, change: str | None) -> tuple[_Render, str, dict]:
+    """Intermittent rain-like: ``5 (exp(0.8 f) - exp(0.16))`` where positive, zero elsewhere (about
+    40 % of the cells wet), ``f`` with wavelengths from 6 to 80 cells."""
+    field = _Modes.random(rng, (6.0, 80.0), 1.3)
+
+    def render(t, qx, qy):
+        return 5.0 * np.maximum(np.exp(0.8 * field(qx, qy)) - np.exp(0.16), 0.0)
+
+    return render, "rainfall_rate", {"units": "mm h-1", "long_name": "synthetic intermittent rain rate"}
+
+
+def _with_change(factory: Callable) -> Callable:
+    """A texture factory whose ``change="growth"`` multiplies the image by :func:`_growth`."""
+
+    def wrapped(rng, size, change):
+        render, name, attrs = factory(rng, size, change)
+        if change != "growth":
+            return render, name, attrs
+        factor = _growth(rng, size)
+        return (lambda t, qx, qy: render(t, qx, qy) * factor(t, qx, qy)), name, attrs
+
+    return wrapped
+
+
+_TEXTURES = {"sea_ice": _sea_ice, "lognormal": _with_change(_lognormal), "sar": _with_change(_sar),
+             "rain": _with_change(_rain)}
+TEXTURES = tuple(_TEXTURES)
+
+
 # A motion maps (fraction t, px, py) to the texture positions sampled there
 # and to the velocity (u, v) in m s-1.
 _Positions = Callable[[float, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -171,6 +306,110 @@ def _spin(theta_deg: float, xc: float, yc: float) -> tuple[_Positions, _Velocity
     return positions, velocity
 
 
+def _turn(px: np.ndarray, py: np.ndarray, angle: np.ndarray, xc: float, yc: float) -> tuple[np.ndarray, np.ndarray]:
+    """Positions ``(px, py)`` rotated clockwise by ``angle`` (radians) about ``(xc, yc)``."""
+    c, s = np.cos(angle), np.sin(angle)
+    dx, dy = px - xc, py - yc
+    return c * dx + s * dy + xc, -s * dx + c * dy + yc
+
+
+def _vortex(theta_deg: float, radius: float, xc: float, yc: float) -> tuple[_Positions, _Velocity]:
+    """Counter-clockwise vortex: turn ``theta_deg * exp(-r**2 / (2 radius**2))`` over the interval.
+
+    Each cell stays on its circle about ``(xc, yc)``, so the departure point is the cell
+    rotated back by its own turn: exact, for any ``t``.
+    """
+    theta = np.deg2rad(theta_deg)
+
+    def turn(px, py):
+        return theta * np.exp(-((px - xc) ** 2 + (py - yc) ** 2) / (2 * radius**2))
+
+    def positions(t, px, py):
+        return _turn(px, py, turn(px, py) * t, xc, yc)
+
+    def velocity(px, py):
+        omega = turn(px, py) / SECONDS
+        return -omega * (py - yc) * CELL, omega * (px - xc) * CELL
+
+    return positions, velocity
+
+
+def _shear(speed: float, width: float, yc: float) -> tuple[_Positions, _Velocity]:
+    """Parallel shear layer ``u = speed * tanh((y - yc) / width)`` cells per interval, ``v = 0``."""
+
+    def positions(t, px, py):
+        return px - speed * np.tanh((py - yc) / width) * t + 0 * py, py + 0 * px
+
+    def velocity(px, py):
+        u = speed * np.tanh((py - yc) / width) * CELL / SECONDS + 0 * px
+        return u, np.zeros_like(u)
+
+    return positions, velocity
+
+
+def _strain(rate: float, angle_deg: float, xc: float, yc: float) -> tuple[_Positions, _Velocity]:
+    """Pure deformation: stretching at ``rate`` per interval along ``angle_deg`` from east,
+    compression at the same rate across it (area kept)."""
+    ex, ey = np.cos(np.deg2rad(angle_deg)), np.sin(np.deg2rad(angle_deg))
+
+    def axes(px, py):
+        dx, dy = px - xc, py - yc
+        return dx * ex + dy * ey, -dx * ey + dy * ex
+
+    def back(s1, s2):
+        return s1 * ex - s2 * ey + xc, s1 * ey + s2 * ex + yc
+
+    def positions(t, px, py):
+        s1, s2 = axes(px, py)
+        return back(s1 * np.exp(-rate * t), s2 * np.exp(rate * t))
+
+    def velocity(px, py):
+        s1, s2 = axes(px, py)
+        u, v = back(rate * s1, -rate * s2)
+        return (u - xc) * CELL / SECONDS, (v - yc) * CELL / SECONDS
+
+    return positions, velocity
+
+
+def _rk4_departure(velocity: Callable, t: float, px: np.ndarray, py: np.ndarray,
+                   steps_per_unit: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """Departure points after ``t`` of the steady ``velocity`` (cells per interval): the
+    characteristics traced back with classical RK4, ``steps_per_unit`` steps per interval."""
+    qx, qy = np.broadcast_arrays(px.astype(float), py.astype(float))
+    n = int(np.ceil(steps_per_unit * t))
+    if n == 0:
+        return qx.copy(), qy.copy()
+    h = -t / n
+    for _ in range(n):
+        k1 = velocity(qx, qy)
+        k2 = velocity(qx + h / 2 * k1[0], qy + h / 2 * k1[1])
+        k3 = velocity(qx + h / 2 * k2[0], qy + h / 2 * k2[1])
+        k4 = velocity(qx + h * k3[0], qy + h * k3[1])
+        qx = qx + h / 6 * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0])
+        qy = qy + h / 6 * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1])
+    return qx, qy
+
+
+def _radial(rate: float, radius: float, xc: float, yc: float) -> tuple[_Positions, _Velocity]:
+    """Radial flow ``rate * d * exp(-|d|**2 / (2 radius**2))`` cells per interval about
+    ``(xc, yc)``: divergent for ``rate > 0``, convergent for ``rate < 0``. Not closed-form:
+    departure points by RK4 (128 steps per interval; error far below 1e-6 cells)."""
+
+    def cells(px, py):
+        dx, dy = px - xc, py - yc
+        g = rate * np.exp(-(dx**2 + dy**2) / (2 * radius**2))
+        return g * dx, g * dy
+
+    def positions(t, px, py):
+        return _rk4_departure(cells, t, px, py)
+
+    def velocity(px, py):
+        u, v = cells(px, py)
+        return u * CELL / SECONDS, v * CELL / SECONDS
+
+    return positions, velocity
+
+
 def _build(
     name: str,
     description: str,
@@ -179,12 +418,15 @@ def _build(
     seed: int,
     motion: Callable[[int], tuple[_Positions, _Velocity]],
     cracks: bool = False,
+    texture: str = "sea_ice",
+    change: str | None = None,
 ) -> SyntheticCase:
     if size < 2 or steps < 1:
         raise ValueError(f"need size >= 2 and steps >= 1, got size={size}, steps={steps}")
+    if texture not in _TEXTURES:
+        raise ValueError(f"unknown texture {texture!r}; valid textures are {', '.join(_TEXTURES)}")
     rng = np.random.default_rng(seed)
-    texture = _Texture.random(rng)
-    leads = _Cracks.random(rng, size) if cracks else None
+    render, var_name, var_attrs = _TEXTURES[texture](rng, size, change or ("leads" if cracks else None))
     positions, velocity = motion(size)
 
     # Map-cell positions of the pixel centres: column -> east, row -> south.
@@ -194,10 +436,7 @@ def _build(
     frames = []
     for t in fractions:
         qx, qy = positions(t, px, py)
-        img = texture(qx, qy)
-        if leads is not None:
-            img = img * (1.0 - _smoothstep(t) * (1.0 - leads(qx, qy)))
-        frames.append(img)
+        frames.append(render(t, qx, qy))
     u, v = velocity(px + 0 * py, py + 0 * px)
 
     x = X_UL + CELL / 2 + CELL * idx
@@ -214,8 +453,8 @@ def _build(
         np.stack(frames).astype(np.float32),
         coords=coords,
         dims=dims,
-        name="backscatter",
-        attrs={"units": "1", "long_name": "synthetic SAR-like backscatter"},
+        name=var_name,
+        attrs=dict(var_attrs),
     )
     stack = stack.rio.write_crs(CRS).rio.write_transform()
     shape = (steps + 1, size, size)
@@ -322,6 +561,65 @@ def new_features(size: int = 128, steps: int = 6, seed: int = 0) -> SyntheticCas
     )
 
 
+def _centre(n: int) -> tuple[float, float]:
+    return (n - 1) / 2, -(n - 1) / 2
+
+
+# Analytic flows solved exactly by characteristics: name -> (description, motion, texture, change).
+# Sizes of the motion scale with the grid (angles are fixed), so a case means the same at any size.
+_ANALYTIC: dict[str, tuple[str, Callable[[int], tuple[_Positions, _Velocity]], str, str | None]] = {
+    "rotation20": ("counter-clockwise solid-body rotation of 20 degrees about the centre, log-normal texture",
+                   lambda n: _spin(20.0, *_centre(n)), "lognormal", None),
+    "rotation30": ("counter-clockwise solid-body rotation of 30 degrees about the centre, rain-like texture",
+                   lambda n: _spin(30.0, *_centre(n)), "rain", None),
+    "vortex": ("vortex turning 60 degrees at the centre, exp(-r^2 / 2R^2) with R = size / 5, SAR-like texture",
+               lambda n: _vortex(60.0, n / 5, *_centre(n)), "sar", None),
+    "vortex_rain": ("vortex turning 45 degrees at the centre, R = size / 4, rain-like texture",
+                    lambda n: _vortex(45.0, n / 4, *_centre(n)), "rain", None),
+    "shear": ("shear layer u = U tanh(y / L), U = 0.08 size, L = 0.094 size per interval, rain-like texture",
+              lambda n: _shear(0.08 * n, 0.094 * n, _centre(n)[1]), "rain", None),
+    "strain": ("pure deformation, stretching 15 % along 30 degrees from east, log-normal texture",
+               lambda n: _strain(0.15, 30.0, *_centre(n)), "lognormal", None),
+    "convergent": ("radial convergence toward the centre, up to 0.047 size per interval, log-normal texture",
+                   lambda n: _radial(-0.3, n / 4, *_centre(n)), "lognormal", None),
+    "divergent": ("radial divergence from the centre, up to 0.047 size per interval, SAR-like texture",
+                  lambda n: _radial(0.3, n / 4, *_centre(n)), "sar", None),
+    "growth": ("translation of 4 cells east and 3 north with patches growing or decaying x2.5, rain-like texture",
+               lambda n: _shift(4.0, 3.0), "rain", "growth"),
+}
+ANALYTIC = tuple(_ANALYTIC)
+CURVED = ("rotation", "rotation20", "rotation30", "vortex", "vortex_rain")
+
+
+def analytic(name: str, size: int = 128, steps: int = 6, seed: int = 0, texture: str | None = None) -> SyntheticCase:
+    """An analytic flow with its exact solution (see `ANALYTIC` for the names).
+
+    The frame at fraction ``t`` is the texture sampled at the exact departure point of each
+    cell: closed-form for rotation, vortex, shear, strain and translation; RK4 with 128 steps
+    per interval for the radial flows. Nothing is resampled, so there is no numerical
+    diffusion. The velocity is steady.
+
+    Parameters
+    ----------
+    name : str
+        One of `ANALYTIC`.
+    size, steps, seed
+        As for :func:`translation`.
+    texture : str, optional
+        One of `TEXTURES` instead of the case's own (``"lognormal"``, ``"sar"``, ``"rain"``,
+        ``"sea_ice"``).
+
+    Returns
+    -------
+    SyntheticCase
+    """
+    try:
+        description, motion, default, change = _ANALYTIC[name]
+    except KeyError:
+        raise ValueError(f"unknown analytic case {name!r}; valid cases are {', '.join(ANALYTIC)}") from None
+    return _build(name, description, size, steps, seed, motion, texture=texture or default, change=change)
+
+
 _FACTORIES = {"translation": translation, "rotation": rotation, "new_features": new_features}
 
 
@@ -331,9 +629,10 @@ def load(name: str, **kwargs) -> SyntheticCase:
     Parameters
     ----------
     name : str
-        One of `CASES`: ``"translation"``, ``"rotation"``, ``"new_features"``.
+        One of `CASES` (``"translation"``, ``"rotation"``, ``"new_features"``) or `ANALYTIC`.
     **kwargs
-        Passed to the case function (``size``, ``steps``, ``seed``).
+        Passed to the case function (``size``, ``steps``, ``seed``; ``texture`` for the
+        analytic cases).
 
     Returns
     -------
@@ -344,8 +643,10 @@ def load(name: str, **kwargs) -> SyntheticCase:
     ValueError
         If `name` is not a known case.
     """
+    if name in _ANALYTIC:
+        return analytic(name, **kwargs)
     try:
         factory = _FACTORIES[name]
     except KeyError:
-        raise ValueError(f"unknown case {name!r}; valid cases are {', '.join(CASES)}") from None
+        raise ValueError(f"unknown case {name!r}; valid cases are {', '.join(CASES + ANALYTIC)}") from None
     return factory(**kwargs)

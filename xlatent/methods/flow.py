@@ -1,9 +1,12 @@
 """``flow``: optical flow plus a semi-Lagrangian forward/backward blend, as geoscientists do.
 
-The motion (TV-L1 by default, or pysteps' VET / Lucas-Kanade; estimated on log rain for
-non-negative fields, see :mod:`xlatent.methods.motion`) is taken as a steady field. The frame
-at ``t`` blends ``first`` advected forward by ``t`` and ``last`` advected backward by ``1 - t``:
-``(1 - t) * fwd + t * bwd``. Assumes brightness is carried, not created: new features fade in
+By default (``motion="svf"``) the motion is a stationary velocity ``v`` fitted so that its flow
+maps ``first`` onto ``last`` (:mod:`xlatent.methods.svf`; ``svf_weight`` sets its smoothness,
+on log values for non-negative fields), and the frame at ``t`` is
+``(1 - t) first∘exp(-t v) + t last∘exp((1 - t) v)``: curved paths, the forward and backward
+paths each other's inverse. With ``motion="tvl1"`` (the earlier default), ``"vet"`` or ``"lk"``
+the straight displacement estimate is taken as a steady field instead, ``first`` advected
+forward by ``t`` and ``last`` backward by ``1 - t`` in sub-steps, blended the same way. Assumes brightness is carried, not created: new features fade in
 where they are at the end (no motion can create them), and growth or decay is blended linearly.
 """
 
@@ -16,22 +19,28 @@ from xlatent.methods import MethodResult, register
 _SUBSTEPS = 8  # semi-Lagrangian sub-steps along the steady field
 
 
-@register("flow", options={"motion": "tvl1", "motion_transform": "auto"})
+@register("flow", options={"motion": "svf", "motion_transform": "auto", "svf_weight": None})
 def flow(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.ndarray, *, mean, std,
-         motion: str = "tvl1", motion_transform: str = "auto", **_) -> MethodResult:
+         motion: str = "svf", motion_transform: str = "auto", svf_weight: float | None = None, **_) -> MethodResult:
     import torch
 
     from xlatent.methods.motion import estimate
     from xlatent.model.advection import arrival, departure, sample
 
-    field = estimate(first, last, motion, motion_transform, mean=mean, std=std)
+    from xlatent.model.integrate import exp_field, warp
+
+    field = estimate(first, last, motion, motion_transform, mean=mean, std=std, svf_weight=svf_weight)
     u = torch.from_numpy(field)[None]
     a = torch.from_numpy(first)[None]
     b = torch.from_numpy(last)[None]
     frames = []
     with torch.inference_mode():
         for t in np.asarray(fractions, dtype=float):
-            fwd = sample(a, departure([u] * _SUBSTEPS, [t / _SUBSTEPS] * _SUBSTEPS)) if t > 0 else a
-            bwd = sample(b, arrival([u] * _SUBSTEPS, [(1 - t) / _SUBSTEPS] * _SUBSTEPS)) if t < 1 else b
+            if motion == "svf":  # the map the velocity was fitted with: first∘exp(-t v), last∘exp((1-t) v)
+                fwd = warp(a, exp_field(u, -t)) if t > 0 else a
+                bwd = warp(b, exp_field(u, 1 - t)) if t < 1 else b
+            else:
+                fwd = sample(a, departure([u] * _SUBSTEPS, [t / _SUBSTEPS] * _SUBSTEPS)) if t > 0 else a
+                bwd = sample(b, arrival([u] * _SUBSTEPS, [(1 - t) / _SUBSTEPS] * _SUBSTEPS)) if t < 1 else b
             frames.append(((1 - t) * fwd + t * bwd)[0].numpy())
     return MethodResult(frames=np.stack(frames), fields=field[None], info={"motion": motion})

@@ -11,8 +11,11 @@ Two choices matter more than the estimator (measured: benchmarks/RESULTS.md, ent
   converge (256² rotation: 18 dB with them, 32 dB with these).
 
 Estimators: ``"tvl1"`` (scikit-image, always available), ``"vet"`` and ``"lk"`` (pysteps
-variational echo tracking and Lucas-Kanade, the ``pysteps`` extra; ``"lk"`` also needs OpenCV).
-All return displacements from ``first`` to ``last`` in grid cells, ``(2, H, W)``: column, row.
+variational echo tracking and Lucas-Kanade, the ``pysteps`` extra; ``"lk"`` also needs OpenCV),
+and ``"svf"``, a stationary velocity fitted so that its flow over the interval maps ``first``
+onto ``last`` along curved paths (:mod:`xlatent.methods.svf`). All return ``(2, H, W)`` in grid
+cells (column, row): the first three the straight displacement from ``first`` to ``last``,
+``"svf"`` the steady velocity whose exponential is the map (equal for a translation).
 
 ``coarsen=k`` estimates on the images block-averaged ``k x k`` and upsamples the field
 (bilinear, times ``k``): about ``k**2`` times less work, for large scenes whose motion is smooth
@@ -25,7 +28,7 @@ import numpy as np
 
 from xlatent.exceptions import ConfigError
 
-ESTIMATORS = ("tvl1", "vet", "lk")
+ESTIMATORS = ("tvl1", "vet", "lk", "svf")
 TRANSFORMS = ("auto", "log", "none")
 TVL1_OPTIONS = {"attachment": 5.0, "tightness": 0.3, "num_warp": 20, "num_iter": 30}
 _LOG_FLOOR = 1e-3  # log floor, relative to the 99th percentile of the positive values
@@ -87,7 +90,8 @@ def upsample_field(field: np.ndarray, k: int, shape: tuple[int, int]) -> np.ndar
 
 
 def estimate(first: np.ndarray, last: np.ndarray, estimator: str = "tvl1", transform: str = "auto", *,
-             mean: np.ndarray | None = None, std: np.ndarray | None = None, coarsen: int = 1) -> np.ndarray:
+             mean: np.ndarray | None = None, std: np.ndarray | None = None, coarsen: int = 1,
+             svf_weight: float | None = None) -> np.ndarray:
     """Displacement from ``first`` to ``last`` ``(2, H, W)`` (column, row; grid cells).
 
     Parameters
@@ -103,6 +107,9 @@ def estimate(first: np.ndarray, last: np.ndarray, estimator: str = "tvl1", trans
         needs the physical values: zero rain is zero).
     coarsen : int
         Estimate on ``coarsen x coarsen`` block means and upsample the field (1: full resolution).
+    svf_weight : float, optional
+        ``"svf"`` only: weight of the bending energy (default
+        ``xlatent.methods.svf.SVF_OPTIONS["weight"]``; larger is smoother).
     """
     check_options(estimator, transform)
     if mean is not None:
@@ -118,12 +125,16 @@ def estimate(first: np.ndarray, last: np.ndarray, estimator: str = "tvl1", trans
     coarsen = min(coarsen, max(1, min(a.shape) // _MIN_COARSE))
     if coarsen > 1:
         shape = a.shape
-        field = _estimate(block_mean(a, coarsen), block_mean(b, coarsen), estimator)
+        field = _estimate(block_mean(a, coarsen), block_mean(b, coarsen), estimator, svf_weight)
         return upsample_field(field, coarsen, shape)
-    return _estimate(a, b, estimator)
+    return _estimate(a, b, estimator, svf_weight)
 
 
-def _estimate(a: np.ndarray, b: np.ndarray, estimator: str) -> np.ndarray:
+def _estimate(a: np.ndarray, b: np.ndarray, estimator: str, svf_weight: float | None = None) -> np.ndarray:
+    if estimator == "svf":
+        from xlatent.methods.svf import SVF_OPTIONS, fit
+
+        return fit(a, b, weight=SVF_OPTIONS["weight"] if svf_weight is None else float(svf_weight))
     if estimator == "tvl1":
         from skimage.registration import optical_flow_tvl1
 
