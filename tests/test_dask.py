@@ -152,9 +152,9 @@ def test_motion_beyond_the_bound_is_clamped_with_a_warning(big, tvl1_model):
     a, b = big.first.chunk(128), big.last.chunk(128)
     tvl1_model._core.config.max_displacement = 1.0
     try:
+        frames, flow = tvl1_model.frames(2, a, b, progress=False), tvl1_model.flow(a, b, progress=False)
         with pytest.warns(UserWarning, match=r"xlatent: in chunk rows \d+:\d+, columns \d+:\d+ the motion reaches"):
-            frames = tvl1_model.frames(2, a, b, progress=False)
-            got, flow = dask.compute(frames, tvl1_model.flow(a, b, progress=False), scheduler="threads")
+            got, flow = dask.compute(frames, flow, scheduler="threads")
     finally:
         tvl1_model._core.config.max_displacement = None
     assert min(frames.data.numblocks[-2:]) >= 2 and np.isfinite(got).all()

@@ -17,6 +17,18 @@ whole:
   of the same tasks), one task per output chunk, in the chunks the model ran on;
   :func:`xlatent.io.to_zarr` writes them band by band (:func:`bands`): on one graph ending in
   one task, dask's ordering of overlapping chunks holds inputs and results across the scene.
+- **the displacement bound** that sizes the rendering's overlap is set once, before the frames
+  (measured, or ``config.max_displacement``); a chunk whose motion, computed again with the
+  frames on other chunk borders, reaches farther is clamped to it with a warning naming the
+  chunk: never an error after the work;
+- **per-chunk starting fields** are checked against the scene's coarse motion
+  (:func:`coarse_motion`, one pass of block means): one whose median displacement is more than
+  two coarse cells away is ambiguous (repetitive texture) and replaced by the coarse motion.
+
+``advection`` runs the same path (E and D the identity); ``flow`` runs
+:func:`xlatent.methods.flow.flow` on each chunk with its overlap (:func:`flow`); ``linear``
+runs as it is on dask arrays. ``ot`` is global (one transport plan over the scene): the inputs
+are loaded, with a warning.
 
 The model travels in the graph once, as a single task holding its weights (numpy arrays and a
 JSON-able config; :class:`ModelSpec`), which each worker turns into a torch model once and keeps
