@@ -398,7 +398,7 @@ def interpolate(
         from xlatent import chunked
 
         first, last = chunked.load_unless_supported(method, first, last)
-        fn = chunked.latent if method == "latent" else fn
+        fn = chunked.LAZY.get(method, fn)
     pair, cfg, patch_rc, stride_rc = _setup(first, last, x_dim, y_dim, patch, stride, config, {})
     result = fn(
         pair.first, pair.last, pair.mask, fractions, config=cfg, patch=patch_rc, stride=stride_rc,
@@ -406,7 +406,8 @@ def interpolate(
         mean=pair.mean, std=pair.std, **own,
     )
     call = cf.call_repr("interpolate", method=method, steps=int(steps), kind=kind, seed=seed, device=device, **options)
-    attrs = _provenance(method, result.info, source=pair.source, config=cfg if method == "latent" else None, call=call)
+    attrs = _provenance(method, result.info, source=pair.source, config=getattr(result.fitted, "config", cfg) if spec.trained else None,
+                        call=call)
     frames = _frames_xr(pair, result.frames, fractions, attrs, clip)
     flow = None if result.fields is None else _flow_xr(pair, result.fields, attrs, kind)
     return frames, flow

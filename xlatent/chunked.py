@@ -17,6 +17,18 @@ whole:
   of the same tasks), one task per output chunk, in the chunks the model ran on;
   :func:`xlatent.io.to_zarr` writes them band by band (:func:`bands`): on one graph ending in
   one task, dask's ordering of overlapping chunks holds inputs and results across the scene.
+- **the displacement bound** that sizes the rendering's overlap is set once, before the frames
+  (measured, or ``config.max_displacement``); a chunk whose motion, computed again with the
+  frames on other chunk borders, reaches farther is clamped to it with a warning naming the
+  chunk: never an error after the work;
+- **per-chunk starting fields** are checked against the scene's coarse motion
+  (:func:`coarse_motion`, one pass of block means): one whose median displacement is more than
+  two coarse cells away is ambiguous (repetitive texture) and replaced by the coarse motion.
+
+``advection`` runs the same path (E and D the identity); ``flow`` runs
+:func:`xlatent.methods.flow.flow` on each chunk with its overlap (:func:`flow`); ``linear``
+runs as it is on dask arrays. ``ot`` is global (one transport plan over the scene): the inputs
+are loaded, with a warning.
 
 The model travels in the graph once, as a single task holding its weights (numpy arrays and a
 JSON-able config; :class:`ModelSpec`), which each worker turns into a torch model once and keeps
@@ -32,7 +44,7 @@ import logging
 import os
 import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import dask
@@ -47,9 +59,11 @@ from xlatent.methods import MethodResult
 
 log = logging.getLogger(__name__)
 
-# methods that run chunk by chunk; others load lazy inputs (with a warning)
-SUPPORTED_METHODS = ("latent", "linear")
+# methods that run chunk by chunk; others load lazy inputs (with a warning): ``ot`` solves one
+# transport plan over the whole scene, which has no chunk-by-chunk form
+SUPPORTED_METHODS = ("latent", "advection", "flow", "linear")
 _MIN_SIZE = 16
+_COARSE_SIDE = 512  # cells a side, at most, of the scene as the coarse motion estimate sees it
 
 
 def is_lazy(obj: Any) -> bool:
@@ -159,8 +173,9 @@ def load_unless_supported(method: str, first, last):
     if method in SUPPORTED_METHODS or not (is_lazy(first) or is_lazy(last)):
         return first, last
     warnings.warn(
-        f"method={method!r} has no chunked (dask) path: the inputs are loaded into memory. "
-        f"Use method='latent' for scenes larger than memory.",
+        f"method={method!r} has no chunked (dask) path (it solves one problem over the whole scene): "
+        f"the inputs are loaded into memory. Use method='latent', 'advection' or 'flow' for scenes "
+        f"larger than memory, or load the inputs yourself to silence this warning.",
         UserWarning,
         stacklevel=3,
     )
@@ -254,13 +269,14 @@ def torch_threads() -> int:
 
 @contextlib.contextmanager
 def _task_context(core):
-    """torch threads for this task, and the device's lock when it is a GPU."""
+    """torch threads for this task, and the device's lock when it is a GPU (``core`` None:
+    threads only)."""
     import torch
 
     n = torch_threads()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
-    if core.device.type == "cpu":
+    if core is None or core.device.type == "cpu":
         yield
         return
     with _CORES_LOCK:
@@ -346,6 +362,151 @@ def largest(x: da.Array) -> float:
 
 
 # --------------------------------------------------------------------------------------------
+# The scene's coarse motion: the reference that per-chunk motion is checked against
+
+
+@dataclass(frozen=True)
+class CoarseMotion:
+    """The whole scene's motion estimated on ``factor x factor`` block means: ``field``
+    ``(2, h, w)`` on the coarse grid, in fine grid cells (column, row)."""
+
+    field: np.ndarray
+    factor: int
+    shape: tuple[int, int]
+
+    @property
+    def tolerance(self) -> float:
+        """Two coarse cells (two cells at least): displacements closer than this cannot be told
+        apart on the coarse grid; a per-chunk estimate farther away disagrees with the scene at
+        a scale the coarse estimate resolves."""
+        return 2.0 * self.factor
+
+    @property
+    def largest(self) -> float:
+        return float(np.abs(self.field).max())
+
+    def over(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+        """The field ``(2, r1 - r0, c1 - c0)`` on fine cells ``rows``, ``cols`` (bilinear between
+        coarse cell centres; edge values beyond the scene, as the chunks' overlaps)."""
+        from scipy.ndimage import map_coordinates
+
+        k = self.factor
+        r = (np.arange(*rows) + 0.5) / k - 0.5
+        c = (np.arange(*cols) + 0.5) / k - 0.5
+        grid = np.meshgrid(r, c, indexing="ij")
+        return np.stack([map_coordinates(f, grid, order=1, mode="nearest") for f in self.field]).astype(np.float32)
+
+    def gap(self, field: np.ndarray, rows: tuple[int, int], cols: tuple[int, int]) -> tuple[float, np.ndarray]:
+        """Distance (cells) between the median displacement of ``field`` ``(2, h, w)`` on fine
+        cells ``rows``, ``cols`` and that of the coarse field, over the cells inside the scene
+        (beyond it, edge-padded images give no motion to compare); and the coarse field there."""
+        ref = self.over(rows, cols)
+        r = slice(max(0, -rows[0]), min(rows[1], self.shape[0]) - rows[0])
+        c = slice(max(0, -cols[0]), min(cols[1], self.shape[1]) - cols[0])
+        inside, expected = field[:, r, c].reshape(2, -1), ref[:, r, c].reshape(2, -1)
+        mid = np.median(inside, axis=1) - np.median(expected, axis=1)
+        return float(np.hypot(*mid)), ref
+
+
+_COARSE_CACHE: dict[tuple, CoarseMotion] = {}
+
+
+def coarse_motion(first: da.Array, last: da.Array, estimator: str, transform: str, mean, std) -> CoarseMotion:
+    """The motion of the whole scene estimated on block means of at most ``_COARSE_SIDE``
+    cells a side (one pass of dask reductions, then ``estimator`` in memory); kept per pair."""
+    from xlatent.methods.motion import estimate
+
+    h, w = first.shape[-2:]
+    k = max(1, -(-max(h, w) // _COARSE_SIDE))
+    key = (first.name, last.name, estimator, transform, k)
+    if key in _COARSE_CACHE:
+        return _COARSE_CACHE[key]
+    pair = da.concatenate((first, last), axis=0)
+    if k > 1:
+        pair = da.pad(pair, ((0, 0), (0, -h % k), (0, -w % k)), mode="edge")
+        pair = pair.rechunk({1: _round_up(pair.chunksize[1], k), 2: _round_up(pair.chunksize[2], k)})
+        pair = da.coarsen(np.mean, pair, {1: k, 2: k})
+    small = np.asarray(pair.compute(), dtype=np.float32)
+    c = first.shape[0]
+    field = k * estimate(small[:c], small[c:], estimator, transform, mean=mean, std=std)
+    coarse = CoarseMotion(np.ascontiguousarray(field, dtype=np.float32), k, (int(h), int(w)))
+    if len(_COARSE_CACHE) > 8:
+        _COARSE_CACHE.clear()
+    _COARSE_CACHE[key] = coarse
+    log.info("coarse motion of the scene (%d x %d block means): largest %.1f cells", k, k, coarse.largest)
+    return coarse
+
+
+def _coarse_task(coarse: CoarseMotion | None):
+    """The coarse field as one task (blocks refer to it by key, it is not copied into each)."""
+    if coarse is None:
+        return None
+    token = hashlib.sha1(coarse.field.tobytes()).hexdigest()[:16]
+    return dask.delayed(coarse, name=f"xlatent-coarse-{token}", traverse=False)
+
+
+def _checked_start(field: np.ndarray, coarse: CoarseMotion | None, rows, cols, what: str | None) -> tuple[np.ndarray, bool]:
+    """``field`` ``(2, h, w)`` on fine cells ``rows``, ``cols``, or the scene's coarse motion
+    there when their median displacements differ by more than ``coarse.tolerance`` (an
+    ambiguous estimate: repetitive texture, too little context). ``what`` names the piece in a
+    warning (None: no warning)."""
+    if coarse is None:
+        return field, False
+    gap, ref = coarse.gap(field, rows, cols)
+    if gap <= coarse.tolerance:
+        return field, False
+    message = (
+        f"xlatent: the starting field of {what} differs from the scene's coarse motion by {gap:.1f} cells "
+        f"(median displacement; more than {coarse.tolerance:.0f}, two cells of the {coarse.factor}x"
+        f"{coarse.factor} coarse grid): ambiguous motion there (repetitive texture?), so the coarse "
+        "motion is used instead. To silence: warnings.filterwarnings('ignore', 'xlatent: the starting field')."
+    )
+    log.info(message)
+    if what is not None:
+        warnings.warn(message, UserWarning, stacklevel=2)
+    return ref, True
+
+
+def _region(block_id, edges) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Rows and columns (scene cells) of a chunk's interior, from its ``block_id`` and the
+    chunk ``edges`` per axis."""
+    (rows, cols), i, j = edges, block_id[-2], block_id[-1]
+    return (rows[i], rows[i + 1]), (cols[j], cols[j + 1])
+
+
+def _widen(span: tuple[int, int], size: int) -> tuple[int, int]:
+    """``span`` widened symmetrically to ``size`` cells (a block: the chunk plus its overlap)."""
+    extra = (size - (span[1] - span[0])) // 2
+    return span[0] - extra, span[0] - extra + size
+
+
+def _clamped(fields: np.ndarray, bound: float, where: str, source: str) -> np.ndarray:
+    """``fields`` ``(N, 2, h, w)`` with every displacement longer than ``bound`` (largest
+    component) scaled down to it, and a warning saying where and by how much."""
+    reach = np.abs(fields).max(axis=1, keepdims=True)
+    over = reach > bound
+    if not over.any():
+        return fields
+    peak = float(reach.max())
+    warnings.warn(
+        f"xlatent: in {where} the motion reaches {peak:.1f} cells, more than the {bound:.1f} cells "
+        f"that the overlap between chunks allows ({source}): clamped to {bound:.1f} cells in "
+        f"{int(over.sum())} cell(s) of its {fields.shape[0]} stage field(s). Set max_displacement= "
+        f"above {np.ceil(peak):.0f} (more overlap, more work) to keep it, or silence with "
+        "warnings.filterwarnings('ignore', 'xlatent: in chunk').",
+        UserWarning,
+        stacklevel=2,
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(over, bound / reach, 1.0)
+    return (fields * scale).astype(fields.dtype)
+
+
+def _describe(rows, cols) -> str:
+    return f"chunk rows {rows[0]}:{rows[1]}, columns {cols[0]}:{cols[1]}"
+
+
+# --------------------------------------------------------------------------------------------
 # Block functions (run in dask tasks; numpy in, numpy out)
 
 
@@ -362,41 +523,59 @@ def _motion(config: LatentConfig, mean, std) -> tuple:
     return (mean, std, config.flow_prior, config.motion_transform, config.prior_coarsen or 1)
 
 
-def _block_fields(core, block: np.ndarray, c: int, depth: int, margin: int) -> np.ndarray:
+def _block_fields(core, block: np.ndarray, c: int, depth: int, margin: int, coarse=None, rows=None, cols=None,
+                  report: bool = False) -> np.ndarray:
     """Stage fields ``(N, 2, h, w)`` of ``block`` less ``depth + margin`` cells each side:
-    the starting field on the whole block (``margin`` cells of context beyond what F needs),
-    then F with ``depth`` cells of context."""
-    prior = core.prior(block[:c], block[c : 2 * c])
+    the starting field on the whole block (``margin`` cells of context beyond what F needs;
+    the scene's ``coarse`` motion instead where it disagrees, see :func:`_checked_start`),
+    then F with ``depth`` cells of context. ``rows``, ``cols``: the chunk's interior in the
+    scene; ``report``: warn when the starting field is replaced."""
+    if coarse is None:
+        prior = core.prior(block[:c], block[c : 2 * c])
+    else:
+        span = _widen(rows, block.shape[-2]), _widen(cols, block.shape[-1])
+        prior = _prior_in_scene(core, block, c, span, coarse.shape)
+        prior, _ = _checked_start(prior, coarse, *span, _describe(rows, cols) if report else None)
     prior = None if prior is None else _crop(prior, margin)
     inner = _crop(block[: 2 * c], margin)
     with _task_context(core):
         return core.fields(inner[:c], inner[c:], prior=prior, halo=depth, context=True)
 
 
+def _prior_in_scene(core, block: np.ndarray, c: int, span, shape) -> np.ndarray:
+    """The starting field of ``block`` (scene cells ``span``: rows, columns) estimated on its
+    part inside the scene and extended with edge values: the edge-padded images beyond the
+    scene have no motion of their own, and their streaks can mislead the whole estimate."""
+    inside = [slice(max(0, -lo), min(hi, n) - lo) for (lo, hi), n in zip(span, shape)]
+    prior = core.prior(block[:c, inside[0], inside[1]], block[c : 2 * c, inside[0], inside[1]])
+    pads = [(s.start, size - s.stop) for s, size in zip(inside, block.shape[-2:])]
+    return np.pad(prior, [(0, 0)] + pads, mode="edge") if any(map(any, pads)) else prior
+
+
 def _crop(x: np.ndarray, n: int) -> np.ndarray:
     return np.ascontiguousarray(x[..., n : x.shape[-2] - n, n : x.shape[-1] - n]) if n else x
 
 
-def _fields_block(block: np.ndarray, spec: ModelSpec, channels: int, depth: int, margin: int) -> np.ndarray:
-    fields = _block_fields(core_for(spec), block, channels, depth, margin)
+def _fields_block(block: np.ndarray, spec: ModelSpec, channels: int, depth: int, margin: int, coarse, edges,
+                  block_id=None) -> np.ndarray:
+    rows, cols = _region(block_id, edges)
+    fields = _block_fields(core_for(spec), block, channels, depth, margin, coarse, rows, cols)
     return fields.reshape(-1, *fields.shape[-2:])
 
 
 def _frames_block(block, spec: ModelSpec, channels: int, depth: int, fields_depth: int, margin: int, fractions,
-                  exact_endpoints, blend):
+                  exact_endpoints, blend, coarse, edges, bound: float, source: str, block_id=None):
     """Frames ``(K * C)`` and stage fields ``(2 N)`` of the chunk, stacked, from the two images
     with ``depth + fields_depth + margin`` cells of context: every layer runs inside the task, so
-    only the inputs cross chunk borders."""
+    only the inputs cross chunk borders. ``depth`` allows displacements up to ``bound`` cells
+    (``source`` says where that bound came from): longer ones are clamped to it, with a warning
+    (never an error after the work)."""
     core = core_for(spec)
     c = channels
-    fields = _block_fields(core, block, c, fields_depth, margin)  # the chunk plus ``depth``
-    needed = _round_up(core.frames_halo(fields), core.model.alignment)
-    if needed > depth:
-        raise InputError(
-            f"A displacement of {np.abs(fields).max():.1f} cells needs an overlap of {needed} cells "
-            f"between chunks, more than the {depth} that config.max_displacement allowed. Raise "
-            "max_displacement or leave it None (measured in one pass over the flow)."
-        )
+    rows, cols = _region(block_id, edges)
+    fields = _block_fields(core, block, c, fields_depth, margin, coarse, rows, cols, report=True)
+    if np.abs(fields).max() > bound:
+        fields = _clamped(fields, bound, _describe(rows, cols), source)
     pair = _crop(block, fields_depth + margin)
     with _task_context(core):
         frames = core.frames(pair[:c], pair[c:], fields, fractions, exact_endpoints, False, blend,
@@ -409,13 +588,18 @@ def _frames_block(block, spec: ModelSpec, channels: int, depth: int, fields_dept
 # Training and inference on dask arrays (the signatures of LatentCore's methods)
 
 
-def _training_window(window: np.ndarray, r: int, q: int, patch, channels: int, motion: tuple | None) -> np.ndarray:
-    """One training patch ``[first, last, mask(, prior)]`` cut from its window with context."""
+def _training_window(window: np.ndarray, r: int, q: int, patch, channels: int, motion: tuple | None,
+                     coarse: CoarseMotion | None = None, rows=None, cols=None) -> tuple[np.ndarray, bool]:
+    """One training patch ``[first, last, mask(, prior)]`` cut from its window with context
+    (scene cells ``rows``, ``cols``), and whether its starting field was replaced by the
+    scene's ``coarse`` motion (see :func:`_checked_start`)."""
     ph, pw = patch
+    replaced = False
     if motion is not None:
         prior = _starting_field(window[:channels], window[channels : 2 * channels], motion)
+        prior, replaced = _checked_start(prior, coarse, rows, cols, None)
         window = np.concatenate((window, prior), axis=0)
-    return np.ascontiguousarray(window[:, r : r + ph, q : q + pw])
+    return np.ascontiguousarray(window[:, r : r + ph, q : q + pw]), replaced
 
 
 def training_windows(first: da.Array, last: da.Array, mask: da.Array, patch, stride, config: LatentConfig,
@@ -437,19 +621,30 @@ def training_windows(first: da.Array, last: da.Array, mask: da.Array, patch, str
     with_prior = bool(config.flow_prior)
     margin = config.prior_margin if with_prior else 0
     c = first.shape[0]
-    motion = None
+    motion = coarse = None
     if with_prior:
         mean = np.zeros(c, np.float32) if mean is None else mean
         std = np.ones(c, np.float32) if std is None else std
         motion = _motion(config, mean, std)
+        coarse = coarse_motion(first, last, config.flow_prior, config.motion_transform, mean, std)
     layers = da.concatenate((first, last, mask[None].astype(np.float32)), axis=0)
-    tasks = []
+    tasks, reference = [], _coarse_task(coarse)
     for r, q in origins:
         r0, q0 = max(r - margin, 0), max(q - margin, 0)
         r1, q1 = min(r + patch[0] + margin, h), min(q + patch[1] + margin, w)
         cut = dask.delayed(_training_window, pure=True)
-        tasks.append(cut(layers[:, r0:r1, q0:q1], r - r0, q - q0, patch, c, motion))
-    return np.stack(dask.compute(*tasks))
+        tasks.append(cut(layers[:, r0:r1, q0:q1], r - r0, q - q0, patch, c, motion, reference, (r0, r1), (q0, q1)))
+    windows, replaced = zip(*dask.compute(*tasks))
+    if any(replaced):
+        warnings.warn(
+            f"xlatent: the starting field of {sum(replaced)} of {len(replaced)} training windows differs from "
+            f"the scene's coarse motion by more than {coarse.tolerance:.0f} cells (median displacement): "
+            "ambiguous motion there (repetitive texture?), so those windows train on the coarse motion. "
+            "To silence: warnings.filterwarnings('ignore', 'xlatent: the starting field').",
+            UserWarning,
+            stacklevel=3,
+        )
+    return np.stack(windows)
 
 
 def fit_core(core, first: da.Array, last: da.Array, mask: da.Array, patch, stride, seed=0, progress=True):
@@ -470,13 +665,27 @@ def _depths(core) -> tuple[int, int]:
     return _round_up(core.fields_halo(), multiple), margin
 
 
+def _edges(x: da.Array) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Chunk edges (scene cells) of ``x`` along rows and columns."""
+    return tuple(tuple(np.concatenate(([0], np.cumsum(c))).astype(int).tolist()) for c in x.chunks[-2:])
+
+
+def _core_coarse(core, first: da.Array, last: da.Array) -> CoarseMotion | None:
+    cfg = core.config
+    if not cfg.flow_prior:
+        return None
+    return coarse_motion(first, last, cfg.flow_prior, cfg.motion_transform, core.mean, core.std)
+
+
 def fields(core, first: da.Array, last: da.Array) -> da.Array:
     """Stage fields ``(N, 2, H, W)`` of the fitted ``core``, lazily, chunk by chunk (starting
     field and F in one task per chunk)."""
     cfg = core.config
     depth, margin = _depths(core)
     stack = _normalise(da.concatenate((first, last), axis=0), depth + margin, core.model.alignment)
-    out = _map(_fields_block, stack, depth + margin, (2 * cfg.stages,), model_task(core), first.shape[0], depth, margin)
+    coarse = _coarse_task(_core_coarse(core, first, last))
+    out = _map(_fields_block, stack, depth + margin, (2 * cfg.stages,), model_task(core), first.shape[0], depth, margin,
+               coarse, _edges(stack))
     return out.reshape(cfg.stages, 2, *out.shape[-2:])
 
 
@@ -489,21 +698,33 @@ def frames(core, first: da.Array, last: da.Array, fractions, exact_endpoints=Tru
     overlap is the reach of E and D plus twice the largest displacement, plus what the fields
     need: ``config.max_displacement`` when set, else measured in one pass over ``flow`` (the
     fields of :func:`fields` when not given), computed then and again with the frames.
+
+    The bound is set once, before the frames: a chunk whose motion, computed again with the
+    frames (on other chunk borders), reaches farther than the overlap allows is clamped to it
+    with a warning naming the chunk, never an error after the work. Per chunk, a starting
+    field far from the scene's coarse motion is replaced by it (:func:`_checked_start`).
     """
     cfg, c = core.config, first.shape[0]
     multiple = core.model.alignment
-    bound = cfg.max_displacement
+    bound, source = cfg.max_displacement, f"config.max_displacement={cfg.max_displacement}"
+    coarse = _core_coarse(core, first, last)
     if bound is None:
         flow = fields(core, first, last) if flow is None else flow
         bound = largest(flow)
+        source = f"the largest displacement measured before the frames, {bound:.1f} cells"
+        if coarse is not None:  # the frames' chunks see other windows: their starting fields differ
+            bound += coarse.tolerance
+            source += f", plus {coarse.tolerance:.0f} for starting fields estimated on other chunk borders"
     depth = _round_up(core.frames_halo(np.array([bound], dtype=np.float32)), multiple)
+    allowed = (depth - core.frames_halo(np.zeros(1, dtype=np.float32))) // 2  # >= ceil(bound)
     fields_depth, margin = _depths(core)
     total = depth + fields_depth + margin
     stack = _normalise(da.concatenate((first, last), axis=0), total, multiple)
     fractions = np.asarray(fractions, dtype=float)
     k, n = len(fractions), cfg.stages
+    coarse = _coarse_task(coarse)
     out = _map(_frames_block, stack, total, (k * c + 2 * n,), model_task(core), c, depth, fields_depth, margin,
-               fractions, exact_endpoints, blend)
+               fractions, exact_endpoints, blend, coarse, _edges(stack), float(allowed), source)
     frames_out = out[: k * c].reshape(k, c, *out.shape[-2:])
     return frames_out, out[k * c :].reshape(n, 2, *out.shape[-2:])
 
@@ -518,3 +739,75 @@ def latent(first, last, mask, fractions, *, config: LatentConfig, patch, stride,
     out, flow = frames(core, first, last, fractions, exact_endpoints, blend)
     info = {"device": str(core.device), "train_seconds": history.seconds, "stopped": history.stopped}
     return MethodResult(frames=out, fields=flow, info=info, fitted=core)
+
+
+def advection(first, last, mask, fractions, *, config: LatentConfig, **kwargs) -> MethodResult:
+    """The ``advection`` method on dask arrays: the latent model with E and D the identity
+    (see :func:`xlatent.methods.advection.advection`), chunk by chunk as :func:`latent`."""
+    return latent(first, last, mask, fractions, config=replace(config, codec="identity", latent_channels=0), **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# The ``flow`` method, chunk by chunk
+
+
+def _flow_block(block: np.ndarray, channels: int, fractions, mean, std, motion: str, transform: str, depth: int,
+                coarse: CoarseMotion, edges, block_id=None) -> np.ndarray:
+    """Frames ``(K * C)`` and the field ``(2)`` of the ``flow`` method run on the chunk with
+    ``depth`` cells of context, stacked, interior only. Warns (says where) when the motion
+    found leaves the overlap or disagrees with the scene's coarse motion."""
+    from xlatent.methods.flow import flow as flow_method
+
+    c = channels
+    rows, cols = _region(block_id, edges)
+    with _task_context(None):
+        result = flow_method(block[:c], block[c:], np.ones(block.shape[-2:], bool), fractions, mean=mean, std=std,
+                             motion=motion, motion_transform=transform)
+    field = _crop(result.fields[0], depth)
+    where = _describe(rows, cols)
+    peak = float(np.abs(field).max())
+    if peak > depth:
+        warnings.warn(
+            f"xlatent: in {where} the flow method's motion reaches {peak:.1f} cells, more than the {depth}-cell "
+            "overlap between chunks: frames near the chunk's edges sample the overlap's edge instead. Use "
+            "larger chunks, or silence with warnings.filterwarnings('ignore', 'xlatent: in chunk').",
+            UserWarning,
+            stacklevel=2,
+        )
+    gap, _ = coarse.gap(field, rows, cols)
+    if gap > coarse.tolerance:
+        warnings.warn(
+            f"xlatent: in {where} the flow method's motion differs from the scene's coarse motion by {gap:.1f} "
+            f"cells (median displacement; more than {coarse.tolerance:.0f}): ambiguous motion there (repetitive "
+            "texture?), its frames may be wrong. Silence with warnings.filterwarnings('ignore', 'xlatent: in chunk').",
+            UserWarning,
+            stacklevel=2,
+        )
+    frames = _crop(result.frames, depth)
+    return np.concatenate((frames.reshape(-1, *frames.shape[-2:]), field)).astype(np.float32)
+
+
+def flow(first, last, mask, fractions, *, mean, std, config: LatentConfig | None = None, motion: str = "tvl1",
+         motion_transform: str = "auto", **_) -> MethodResult:
+    """The ``flow`` method on dask arrays: :func:`xlatent.methods.flow.flow` run on each chunk
+    with an overlap of ``config.prior_margin`` cells of context for the motion estimate plus
+    the largest displacement the rendering can reach. That bound is set once, before the work,
+    from the scene's coarse motion (:func:`coarse_motion`) plus its tolerance."""
+    from xlatent.methods.motion import check_options
+
+    check_options(motion, motion_transform)
+    config = config or LatentConfig()
+    c = first.shape[0]
+    coarse = coarse_motion(first, last, motion, motion_transform, mean, std)
+    depth = int(config.prior_margin) + int(np.ceil(coarse.largest + coarse.tolerance)) + 1
+    stack = _normalise(da.concatenate((first, last), axis=0), depth, 1)
+    fractions = np.asarray(fractions, dtype=float)
+    k = len(fractions)
+    out = _map(_flow_block, stack, depth, (k * c + 2,), c, fractions, np.asarray(mean, np.float32),
+               np.asarray(std, np.float32), motion, motion_transform, depth, _coarse_task(coarse), _edges(stack))
+    frames_out = out[: k * c].reshape(k, c, *out.shape[-2:])
+    return MethodResult(frames=frames_out, fields=out[k * c :].reshape(1, 2, *out.shape[-2:]), info={"motion": motion})
+
+
+# methods of :mod:`xlatent.methods` with a chunked counterpart here (``linear`` runs as it is)
+LAZY = {"latent": latent, "advection": advection, "flow": flow}

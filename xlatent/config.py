@@ -128,7 +128,7 @@ class LatentConfig:
     max_displacement : float or None
         Dask-backed inputs: largest displacement (grid cells over the whole interval) that sets
         the overlap between chunks for the frames. None (default) measures it in one extra pass
-        over the flow; a chunk whose motion exceeds a value given here raises an error.
+        over the flow; a chunk whose motion exceeds a value given here is clamped to it, with a warning.
     """
 
     codec: str = "learned"
