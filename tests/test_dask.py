@@ -243,6 +243,28 @@ def test_statistics_lazy_equal_in_memory(case):
     np.testing.assert_array_equal(lazy.mask.compute(), ref.mask)
 
 
+def test_lazy_inf_and_undeclared_fill_values_as_in_memory(case):
+    """The lazy statistics pass treats inf as missing (with the warning) and names undeclared fill
+    values (> 1e30, beyond float32's range too) as the in-memory path does, instead of casting to
+    float32 first (inf dropped silently, 9.97e36 taken as data)."""
+    from xlatent.exceptions import InputError, NonFiniteWarning
+
+    first = case.first.astype("float64").copy()
+    first[3, 4] = np.inf
+    with pytest.warns(NonFiniteWarning, match="1 infinite"):
+        lazy = _prepare(first.chunk(40), case.last.chunk(40))
+    with pytest.warns(NonFiniteWarning):
+        ref = _prepare(first, case.last)
+    np.testing.assert_allclose(lazy.mean, ref.mean, rtol=1e-5)
+    np.testing.assert_allclose(lazy.std, ref.std, rtol=1e-5)
+    assert not lazy.mask[3, 4].compute() and np.isfinite(lazy.first.compute()).all()
+    for fill in (9.97e36, -3.4e38, 1e300):
+        bad = case.first.astype("float64").copy()
+        bad[5, 6] = fill
+        with pytest.raises(InputError, match="undeclared"):
+            _prepare(bad.chunk(40), case.last.chunk(40))
+
+
 def test_training_windows_fixed_count_seeded(case):
     pair = _prepare(case.first.chunk(48), case.last.chunk(48))
     cfg = xlatent.LatentConfig(sample_patches=6, prior_margin=8)

@@ -100,7 +100,7 @@ def _as_dask(obj: xr.DataArray, grid: geo.Grid, like: da.Array | None = None) ->
     arr = obj.transpose(*order).data
     if not isinstance(arr, da.Array):  # one input lazy, the other in memory
         arr = da.from_array(np.asarray(arr), chunks=like.chunks if like is not None else "auto")
-    arr = arr.astype(np.float32)
+    arr = arr.astype(np.float64)  # finite values beyond float32's range stay finite, to be named
     if arr.ndim == 2:
         arr = arr[None]
     arr = arr.rechunk({0: -1})
@@ -125,9 +125,13 @@ def prepare(first: xr.DataArray, last: xr.DataArray, x_dim=None, y_dim=None, mea
             f"Image of {a.shape[-2]} x {a.shape[-1]} cells is too small: xlatent needs at least "
             f"{_MIN_SIZE} x {_MIN_SIZE}. Select a larger area."
         )
-    fa, fb = da.isfinite(a), da.isfinite(b)
+    huge_a, huge_b = da.isfinite(a) & (abs(a) > geo.MAX_MAGNITUDE), da.isfinite(b) & (abs(b) > geo.MAX_MAGNITUDE)
+    fa, fb = da.isfinite(a) & ~huge_a, da.isfinite(b) & ~huge_b
     va, vb = fa.all(axis=0), fb.all(axis=0)
     wanted = {
+        "inf_a": da.isinf(a).sum(), "inf_b": da.isinf(b).sum(),
+        "huge_a": huge_a.sum(), "huge_b": huge_b.sum(),
+        "top_a": da.nanmax(da.where(huge_a, abs(a), np.nan)), "top_b": da.nanmax(da.where(huge_b, abs(b), np.nan)),
         "any_a": fa.any(), "any_b": fb.any(), "common": (va & vb).any(),
         "lo_a": da.nanmin(da.where(va[None], a, np.nan), axis=(1, 2)),
         "hi_a": da.nanmax(da.where(va[None], a, np.nan), axis=(1, 2)),
@@ -142,8 +146,10 @@ def prepare(first: xr.DataArray, last: xr.DataArray, x_dim=None, y_dim=None, mea
     with warnings.catch_warnings():  # all-NaN slices: checked just below
         warnings.simplefilter("ignore", RuntimeWarning)
         stats = dict(zip(wanted, dask.compute(*wanted.values())))
-    for label, key in (("first", "any_a"), ("last", "any_b")):
-        if not stats[key]:
+    for label, key in (("first", "a"), ("last", "b")):
+        geo.warn_infinite(label, int(stats[f"inf_{key}"]), stacklevel=4)
+        geo.refuse_huge(label, int(stats[f"huge_{key}"]), [stats[f"top_{key}"]])
+        if not stats[f"any_{key}"]:
             raise InputError(
                 f"{label} has no finite value (all NaN or inf): nothing to interpolate. "
                 "Check the variable, the nodata value and the area you selected."

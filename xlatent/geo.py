@@ -484,17 +484,11 @@ def to_array(da: xr.DataArray, grid: Grid, label: str) -> np.ndarray:
     if values.ndim == 2:
         values = values[None]
     infinite = np.isinf(values)
-    n_inf = int(infinite.sum())
-    if n_inf:
-        warnings.warn(
-            f"{label} has {n_inf} infinite value(s) (inf or -inf): treated as missing, like NaN. "
-            "Mask them yourself to silence this, e.g. da.where(np.isfinite(da)), or "
-            "warnings.filterwarnings('ignore', category=xlatent.exceptions.NonFiniteWarning).",
-            NonFiniteWarning,
-            stacklevel=5,
-        )
-        values[infinite] = np.nan
-    _check_magnitude(values, label)
+    warn_infinite(label, int(infinite.sum()), stacklevel=5)
+    values[infinite] = np.nan
+    with np.errstate(invalid="ignore"):
+        huge = np.abs(values) > MAX_MAGNITUDE
+    refuse_huge(label, int(huge.sum()), np.unique(values[huge])[:3])
     if not np.isfinite(values).any():
         raise InputError(
             f"{label} has no finite value (all NaN or inf): nothing to interpolate. "
@@ -503,15 +497,25 @@ def to_array(da: xr.DataArray, grid: Grid, label: str) -> np.ndarray:
     return values
 
 
-def _check_magnitude(values: np.ndarray, label: str) -> None:
-    with np.errstate(invalid="ignore"):
-        huge = np.abs(values) > MAX_MAGNITUDE
-    n_huge = int(huge.sum())
-    if not n_huge:
+def warn_infinite(label: str, count: int, stacklevel: int = 2) -> None:
+    """Warn (:class:`NonFiniteWarning`) that ``count`` infinite cells of ``label`` are taken as missing."""
+    if count:
+        warnings.warn(
+            f"{label} has {count} infinite value(s) (inf or -inf): treated as missing, like NaN. "
+            "Mask them yourself to silence this, e.g. da.where(np.isfinite(da)), or "
+            "warnings.filterwarnings('ignore', category=xlatent.exceptions.NonFiniteWarning).",
+            NonFiniteWarning,
+            stacklevel=stacklevel + 1,
+        )
+
+
+def refuse_huge(label: str, count: int, examples) -> None:
+    """Raise :class:`InputError` when ``label`` has ``count`` finite values beyond :data:`MAX_MAGNITUDE`."""
+    if not count:
         return
-    examples = ", ".join(f"{v:.7g}" for v in np.unique(values[huge])[:3])
+    shown = ", ".join(f"{float(v):.7g}" for v in np.atleast_1d(examples))
     raise InputError(
-        f"{label} has {n_huge} value(s) of magnitude above {MAX_MAGNITUDE:g} ({examples}): an undeclared "
+        f"{label} has {count} value(s) of magnitude above {MAX_MAGNITUDE:g} ({shown}): an undeclared "
         "no-data (fill) value, not data. Declare it, e.g. da.attrs['_FillValue'] = value or "
         "da.rio.write_nodata(value), or mask it: da.where(abs(da) < 1e30)."
     )
