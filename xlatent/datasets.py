@@ -25,10 +25,10 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers the ``.rio`` accessor)
 import xarray as xr
 
-__all__ = ["ANALYTIC", "CASES", "CURVED", "TEXTURES", "SyntheticCase", "analytic", "load", "new_features", "rotation",
-           "translation"]
+__all__ = ["ANALYTIC", "CASES", "CURVED", "TEXTURES", "SyntheticCase", "analytic", "growing_blobs", "load", "new_features",
+           "rotation", "translation"]
 
-CASES = ("translation", "rotation", "new_features")
+CASES = ("translation", "rotation", "new_features", "growing_blobs")
 
 CRS = "EPSG:3413"
 CELL = 1000.0  # grid spacing in metres
@@ -650,3 +650,107 @@ def load(name: str, **kwargs) -> SyntheticCase:
     except KeyError:
         raise ValueError(f"unknown case {name!r}; valid cases are {', '.join(CASES + ANALYTIC)}") from None
     return factory(**kwargs)
+
+
+# --- growing_blobs: rain-cell-like blobs that move, grow, appear and vanish (not a texture) ---
+_DRIZZLE = 0.05  # background level: the fields stay positive like the other cases
+# (east, north) centre as fractions of the side, displacement in fractions of the side over the
+# interval, Gaussian sigma (fractions of the side) at t = 0 and t = 1, peak, and the kind.
+_BLOBS = (
+    ((0.22, -0.30), (0.07, -0.04), (0.055, 0.055), 2.2, "moves"),
+    ((0.70, -0.24), (-0.06, -0.05), (0.045, 0.045), 1.6, "moves"),
+    ((0.28, -0.74), (0.0, 0.0), (0.035, 0.065), 2.0, "grows"),
+    ((0.74, -0.72), (0.0, 0.0), (0.05, 0.05), 1.8, "appears"),
+    ((0.50, -0.50), (0.0, 0.0), (0.05, 0.05), 1.4, "vanishes"),
+)
+
+
+def _presence(kind: str, t: float) -> float:
+    """Peak factor at fraction ``t``: appearing blobs rise after 0.6, vanishing ones fade by 0.4."""
+    if kind == "appears":
+        return _smoothstep(t, 0.6)
+    if kind == "vanishes":
+        return _smoothstep(1.0 - t, 0.6)
+    return 1.0
+
+
+def growing_blobs(size: int = 128, steps: int = 6, seed: int = 0) -> SyntheticCase:
+    """Rain-cell-like Gaussian blobs: two move, one grows, one appears, one vanishes.
+
+    A stand-in for satellite or radar rain where mass is moved, created and destroyed (what
+    the optimal-transport methods are for). Over the 12 h interval two blobs translate (by
+    about 7-9 % of the side), one widens from a sigma of 3.5 % to 6.5 % of the side at constant
+    peak (its mass almost triples), one appears (absent until a fraction of 0.6, full at 1) and
+    one vanishes (fading out by 0.4), on a background of 0.05. Positions, sizes and
+    displacements scale with ``size``; ``seed`` jitters the centres by up to 3 % of the side.
+
+    The true velocity is that of the blob holding the mass at each cell (intensity-weighted
+    over the blobs, tending to zero away from them): the translation of the moving blobs, the
+    radial spreading ``(d sigma / dt) / sigma * (x - centre)`` of the growing one (which keeps its
+    brightness constant along the motion), and zero for the appearing and vanishing ones, whose
+    change is a source, not a motion. Appearance and disappearance happen away from mid-time,
+    so brightness constancy holds there.
+
+    Parameters
+    ----------
+    size : int, default 128
+        Number of rows and columns (1 km cells).
+    steps : int, default 6
+        Number of intervals between ``first`` and ``last``; ``frames`` holds ``steps + 1``
+        images.
+    seed : int, default 0
+        Seed of the jitter of the blob centres.
+
+    Returns
+    -------
+    SyntheticCase
+        As the other cases (``backscatter``-like dimensionless values, EPSG:3413, 12 h).
+    """
+    if size < 2 or steps < 1:
+        raise ValueError(f"need size >= 2 and steps >= 1, got size={size}, steps={steps}")
+    rng = np.random.default_rng(seed)
+    jitter = rng.uniform(-0.03, 0.03, (len(_BLOBS), 2)) * size
+    idx = np.arange(size, dtype=float)
+    px, py = idx[None, :], -idx[:, None]  # map cells: column -> east, row -> south
+    fractions = np.linspace(0.0, 1.0, steps + 1)
+    frames, us, vs = [], [], []
+    for t in fractions:
+        img, mom_u, mom_v, weight = np.full((size, size), _DRIZZLE), 0.0, 0.0, 1e-3
+        for (centre, shift, (s0, s1), peak, kind), jit in zip(_BLOBS, jitter):
+            cx = centre[0] * size + jit[0] + shift[0] * size * t
+            cy = centre[1] * size + jit[1] + shift[1] * size * t
+            sigma = (s0 + (s1 - s0) * t) * size
+            blob = peak * _presence(kind, t) * np.exp(-((px - cx) ** 2 + (py - cy) ** 2) / (2 * sigma**2))
+            spread = (s1 - s0) * size / sigma  # (d sigma / dt) / sigma, per interval
+            u = (shift[0] * size + spread * (px - cx)) * CELL / SECONDS
+            v = (shift[1] * size + spread * (py - cy)) * CELL / SECONDS
+            img, mom_u, mom_v, weight = img + blob, mom_u + blob * u, mom_v + blob * v, weight + blob
+        frames.append(img)
+        us.append(mom_u / weight)
+        vs.append(mom_v / weight)
+    x = X_UL + CELL / 2 + CELL * idx
+    y = Y_UL - CELL / 2 - CELL * idx
+    ns = np.round(fractions * INTERVAL.astype(np.int64)).astype(np.int64)
+    coords = {
+        "time": ("time", START + ns.astype("timedelta64[ns]")),
+        "interp_fraction": ("time", fractions),
+        "y": ("y", y, {"standard_name": "projection_y_coordinate", "units": "m", "axis": "Y"}),
+        "x": ("x", x, {"standard_name": "projection_x_coordinate", "units": "m", "axis": "X"}),
+    }
+    dims = ("time", "y", "x")
+    stack = xr.DataArray(np.stack(frames).astype(np.float32), coords=coords, dims=dims, name="backscatter",
+                         attrs={"units": "1", "long_name": "synthetic rain-cell-like blobs"})
+    stack = stack.rio.write_crs(CRS).rio.write_transform()
+    attrs = {"units": "m s-1"}
+    flow = xr.Dataset(
+        {"u": (dims, np.stack(us).astype(np.float32), {**attrs, "long_name": "true velocity toward +x"}),
+         "v": (dims, np.stack(vs).astype(np.float32), {**attrs, "long_name": "true velocity toward +y (north)"})},
+        coords=stack.drop_vars("spatial_ref").coords,
+    )
+    flow = flow.rio.write_crs(CRS).rio.write_transform()
+    first, last = (stack.isel(time=i).drop_vars("interp_fraction") for i in (0, -1))
+    description = "two blobs move, one grows, one appears after 60 %, one vanishes by 40 % in 12 h"
+    return SyntheticCase(first, last, stack, flow, "growing_blobs", description)
+
+
+_FACTORIES["growing_blobs"] = growing_blobs

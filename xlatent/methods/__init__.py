@@ -83,3 +83,4 @@ def available() -> list[str]:
 
 def _load_builtins() -> None:
     from xlatent.methods import advection, dynamic_ot, flow, latent, linear, ot  # noqa: F401  (register on import)
+    from xlatent.methods import ot_autoencoder  # noqa: F401
