@@ -248,3 +248,12 @@ def test_device_of_a_cpu_method_is_ignored_with_a_warning(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error", IgnoredOptionWarning)
         xlatent.interpolate(a, b, steps=1, method="flow", device="cpu", progress=False)
+
+
+def test_methods_that_run_on_the_device_say_so():
+    """The ignored-device warning is for CPU-only methods: dynamic-ot and ot-autoencoder run their
+    torch solvers on the device they are given."""
+    from xlatent import methods
+
+    on_device = {name for name in methods.available() if methods.spec(name).uses_device}
+    assert on_device == {"latent", "advection", "dynamic-ot", "ot-autoencoder"}

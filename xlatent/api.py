@@ -272,8 +272,9 @@ def check_device(device: Any, method: str = "latent", uses_device: bool = True) 
         from xlatent.exceptions import IgnoredOptionWarning
 
         warnings.warn(
-            f"method={method!r} runs on the CPU: device={device!r} is ignored (only the trained methods, "
-            "'latent' and 'advection', use a torch device). Pass device='auto' or 'cpu' to silence this.",
+            f"method={method!r} runs on the CPU: device={device!r} is ignored (the methods that use a "
+            "torch device: 'latent', 'advection', 'dynamic-ot', 'ot-autoencoder'). Pass device='auto' or 'cpu' "
+            "to silence this.",
             IgnoredOptionWarning,
             stacklevel=3,
         )
@@ -391,7 +392,7 @@ def interpolate(
     _check_seed(seed)
     _check_sizes(patch=patch, stride=stride)
     config = _config(config, options)
-    check_device(device, method, uses_device=spec.trained)
+    check_device(device, method, uses_device=spec.uses_device)
     geo.warn_undated(first, last)
     fn = spec.fn
     if _lazy(first, last):  # dask-backed inputs run chunk by chunk (xlatent.chunked)

@@ -629,7 +629,7 @@ def load(name: str, **kwargs) -> SyntheticCase:
     Parameters
     ----------
     name : str
-        One of `CASES` (``"translation"``, ``"rotation"``, ``"new_features"``) or `ANALYTIC`.
+        One of `CASES` (``"translation"``, ``"rotation"``, ``"new_features"``, ``"growing_blobs"``) or `ANALYTIC`.
     **kwargs
         Passed to the case function (``size``, ``steps``, ``seed``; ``texture`` for the
         analytic cases).

@@ -37,26 +37,30 @@ def physical(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A registered method: its function, its own options (with defaults), and whether it is
-    trained with a :class:`~xlatent.LatentConfig` (whose fields are then options too)."""
+    """A registered method: its function, its own options (with defaults), whether it is
+    trained with a :class:`~xlatent.LatentConfig` (whose fields are then options too), and
+    whether it runs on the torch ``device=`` it is given (else on the CPU)."""
 
     fn: MethodFn
     options: dict[str, Any]
     trained: bool
+    uses_device: bool = False
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
 
 
-def register(name: str, options: dict[str, Any] | None = None, trained: bool = False) -> Callable[[MethodFn], MethodFn]:
+def register(name: str, options: dict[str, Any] | None = None, trained: bool = False,
+             uses_device: bool | None = None) -> Callable[[MethodFn], MethodFn]:
     """Decorator adding a method to the registry under ``name``.
 
     ``options`` are the keywords the method accepts besides the common ones, with defaults;
-    ``trained`` methods also take every :class:`~xlatent.LatentConfig` field.
+    ``trained`` methods also take every :class:`~xlatent.LatentConfig` field; ``uses_device``
+    (default: ``trained``) says that the method runs on the torch ``device=`` it is given.
     """
 
     def wrap(fn: MethodFn) -> MethodFn:
-        _REGISTRY[name] = MethodSpec(fn, dict(options or {}), trained)
+        _REGISTRY[name] = MethodSpec(fn, dict(options or {}), trained, trained if uses_device is None else uses_device)
         return fn
 
     return wrap

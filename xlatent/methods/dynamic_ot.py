@@ -375,7 +375,7 @@ def _channel(x0, x1, valid, fractions, obstacle, opts):
 
 
 @register("dynamic-ot", options={"ot_steps": 16, "ot_iters": 1000, "ot_grid": 64, "unbalanced": None,
-                                  "obstacle": None})
+                                  "obstacle": None}, uses_device=True)
 def dynamic_ot(first, last, mask, fractions, *, mean, std, device: str = "auto", ot_steps: int = 16,
                ot_iters: int = 1000, ot_grid: int = 64, unbalanced: float | None = None, obstacle=None,
                **_) -> MethodResult:

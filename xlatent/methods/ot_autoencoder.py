@@ -216,7 +216,7 @@ def path_motion(path: np.ndarray, mask: np.ndarray, lo: np.ndarray, device="cpu"
     return field.astype(np.float32), float(np.dot(energies, w))
 
 
-@register("ot-autoencoder", options=dict(_OPTIONS))
+@register("ot-autoencoder", options=dict(_OPTIONS), uses_device=True)
 def ot_autoencoder(first, last, mask, fractions, *, patch, stride, config=None, device="auto", seed=0,
                    progress=True, exact_endpoints=True, **options) -> MethodResult:
     import torch
