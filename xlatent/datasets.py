@@ -349,3 +349,8 @@ def load(name: str, **kwargs) -> SyntheticCase:
     except KeyError:
         raise ValueError(f"unknown case {name!r}; valid cases are {', '.join(CASES)}") from None
     return factory(**kwargs)
+
+
+from xlatent.datasets_wave import wave_equation  # noqa: E402  (the forecasting data, issue 15)
+
+__all__ += ["wave_equation"]

@@ -74,3 +74,11 @@ class UnknownVariableError(XlatentError, ValueError):
 
 class CRSError(XlatentError, ValueError):
     """The operation needs a coordinate reference system the data does not have."""
+
+
+class IrregularTimeError(XlatentError, ValueError):
+    """A series to forecast from is not at one regular time step (or has no ``time`` dim)."""
+
+
+class SeriesTooShortError(XlatentError, ValueError):
+    """A series to forecast from has fewer than ``context + 1`` frames (or a frame without data)."""
