@@ -157,15 +157,19 @@ def _check_step(times: np.ndarray, label: str):
     return step
 
 
-def _series(series: Any, context: int, x_dim=None, y_dim=None, label: str = "series") -> _Series:
+def _series(series: Any, context: int, x_dim=None, y_dim=None, label: str = "series", fitting: bool = True) -> _Series:
+    """Validate ``series``: a time dim at one regular step, ``context + 1`` frames when ``fitting``
+    (the context and one frame to learn from), else ``context``; no frame without data."""
     geo.check_input(series, label)
     if "time" not in series.dims:
         raise IrregularTimeError(f"{label} has no 'time' dimension (dims: {tuple(series.dims)}): pass a "
                                  "(time, y, x) series, e.g. da.rename(t='time').")
-    if series.sizes["time"] < context + 1:
+    least = context + 1 if fitting else context
+    if series.sizes["time"] < least:
+        why = "the context and one frame to learn from" if fitting else "the context"
         raise SeriesTooShortError(
             f"{label} has {series.sizes['time']} frame(s); forecasting with context={context} needs at least "
-            f"{context + 1} (the context and one frame to learn from). Pass a longer series or a smaller context=."
+            f"{least} ({why}). Pass a longer series or a smaller context=."
         )
     times = _times(series)
     step = _check_step(times, label)
@@ -273,17 +277,19 @@ class Forecaster:
         x, _ = _normalise(s.values[-self.context :], self._mean, self._std)
         return flat_context(torch.from_numpy(x)[None].to(self._device))
 
-    def static_code(self, window: xr.DataArray) -> np.ndarray:
-        """``S`` (the latent map, ``(channels, H/4, W/4)``) from the last ``context`` frames of ``window``."""
+    def codes(self, window: xr.DataArray) -> tuple[np.ndarray | None, np.ndarray]:
+        """``(S, T_0)`` from the last ``context`` frames of ``window``: the static latent map
+        ``(static_channels, H/4, W/4)`` (None without S) and the initial dynamic state."""
         import torch
 
         from xlatent.model.forecast import pad_to
 
-        s = _series(window, self.context - 1, *self._dims, label="window")
-        if not self.config.static:
-            raise ConfigError("This forecaster was fitted without S (static=False): it has no static code.")
+        s = _series(window, self.context, *self._dims, label="window", fitting=False)
+        ctx = pad_to(self._tensor(s))[0]
         with torch.inference_mode():
-            return self._model.encode_static(pad_to(self._tensor(s))[0])[0][0].cpu().numpy()
+            static = self._model.encode_static(ctx)
+            dynamic = self._model.encode_dynamic(ctx)
+        return (None if static is None else static[0][0].cpu().numpy()), dynamic[0].cpu().numpy()
 
     def forecast(self, context_window: xr.DataArray, horizon: int = 12, *, clip: bool = True) -> xr.DataArray:
         """The ``horizon`` frames after ``context_window`` (its last ``context`` frames are used).
@@ -296,13 +302,10 @@ class Forecaster:
         from xlatent.model.forecast import pad_to
 
         horizon = _check_whole("horizon", horizon, 1)
-        s = _series(context_window, self.context - 1, *self._dims, label="context_window")
+        s = _series(context_window, self.context, *self._dims, label="context_window", fitting=False)
         if s.values.shape[1] != self._model.channels:
             raise InputError(f"The forecaster was fitted on {self._model.channels} channel(s); this window has "
                              f"{s.values.shape[1]}.")
-        if s.values.shape[0] < self.context:
-            raise SeriesTooShortError(f"context_window has {s.values.shape[0]} frame(s); this forecaster needs "
-                                      f"{self.context}.")
         ctx, (h, w) = pad_to(self._tensor(s))
         with torch.inference_mode():
             frames = torch.stack(self._model.rollout(ctx, horizon), dim=1)[0, :, :, :h, :w].cpu().numpy()
