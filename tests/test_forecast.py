@@ -134,6 +134,12 @@ def test_save_load_same_forecast(tiny, wave, tmp_path):
     assert back.config == tiny.config and back.context == tiny.context
 
 
+def test_window_at_another_step_is_refused(tiny, wave):
+    coarse = wave.isel(time=slice(0, 12, 2))
+    with pytest.raises(IrregularTimeError, match="fitted at"):
+        tiny.forecast(coarse, 2)
+
+
 def test_load_rejects_foreign_file(tmp_path):
     from xlatent.exceptions import ModelFileError
 

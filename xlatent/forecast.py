@@ -253,7 +253,7 @@ class Forecaster:
     """
 
     def __init__(self, model, config: ForecastConfig, context: int, mean, std, step, dims=(None, None),
-                 history=None, device=None) -> None:
+                 history=None, device=None, value_range=None) -> None:
         self._model = model
         self.config = config
         self.context = int(context)
@@ -263,6 +263,8 @@ class Forecaster:
         self._dims = tuple(dims)
         self._history = history
         self._device = device
+        # per-channel min and max of the training series: forecasts are clipped to them
+        self._range = None if value_range is None else np.asarray(value_range, dtype=np.float32)
 
     @property
     def history(self) -> dict | None:
@@ -306,6 +308,11 @@ class Forecaster:
         if s.values.shape[1] != self._model.channels:
             raise InputError(f"The forecaster was fitted on {self._model.channels} channel(s); this window has "
                              f"{s.values.shape[1]}.")
+        if s.step is not None and self._step is not None and _encode_step(s.step) != list(self._step):
+            raise IrregularTimeError(
+                f"context_window has a time step of {s.step}, the forecaster was fitted at {self._step_value()}: "
+                "forecast at the step it was fitted at (resample the window)."
+            )
         ctx, (h, w) = pad_to(self._tensor(s))
         with torch.inference_mode():
             frames = torch.stack(self._model.rollout(ctx, horizon), dim=1)[0, :, :, :h, :w].cpu().numpy()
@@ -313,7 +320,8 @@ class Forecaster:
         if s.step is None:
             s.step = self._step_value()
         call = cf.call_repr("Forecaster.forecast", horizon=horizon, context=self.context)
-        return _output(s, frames, horizon, _attrs("latent", s, self.config, call, self._device), clip)
+        lo, hi = (None, None) if self._range is None else self._range
+        return _output(s, frames, horizon, _attrs("latent", s, self.config, call, self._device), clip, lo, hi)
 
     def _step_value(self):
         if self._step is None:
@@ -327,7 +335,8 @@ class Forecaster:
 
         meta = {"format": _FORMAT, "format_version": _FORMAT_VERSION, "channels": self._model.channels,
                 "context": self.context, "config": self.config.to_dict(), "mean": self._mean.tolist(),
-                "std": self._std.tolist(), "step": self._step, "dims": list(self._dims)}
+                "std": self._std.tolist(), "step": self._step, "dims": list(self._dims),
+                "value_range": None if self._range is None else self._range.tolist()}
         state = {k: v.detach().cpu() for k, v in self._model.state_dict().items()}
         path = Path(path)
         torch.save({"meta": json.dumps(meta), "state_dict": state}, path)
@@ -382,7 +391,8 @@ def load_forecaster(path: str | Path, device: str = "auto") -> Forecaster:
     model = _build_model(meta["channels"], meta["context"], config)
     model.load_state_dict(blob["state_dict"])
     model.to(dev).eval()
-    return Forecaster(model, config, meta["context"], meta["mean"], meta["std"], meta["step"], meta["dims"], None, dev)
+    return Forecaster(model, config, meta["context"], meta["mean"], meta["std"], meta["step"], meta["dims"], None, dev,
+                      meta.get("value_range"))
 
 
 def _config(config: ForecastConfig | None, options: dict) -> ForecastConfig:
@@ -486,7 +496,9 @@ def fit_forecaster(
     model = _build_model(parsed[0].values.shape[1], context, cfg)
     dev = resolve_device(device)
     history = _train(model, data, cfg, context, dev, seed, progress)
-    return Forecaster(model, cfg, context, mean, std, _encode_step(parsed[0].step), (x_dim, y_dim), history, dev)
+    value_range = (np.nanmin(flat, axis=1), np.nanmax(flat, axis=1))
+    return Forecaster(model, cfg, context, mean, std, _encode_step(parsed[0].step), (x_dim, y_dim), history, dev,
+                      value_range)
 
 
 def forecast(
