@@ -1,12 +1,19 @@
 """Forecasting (issue 15): errors before training, output shape/time/CRS, S invariance, save/load."""
 
+import os
+
 import numpy as np
 import pytest
 import xarray as xr
 
 import xlatent
 from xlatent.datasets import wave_equation
-from xlatent.exceptions import ConfigError, InputError, IrregularTimeError, SeriesTooShortError
+from xlatent.exceptions import (
+    ConfigError,
+    InputError,
+    IrregularTimeError,
+    SeriesTooShortError,
+)
 
 # a model small enough to train in seconds on a shared CPU
 TINY = dict(width=8, static_channels=4, dynamic_channels=4, ode_hidden=8, train_horizon=3, batch_size=2,
@@ -141,9 +148,9 @@ def test_window_at_another_step_is_refused(tiny, wave):
 
 
 def test_load_rejects_foreign_file(tmp_path):
-    from xlatent.exceptions import ModelFileError
-
     import torch
+
+    from xlatent.exceptions import ModelFileError
 
     torch.save({"meta": "{}", "state_dict": {}}, tmp_path / "x.pt")
     with pytest.raises(ModelFileError):
@@ -174,3 +181,19 @@ def test_no_static_ablation_has_no_code(wave):
     f = xlatent.fit_forecaster(wave, context=3, max_iters=2, static=False, **TINY)
     s, t = f.codes(wave)
     assert s is None and t.shape[0] == TINY["static_channels"] + TINY["dynamic_channels"]
+
+
+@pytest.mark.skipif(not os.environ.get("XLATENT_SLOW_TESTS"), reason="minutes of CPU training: set XLATENT_SLOW_TESTS=1")
+def test_wave_training_beats_persistence_at_t_plus_5():
+    """Measured: a 20-30 s training cannot do it on a shared 2-core CPU (40-120 steps on 16² left the
+    latent forecast level with or below persistence at t+5), so this runs on demand. 250 steps on
+    32² (the benchmark's setting) do: benchmarks/RESULTS.md."""
+    train = [wave_equation(32, 60, seed=100 + i) for i in range(3)]
+    test = wave_equation(32, 60, seed=900)
+    f = xlatent.fit_forecaster(train, context=4, max_iters=250, seed=0, progress=False, patch=32, stride=4)
+    lat, per = [], []
+    for t0 in (16, 28, 40):
+        truth = test.isel(time=t0 + 4).values
+        lat.append(np.mean((f.forecast(test.isel(time=slice(t0 - 4, t0)), 5).values[4] - truth) ** 2))
+        per.append(np.mean((test.isel(time=t0 - 1).values - truth) ** 2))
+    assert np.mean(lat) < 0.7 * np.mean(per), (lat, per)

@@ -15,15 +15,22 @@ training loop shared with the interpolator.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from xlatent import cf, geo
-from xlatent.exceptions import ConfigError, InputError, IrregularTimeError, ModelFileError, SeriesTooShortError
+from xlatent.exceptions import (
+    ConfigError,
+    InputError,
+    IrregularTimeError,
+    ModelFileError,
+    SeriesTooShortError,
+)
 
 METHODS = ("latent", "flow", "persistence")
 _FORMAT = "xlatent-forecast-model"
@@ -110,7 +117,7 @@ class ForecastConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "ForecastConfig":
+    def from_dict(cls, values: dict) -> ForecastConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
