@@ -76,9 +76,9 @@ class CRSError(XlatentError, ValueError):
     """The operation needs a coordinate reference system the data does not have."""
 
 
-class IrregularTimeError(XlatentError, ValueError):
+class IrregularTimeError(InputError):
     """A series to forecast from is not at one regular time step (or has no ``time`` dim)."""
 
 
-class SeriesTooShortError(XlatentError, ValueError):
+class SeriesTooShortError(InputError):
     """A series to forecast from has fewer than ``context + 1`` frames (or a frame without data)."""
