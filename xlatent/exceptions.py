@@ -81,4 +81,4 @@ class IrregularTimeError(InputError):
 
 
 class SeriesTooShortError(InputError):
-    """A series to forecast from has fewer than ``context + 1`` frames (or a frame without data)."""
+    """A series to forecast from has fewer than ``context + 1`` frames."""
