@@ -61,6 +61,34 @@ class LatentDynAccessor:
 
         return fit(self._obj, other, **kwargs)
 
+    def forecast(self, horizon: int = 12, context: int = 4, method: str = "latent", **kwargs: Any):
+        """The ``horizon`` frames after this series: :func:`xlatent.forecast` (same keywords).
+
+        Parameters
+        ----------
+        horizon : int
+            Frames to forecast.
+        context : int
+            Frames the forecast starts from (the last ones of the series).
+        method : {"latent", "flow", "persistence"}
+            The PDE-driven latent forecaster (trained on this series), semi-Lagrangian
+            extrapolation along the last motion, or the last frame repeated.
+        **kwargs
+            Any keyword of :func:`xlatent.forecast` (``device=``, ``seed=``, ``max_iters=``...).
+
+        Returns
+        -------
+        xarray.DataArray
+            ``(time, [channel], y, x)`` with time stamps continuing this series.
+
+        Examples
+        --------
+        >>> future = series.latentdyn.forecast(horizon=12, context=4)  # doctest: +SKIP
+        """
+        from xlatent.forecast import forecast
+
+        return forecast(self._obj, horizon, context, method=method, **kwargs)
+
 
 @xr.register_dataset_accessor("latentdyn")
 class LatentDynDatasetAccessor:

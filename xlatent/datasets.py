@@ -754,3 +754,7 @@ def growing_blobs(size: int = 128, steps: int = 6, seed: int = 0) -> SyntheticCa
 
 
 _FACTORIES["growing_blobs"] = growing_blobs
+
+from xlatent.datasets_wave import wave_equation  # noqa: E402  (the forecasting data, issue 15)
+
+__all__ += ["wave_equation"]

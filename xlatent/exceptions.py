@@ -88,3 +88,9 @@ class NonFiniteWarning(XlatentWarning):
 class SpeedWarning(XlatentWarning):
     """The motion converted to ``m s-1`` is faster than anything in the atmosphere or ocean:
     the time coords or the grid spacing are likely wrong."""
+class IrregularTimeError(InputError):
+    """A series to forecast from is not at one regular time step (or has no ``time`` dim)."""
+
+
+class SeriesTooShortError(InputError):
+    """A series to forecast from has fewer than ``context + 1`` frames."""

@@ -1,9 +1,11 @@
-"""Training loop of the latent model on one image pair: patches, Adam, decay, early stop."""
+"""Training loops: the generic Adam loop (:func:`optimise`, shared by the trained models) and
+the latent model's training on one image pair: patches, Adam, decay, early stop."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,15 +28,24 @@ class History:
     autoencoder: list[float] = field(default_factory=list)
     seconds: float = 0.0
     stopped: str = ""
+    parts: dict[str, list[float]] = field(default_factory=dict)
+
+    def record(self, values: dict, keys: Sequence[str]) -> None:
+        """Append one step's ``values`` for ``keys``: to a fixed field when there is one, else to ``parts``."""
+        for key in keys:
+            target = getattr(self, key) if key in ("loss", "terminal", "autoencoder") else self.parts.setdefault(key, [])
+            target.append(values[key])
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "loss": self.loss,
             "terminal": self.terminal,
             "autoencoder": self.autoencoder,
             "seconds": self.seconds,
             "stopped": self.stopped,
         }
+        out.update(self.parts)  # only the forecaster's named parts; none for the interpolator
+        return out
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -111,7 +122,46 @@ def train_windows(
 
 
 def _optimise(model, draw, c: int, has_prior: bool, config: LatentConfig, device, seed, progress) -> History:
-    """The training loop proper: ``draw(rng)`` returns one batch ``(B, L, h, w)``."""
+    """The interpolator's step on the generic loop: ``draw(rng)`` returns one batch ``(B, L, h, w)``."""
+
+    def step(rng: np.random.Generator):
+        batch = draw(rng).contiguous(memory_format=torch.channels_last)
+        return total_loss(
+            model, batch[:, :c], batch[:, c : 2 * c], batch[:, 2 * c : 2 * c + 1], config,
+            batch[:, 2 * c + 1 :] if has_prior else None,
+        )
+
+    return optimise(
+        model, step, device=device, seed=seed, progress=progress, lr=config.lr, lr_final=config.lr_final,
+        max_iters=config.max_iters, patience=config.patience, min_delta=config.min_delta,
+        time_budget=config.time_budget, keys=("loss", "terminal", "autoencoder"),
+    )
+
+
+def optimise(
+    model: torch.nn.Module,
+    step: Callable[[np.random.Generator], tuple[torch.Tensor, dict]],
+    *,
+    device: torch.device,
+    seed: int | None,
+    progress: bool,
+    lr: float,
+    lr_final: float,
+    max_iters: int,
+    patience: int,
+    min_delta: float,
+    time_budget: float | None,
+    keys: Sequence[str] = ("loss",),
+    betas: tuple[float, float] = (0.9, 0.999),
+    desc: str = "xlatent fit",
+) -> History:
+    """Generic Adam loop shared by the trained models: seeding, exponential decay from ``lr`` to
+    ``lr_final``, early stop on a plateau of the smoothed loss, time budget, progress bar, History.
+
+    ``step(rng)`` draws one batch with the numpy generator ``rng`` and returns the loss tensor and
+    a dict of floats (``"loss"`` and the parts named in ``keys``). The History's fixed fields
+    (``loss``, ``terminal``, ``autoencoder``) take those keys; any other key goes to ``parts``.
+    """
     from tqdm.auto import tqdm
 
     rng = np.random.default_rng(seed)
@@ -119,28 +169,23 @@ def _optimise(model, draw, c: int, has_prior: bool, config: LatentConfig, device
         torch.manual_seed(seed)
     # channels_last: measured 2.2x faster training steps on CPU for these narrow nets
     model.to(device=device, memory_format=torch.channels_last).train()
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    gamma = (config.lr_final / config.lr) ** (1.0 / max(config.max_iters, 1))
+    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=betas)
+    gamma = (lr_final / lr) ** (1.0 / max(max_iters, 1))
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma)
     history = History()
     best, since_best, smooth = np.inf, 0, None
     start = time.perf_counter()
-    bar = tqdm(total=config.max_iters, desc="xlatent fit", disable=not progress, leave=False)
+    bar = tqdm(total=max_iters, desc=desc, disable=not progress, leave=False)
     try:
-        for it in range(config.max_iters):
-            batch = draw(rng).contiguous(memory_format=torch.channels_last)
-            loss, parts = total_loss(
-                model, batch[:, :c], batch[:, c : 2 * c], batch[:, 2 * c : 2 * c + 1], config,
-                batch[:, 2 * c + 1 :] if has_prior else None,
-            )
+        for it in range(max_iters):
+            loss, parts = step(rng)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            for key in ("loss", "terminal", "autoencoder"):
-                getattr(history, key).append(parts[key])
+            history.record(parts, keys)
             smooth = parts["loss"] if smooth is None else 0.95 * smooth + 0.05 * parts["loss"]
-            if smooth < best * (1 - config.min_delta):
+            if smooth < best * (1 - min_delta):
                 best, since_best = smooth, 0
             else:
                 since_best += 1
@@ -148,14 +193,14 @@ def _optimise(model, draw, c: int, has_prior: bool, config: LatentConfig, device
             if it % 10 == 0:
                 bar.set_postfix(loss=f"{smooth:.4g}")
             elapsed = time.perf_counter() - start
-            if since_best >= config.patience:
+            if since_best >= patience:
                 history.stopped = f"plateau after {it + 1} steps"
                 break
-            if config.time_budget is not None and elapsed >= config.time_budget:
-                history.stopped = f"time budget ({config.time_budget:g} s) after {it + 1} steps"
+            if time_budget is not None and elapsed >= time_budget:
+                history.stopped = f"time budget ({time_budget:g} s) after {it + 1} steps"
                 break
         else:
-            history.stopped = f"max_iters ({config.max_iters})"
+            history.stopped = f"max_iters ({max_iters})"
     finally:
         bar.close()
     history.seconds = time.perf_counter() - start

@@ -1,0 +1,150 @@
+"""Forecast skill by lead time: latent (Donà et al. 2021), its ablation without S, flow, persistence.
+
+Not a timed test. Two datasets:
+
+- **WaveEq** (``xlatent.datasets.wave_equation``, 32 x 32): the latent models train on
+  ``--wave-train`` sequences and are scored on 2 held-out sequences, from several context windows.
+- **Radar** (the MeteoSwiss series in ``../shared/data``, 128 x 128 cells of 2 km, 5 min): the
+  latent models train on the first 28 frames of the three series together; each series is then
+  forecast from frames 24-27 and scored on frames 28-39 (12 leads, 5 to 60 min).
+
+PSNR uses the range of the true frames of the case; SSIM (scikit-image) the same range; MAE in
+the data's units. Prints markdown tables and writes ``benchmarks/out/forecast_skill.png``.
+
+Run: ``python benchmarks/forecast.py --budget 150`` (seconds of training per latent model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+import xlatent
+from xlatent.datasets import wave_equation
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+OUT = Path(__file__).resolve().parent / "out"
+CONTEXT, HORIZON = 4, 12
+
+
+def scores(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """``(lead, 3)``: PSNR, SSIM, MAE per lead of ``(lead, H, W)`` arrays."""
+    from skimage.metrics import structural_similarity
+
+    rng = float(np.nanmax(truth) - np.nanmin(truth)) or 1.0
+    out = []
+    for p, t in zip(pred, truth):
+        ok = np.isfinite(p) & np.isfinite(t)
+        p, t = np.where(ok, p, 0.0), np.where(ok, t, 0.0)
+        mse = float(((p - t) ** 2)[ok].mean())
+        out.append((10 * np.log10(rng**2 / max(mse, 1e-12)), structural_similarity(t, p, data_range=rng),
+                    float(np.abs(p - t)[ok].mean())))
+    return np.array(out)
+
+
+def evaluate(cases, forecasters) -> dict[str, np.ndarray]:
+    """Mean scores ``(lead, 3)`` per method over ``cases`` of ``(series up to t0, truth frames)``."""
+    table: dict[str, list[np.ndarray]] = {}
+    for series, truth in cases:
+        for name, fn in forecasters.items():
+            pred = fn(series)
+            table.setdefault(name, []).append(scores(np.asarray(pred.values), np.asarray(truth.values)))
+    return {k: np.mean(v, axis=0) for k, v in table.items()}
+
+
+def baselines() -> dict:
+    kw = dict(horizon=HORIZON, context=CONTEXT, progress=False)
+    return {
+        "persistence": lambda s: s.latentdyn.forecast(method="persistence", **kw),
+        "flow": lambda s: s.latentdyn.forecast(method="flow", **kw),
+    }
+
+
+def latent_models(train, budget: float, seed: int, **options) -> dict:
+    out = {}
+    for name, static in (("latent", True), ("latent (no S)", False)):
+        t = time.perf_counter()
+        f = xlatent.fit_forecaster(train, context=CONTEXT, seed=seed, progress=False, time_budget=budget,
+                                   max_iters=100_000, patience=100_000, static=static, **options)
+        print(f"  {name}: {f.history['stopped']}, {time.perf_counter() - t:.0f} s, "
+              f"loss {np.mean(f.history['loss'][:10]):.3g} -> {np.mean(f.history['loss'][-20:]):.3g}", flush=True)
+        out[name] = (lambda s, f=f: f.forecast(s.isel(time=slice(-CONTEXT, None)), HORIZON))
+    return out
+
+
+def wave(budget: float, n_train: int, seed: int) -> dict[str, np.ndarray]:
+    train = [wave_equation(32, 60, seed=100 + i) for i in range(n_train)]
+    tests = [wave_equation(32, 60, seed=900 + i) for i in range(2)]
+    cases = [(w.isel(time=slice(0, t0)), w.isel(time=slice(t0, t0 + HORIZON))) for w in tests for t0 in (16, 28, 40)]
+    models = {**baselines(), **latent_models(train, budget, seed, patch=32, stride=4)}
+    return evaluate(cases, models)
+
+
+def radar(budget: float, seed: int) -> dict[str, np.ndarray]:
+    series = [xr.open_dataset(p, decode_coords="all").rainfall_rate.load() for p in sorted(DATA.glob("mch_*.nc"))]
+    t0 = 28
+    train = [s.isel(time=slice(0, t0)) for s in series]
+    cases = [(s.isel(time=slice(0, t0)), s.isel(time=slice(t0, t0 + HORIZON))) for s in series]
+    models = {**baselines(), **latent_models(train, budget, seed, patch=64, stride=8)}
+    return evaluate(cases, models)
+
+
+def markdown(title: str, result: dict[str, np.ndarray], step: str) -> str:
+    names = list(result)
+    head = "| lead | " + " | ".join(f"{n} PSNR / SSIM / MAE" for n in names) + " |"
+    lines = [f"**{title}** (mean over cases; PSNR dB, MAE in data units)", "", head,
+             "|" + "---|" * (len(names) + 1)]
+    for k in range(HORIZON):
+        cells = [f"{result[n][k, 0]:.2f} / {result[n][k, 1]:.3f} / {result[n][k, 2]:.3g}" for n in names]
+        lines.append(f"| +{k + 1} ({step}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def figure(results: dict[str, dict[str, np.ndarray]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(results), figsize=(5 * len(results), 7), squeeze=False)
+    leads = np.arange(1, HORIZON + 1)
+    for j, (title, result) in enumerate(results.items()):
+        for i, (col, label) in enumerate(((0, "PSNR (dB)"), (2, "MAE"))):
+            ax = axes[i, j]
+            for name, arr in result.items():
+                ax.plot(leads, arr[:, col], marker="o", ms=3, label=name)
+            ax.set_xlabel("lead (frames)")
+            ax.set_ylabel(label)
+            ax.set_title(title)
+            ax.grid(alpha=0.3)
+    axes[0, 0].legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=150.0, help="training seconds per latent model")
+    parser.add_argument("--wave-train", type=int, default=6, help="WaveEq training sequences")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-radar", action="store_true")
+    args = parser.parse_args()
+    results = {}
+    print("WaveEq 32x32", flush=True)
+    results["WaveEq 32x32 (2 ms step)"] = wave(args.budget, args.wave_train, args.seed)
+    print(markdown("WaveEq 32x32", results["WaveEq 32x32 (2 ms step)"], "2 ms"), flush=True)
+    if not args.skip_radar and DATA.is_dir():
+        print("Radar (MeteoSwiss, 3 series)", flush=True)
+        results["Radar 128x128 (5 min step)"] = radar(args.budget, args.seed)
+        print(markdown("Radar, mm h-1", results["Radar 128x128 (5 min step)"], "5 min"), flush=True)
+    figure(results, OUT / "forecast_skill.png")
+    print(f"figure: {OUT / 'forecast_skill.png'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""Forecasting (issue 15): errors before training, output shape/time/CRS, S invariance, save/load."""
+
+import os
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import xlatent
+from xlatent.datasets import wave_equation
+from xlatent.exceptions import (
+    ConfigError,
+    InputError,
+    IrregularTimeError,
+    SeriesTooShortError,
+)
+
+# a model small enough to train in seconds on a shared CPU
+TINY = dict(width=8, static_channels=4, dynamic_channels=4, ode_hidden=8, train_horizon=3, batch_size=2,
+            patch=16, progress=False)
+
+
+@pytest.fixture(scope="module")
+def wave():
+    return wave_equation(size=16, frames=24, seed=3)
+
+
+@pytest.fixture(scope="module")
+def tiny(wave):
+    return xlatent.fit_forecaster(wave, context=3, max_iters=4, seed=0, **TINY)
+
+
+@pytest.fixture()
+def no_training(monkeypatch):
+    """Fail the test if any training step starts."""
+    import xlatent.train
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("training started before the inputs were checked")
+
+    monkeypatch.setattr(xlatent.train, "optimise", refuse)
+
+
+@pytest.mark.parametrize("method", ["latent", "flow", "persistence"])
+def test_irregular_time_step_is_a_named_error(wave, method, no_training):
+    times = wave.time.values.copy()
+    times[5:] += np.timedelta64(1, "ms")
+    with pytest.raises(IrregularTimeError, match="regular"):
+        wave.assign_coords(time=times).latentdyn.forecast(horizon=2, context=3, method=method)
+
+
+def test_series_shorter_than_context_plus_one(wave, no_training):
+    with pytest.raises(SeriesTooShortError, match="at least 5"):
+        wave.isel(time=slice(0, 4)).latentdyn.forecast(horizon=2, context=4)
+
+
+@pytest.mark.parametrize("horizon", [0, -1, 1.5])
+def test_bad_horizon(wave, horizon, no_training):
+    with pytest.raises(ConfigError, match="horizon"):
+        wave.latentdyn.forecast(horizon=horizon, context=3)
+
+
+def test_all_nan_frame(wave, no_training):
+    values = wave.values.copy()
+    values[7] = np.nan
+    with pytest.raises(InputError, match=r"all NaN.*\[7\]"):
+        wave.copy(data=values).latentdyn.forecast(horizon=2, context=3)
+
+
+def test_unknown_option_and_method(wave, no_training):
+    with pytest.raises(ConfigError, match="nonsense"):
+        wave.latentdyn.forecast(horizon=2, context=3, nonsense=1)
+    with pytest.raises(ConfigError, match="latent"):
+        wave.latentdyn.forecast(horizon=2, context=3, method="persistence", max_iters=3)
+    with pytest.raises(ConfigError, match="method"):
+        wave.latentdyn.forecast(horizon=2, context=3, method="magic")
+
+
+def _check_like(out, series, horizon):
+    step = series.time.values[1] - series.time.values[0]
+    assert out.dims == series.dims
+    assert out.sizes["time"] == horizon
+    assert out.shape[1:] == series.shape[1:]
+    np.testing.assert_array_equal(out.time.values, series.time.values[-1] + step * np.arange(1, horizon + 1))
+    np.testing.assert_array_equal(out.lead_time.values, step * np.arange(1, horizon + 1))
+    assert out.rio.crs == series.rio.crs
+    assert out.encoding.get("grid_mapping") == "spatial_ref"
+    np.testing.assert_array_equal(out.x.values, series.x.values)
+    assert out.attrs["long_name"] == series.attrs["long_name"]
+    assert out.attrs["history"].count("\n") == series.attrs.get("history", "x").count("\n") + ("history" in series.attrs)
+
+
+@pytest.mark.parametrize("method", ["flow", "persistence"])
+def test_baselines_shape_time_crs(wave, method):
+    series = wave.assign_attrs(history="made by hand")
+    out = series.latentdyn.forecast(horizon=5, context=3, method=method, progress=False)
+    _check_like(out, series, 5)
+    assert out.attrs["history"].startswith("made by hand\n")
+    assert f"method='{method}'" in out.attrs["history"]
+    if method == "persistence":
+        np.testing.assert_array_equal(out.values, np.repeat(wave.values[-1:], 5, axis=0))
+    assert series.attrs["history"] == "made by hand"  # the input is not touched
+
+
+def test_flow_extrapolates_a_moving_blob():
+    yy, xx = np.mgrid[0:32, 0:32].astype(float)
+    frames = np.stack([np.exp(-((xx - 8 - 2 * k) ** 2 + (yy - 16) ** 2) / 18) for k in range(8)]).astype("float32")
+    da = xr.DataArray(frames, dims=("time", "y", "x"),
+                      coords={"time": np.datetime64("2024-01-01") + np.arange(8) * np.timedelta64(5, "m")})
+    truth = np.stack([np.exp(-((xx - 8 - 2 * k) ** 2 + (yy - 16) ** 2) / 18) for k in range(6, 9)])
+    flow = da.isel(time=slice(0, 6)).latentdyn.forecast(horizon=3, context=2, method="flow", progress=False)
+    pers = da.isel(time=slice(0, 6)).latentdyn.forecast(horizon=3, context=2, method="persistence")
+    err_flow = np.abs(flow.values - truth).mean(axis=(1, 2))
+    err_pers = np.abs(pers.values - truth).mean(axis=(1, 2))
+    assert np.all(err_flow < 0.3 * err_pers), (err_flow, err_pers)
+
+
+def test_latent_shape_time_crs_and_channels(wave):
+    out = wave.latentdyn.forecast(horizon=4, context=3, max_iters=2, seed=0, **TINY)
+    _check_like(out, wave, 4)
+    assert out.attrs["xlatent_method"] == "latent"
+    assert np.isfinite(out.values).all()
+    both = xr.concat([wave, 2 * wave], dim="band").transpose("time", "band", "y", "x")
+    out2 = both.latentdyn.forecast(horizon=2, context=3, max_iters=2, seed=0, **TINY)
+    assert out2.dims == ("time", "band", "y", "x") and out2.sizes["band"] == 2
+
+
+def test_seed_reproducible(wave, tiny):
+    again = xlatent.fit_forecaster(wave, context=3, max_iters=4, seed=0, **TINY)
+    window = wave.isel(time=slice(-3, None))
+    np.testing.assert_array_equal(tiny.forecast(window, 3).values, again.forecast(window, 3).values)
+
+
+def test_save_load_same_forecast(tiny, wave, tmp_path):
+    path = tiny.save(tmp_path / "f.pt")
+    back = xlatent.load_forecaster(path)
+    window = wave.isel(time=slice(5, 9))
+    a, b = tiny.forecast(window, 4), back.forecast(window, 4)
+    np.testing.assert_array_equal(a.values, b.values)
+    np.testing.assert_array_equal(a.time.values, b.time.values)
+    assert back.config == tiny.config and back.context == tiny.context
+
+
+def test_window_at_another_step_is_refused(tiny, wave):
+    coarse = wave.isel(time=slice(0, 12, 2))
+    with pytest.raises(IrregularTimeError, match="fitted at"):
+        tiny.forecast(coarse, 2)
+
+
+def test_load_rejects_foreign_file(tmp_path):
+    import torch
+
+    from xlatent.exceptions import ModelFileError
+
+    torch.save({"meta": "{}", "state_dict": {}}, tmp_path / "x.pt")
+    with pytest.raises(ModelFileError):
+        xlatent.load_forecaster(tmp_path / "x.pt")
+
+
+def _relative_change(a, b):
+    return float(np.sum((a - b) ** 2) / np.sum(a**2 + b**2))
+
+
+def test_static_code_nearly_invariant_within_a_sequence():
+    """After a short training, S moves much less than the frames between two distant windows of
+    one sequence, and less than with the invariance loss switched off (lambda_s=0, same seed and
+    steps). Measured on this setup: S 0.062, S without the loss 0.101, frames 0.161."""
+    w = wave_equation(size=16, frames=50, seed=1)
+    opts = dict(context=3, max_iters=30, seed=0, **TINY)
+    with_s = xlatent.fit_forecaster(w.isel(time=slice(20, 50)), **opts)
+    without = xlatent.fit_forecaster(w.isel(time=slice(20, 50)), lambda_s=0.0, **opts)
+    a, b = w.isel(time=slice(30, 33)), w.isel(time=slice(44, 47))
+    change_frames = _relative_change(a.values, b.values)
+    change_s = _relative_change(with_s.codes(a)[0], with_s.codes(b)[0])
+    change_free = _relative_change(without.codes(a)[0], without.codes(b)[0])
+    assert change_s < 0.5 * change_frames, (change_s, change_frames)
+    assert change_s < 0.75 * change_free, (change_s, change_free)
+
+
+def test_no_static_ablation_has_no_code(wave):
+    f = xlatent.fit_forecaster(wave, context=3, max_iters=2, static=False, **TINY)
+    s, t = f.codes(wave)
+    assert s is None and t.shape[0] == TINY["static_channels"] + TINY["dynamic_channels"]
+
+
+@pytest.mark.skipif(not os.environ.get("XLATENT_SLOW_TESTS"), reason="minutes of CPU training: set XLATENT_SLOW_TESTS=1")
+def test_wave_training_beats_persistence_at_t_plus_5():
+    """Measured: a 20-30 s training cannot do it on a shared 2-core CPU (40-120 steps on 16² left the
+    latent forecast level with or below persistence at t+5), so this runs on demand. 250 steps on
+    32² (the benchmark's setting) do: benchmarks/RESULTS.md."""
+    train = [wave_equation(32, 60, seed=100 + i) for i in range(3)]
+    test = wave_equation(32, 60, seed=900)
+    f = xlatent.fit_forecaster(train, context=4, max_iters=250, seed=0, progress=False, patch=32, stride=4)
+    lat, per = [], []
+    for t0 in (16, 28, 40):
+        truth = test.isel(time=t0 + 4).values
+        lat.append(np.mean((f.forecast(test.isel(time=slice(t0 - 4, t0)), 5).values[4] - truth) ** 2))
+        per.append(np.mean((test.isel(time=t0 - 1).values - truth) ** 2))
+    assert np.mean(lat) < 0.7 * np.mean(per), (lat, per)
