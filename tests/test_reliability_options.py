@@ -14,6 +14,7 @@ import numpy as np
 import pyproj
 import pytest
 import xarray as xr
+from conftest import QUICK, plain_pair
 
 import xlatent
 from xlatent import LatentConfig, geo
@@ -24,8 +25,6 @@ from xlatent.exceptions import (
     IgnoredOptionWarning,
     TimeNotDateWarning,
 )
-
-from conftest import QUICK, plain_pair
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACING = 1000.0  # metres
