@@ -152,10 +152,12 @@ def no_work(monkeypatch):
     def work(*args, **kwargs):
         raise AssertionError("work started before the options were checked")
 
+    import xlatent.backends
     import xlatent.methods.motion
     import xlatent.train
 
-    monkeypatch.setattr(xlatent.api, "_prepare", work)
+    monkeypatch.setattr(xlatent.backends.InMemory, "prepare", work)
+    monkeypatch.setattr(xlatent.backends.Dask, "prepare", work)
     monkeypatch.setattr(xlatent.train, "train", work)
     monkeypatch.setattr(xlatent.methods.motion, "estimate", work)
 
