@@ -20,8 +20,9 @@ import dask
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import xlatent  # noqa: E402
 from run import cases, epe, scores  # noqa: E402
+
+import xlatent  # noqa: E402
 
 
 def main(argv=None):
@@ -42,7 +43,8 @@ def main(argv=None):
                 frames, flow = dask.compute(frames, flow)
             wall = time.perf_counter() - t0
             s = scores(frames.values[1:-1], truth)
-            print(f"| {name} | {label} | {s['psnr']:.2f} | {s['ssim']:.3f} | {epe(flow, true_flow):.3f} | {wall:.0f} |", flush=True)
+            cells = f"{s['psnr']:.2f} | {s['ssim']:.3f} | {epe(flow, true_flow):.3f} | {wall:.0f}"
+            print(f"| {name} | {label} | {cells} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -28,9 +28,8 @@ from pathlib import Path
 import dask
 import dask.array as da
 import numpy as np
-import xarray as xr
-
 import rioxarray  # noqa: F401  (.rio)
+import xarray as xr
 
 import xlatent
 from xlatent.io import result_dataset
@@ -161,7 +160,8 @@ def run(size: int, scheduler: str, args) -> str:
             cluster.close()
     mpx = size * size / 1e6
     psnr, blend = check(out, size, args)
-    row = (f"| {size}² | {args.chunks} | {scheduler} | {args.writer} | {args.steps} | {model.config.prior_coarsen} | {fit_s:.0f} | "
+    row = (f"| {size}² | {args.chunks} | {scheduler} | {args.writer} | {args.steps} | {model.config.prior_coarsen} "
+           f"| {fit_s:.0f} | "
            f"{fit_mem.gib:.2f} | {wall:.0f} | {mpx / wall:.3f} | {mem.gib:.2f} | {psnr:.2f} | {blend:.2f} |")
     print(row, flush=True)
     return row

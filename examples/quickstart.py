@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-import xlatent
+import xlatent  # noqa: F401  (registers the .latentdyn accessor)
 from xlatent import datasets
 
 

@@ -1,4 +1,3 @@
-import numpy as np
 import torch
 
 from xlatent.model.advection import advect, departure, sample

@@ -11,12 +11,11 @@ import numpy as np
 import pyproj
 import pytest
 import xarray as xr
+from conftest import QUICK, plain_pair
 
 import xlatent
 from xlatent import cf, datasets
 from xlatent.exceptions import CRSError, InputError, UnknownKindError
-
-from conftest import QUICK, plain_pair
 
 ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 

@@ -64,7 +64,8 @@ def test_time_series_in_one_file(pair_files, tmp_path, capsys):
     assert "--first-index and --last-index" in capsys.readouterr().err
     assert cli.main(["interpolate", series, str(pair_files / "last.nc"), "--out", str(out), *FAST]) == cli.EXIT_USAGE
     assert "--first-index N" in capsys.readouterr().err
-    assert cli.main(["interpolate", series, "--first-index", "0", "--last-index", "9", "--out", str(out), *FAST]) == cli.EXIT_USAGE
+    args = ["interpolate", series, "--first-index", "0", "--last-index", "9", "--out", str(out), *FAST]
+    assert cli.main(args) == cli.EXIT_USAGE
     assert "out of range" in capsys.readouterr().err
 
 
@@ -278,11 +279,13 @@ CASES = {
     "plot-is-out": (cli.EXIT_USAGE, True, lambda f, o, m: [f.first, f.last, "--out", o / "r.nc", "--plot", o / "r.nc", *LINEAR]),
     "plot-format": (cli.EXIT_USAGE, True, lambda f, o, m: [f.first, f.last, "--out", o / "r.nc", "--plot", o / "m.xyz", *LINEAR]),
     "series-without-index": (cli.EXIT_USAGE, True, lambda f, o, m: [f.series, "--out", o / "r.nc", *LINEAR]),
-    "bad-first-time": (cli.EXIT_USAGE, True, lambda f, o, m: [f.first, f.last, "--first-time", "soon", "--out", o / "r.nc", *LINEAR]),
+    "bad-first-time": (cli.EXIT_USAGE, True,
+                       lambda f, o, m: [f.first, f.last, "--first-time", "soon", "--out", o / "r.nc", *LINEAR]),
     "missing-input": (cli.EXIT_FILE, True, lambda f, o, m: [f.folder / "nope.nc", f.last, "--out", o / "r.nc", *LINEAR]),
     "plain-folder-input": (cli.EXIT_FILE, True, lambda f, o, m: [f.plain, f.last, "--out", o / "r.nc", *LINEAR]),
     "junk-input": (cli.EXIT_FILE, True, lambda f, o, m: [f.junk, f.last, "--out", o / "r.nc", *LINEAR]),
-    "unknown-variable": (cli.EXIT_VARIABLE, True, lambda f, o, m: [f.first, f.last, "--variable", "sst", "--out", o / "r.nc", *LINEAR]),
+    "unknown-variable": (cli.EXIT_VARIABLE, True,
+                         lambda f, o, m: [f.first, f.last, "--variable", "sst", "--out", o / "r.nc", *LINEAR]),
     "several-variables": (cli.EXIT_VARIABLE, True, lambda f, o, m: [f.two, f.last, "--out", o / "r.nc", *LINEAR]),
     "grid-mismatch": (cli.EXIT_GRID, False, lambda f, o, m: [f.first, f.small, "--out", o / "r.nc", *LINEAR]),
     "time-order": (cli.EXIT_DATA, False, lambda f, o, m: [f.last, f.first, "--out", o / "r.nc", *LINEAR]),
@@ -294,7 +297,8 @@ CASES = {
     "zarr-out-is-a-plain-folder": (cli.EXIT_WRITE, True, lambda f, o, m: [f.first, f.last, "--out", o / "data.zarr", *LINEAR]),
     "plot-folder-missing": (cli.EXIT_WRITE, True,
                             lambda f, o, m: [f.first, f.last, "--out", o / "r.nc", "--plot", o / "no" / "m.png", *LINEAR]),
-    "write-fails": (cli.EXIT_WRITE, False, lambda f, o, m: m.setattr(xr.Dataset, "to_netcdf", _half_then(OSError(28, "No space left on device")))
+    "write-fails": (cli.EXIT_WRITE, False,
+                    lambda f, o, m: m.setattr(xr.Dataset, "to_netcdf", _half_then(OSError(28, "No space left on device")))
                     or [f.first, f.last, "--out", o / "r.nc", *LINEAR]),
     "write-fails-after-plot": (cli.EXIT_WRITE, False,
                                lambda f, o, m: _fake_plot(m, lambda p: p.write_bytes(b"png"))
@@ -309,7 +313,8 @@ CASES = {
     "zarr-input-without-zarr": (cli.EXIT_DEPENDENCY, True,
                                 lambda f, o, m: _missing(m, "zarr") or [f.store, f.last, "--out", o / "r.nc", *LINEAR]),
     "chunks-without-zarr": (cli.EXIT_DEPENDENCY, True,
-                            lambda f, o, m: _missing(m, "zarr") or [f.first, f.last, "--chunks", "16", "--out", o / "r.nc", *LINEAR]),
+                            lambda f, o, m: _missing(m, "zarr")
+                            or [f.first, f.last, "--chunks", "16", "--out", o / "r.nc", *LINEAR]),
     "plot-without-matplotlib": (cli.EXIT_DEPENDENCY, True, lambda f, o, m: _missing(m, "matplotlib")
                                 or [f.first, f.last, "--out", o / "r.nc", "--plot", o / "m.png", *LINEAR]),
     "plot-without-cartopy": (cli.EXIT_DEPENDENCY, True, lambda f, o, m: _missing(m, "cartopy")

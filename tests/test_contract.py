@@ -1,13 +1,12 @@
-"""The output contract of DESIGN.md section 1: dims, coords, attrs, CRS, time, units, sign."""
+"""The output contract (docs/guide.md, "What comes back" and "Units and signs"): dims, coords, attrs, CRS, time, units, sign."""
 
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import QUICK, plain_pair
 
 import xlatent
 from xlatent import datasets, geo
-
-from conftest import QUICK, plain_pair
 
 
 def test_frames_contract(quick_result, rotation_case):

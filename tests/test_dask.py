@@ -7,17 +7,17 @@ import warnings
 
 import dask
 import dask.array as da
-from dask.callbacks import Callback
 import numpy as np
 import pytest
 import torch
 import xarray as xr
+from conftest import QUICK
+from dask.callbacks import Callback
 
 import xlatent
-from xlatent import chunked, datasets
-from xlatent.api import _prepare
-
-from conftest import QUICK
+from xlatent import _dask, chunked, datasets
+from xlatent.backends import prepare as _prepare
+from xlatent.pair import Pair
 
 # small nets: reach of F 24 cells, so a 128 x 128 scene splits into 3 x 3 chunks of 48
 SMALL = {"unet_levels": 2, "flow_pool": 2, "stages": 2}
@@ -234,7 +234,7 @@ def test_statistics_lazy_equal_in_memory(case):
     first = case.first.where(case.first.x > case.first.x[5])  # some NaN
     lazy = _prepare(first.chunk(40), case.last.chunk(40))
     ref = _prepare(first, case.last)
-    assert isinstance(lazy, chunked.LazyPair) and isinstance(lazy.first, da.Array)
+    assert isinstance(lazy, Pair) and isinstance(lazy.first, da.Array)
     np.testing.assert_allclose(lazy.mean, ref.mean, rtol=1e-5)
     np.testing.assert_allclose(lazy.std, ref.std, rtol=1e-5)
     for got, want in zip(lazy.value_range, ref.value_range):
@@ -338,11 +338,11 @@ def test_bfloat16_autocast_close_to_float32(case, perturbed_model):
 def test_torch_threads_from_dask_config(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     with dask.config.set({"xlatent.torch-threads": 3}):
-        assert chunked.torch_threads() == 3
+        assert _dask.torch_threads() == 3
     with dask.config.set(num_workers=64):
-        assert chunked.torch_threads() == 1
+        assert _dask.torch_threads() == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    assert chunked.torch_threads() == 2
+    assert _dask.torch_threads() == 2
 
 
 @pytest.mark.gpu

@@ -7,11 +7,10 @@ import dask
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import QUICK
 
 import xlatent
 from xlatent import datasets
-
-from conftest import QUICK
 
 distributed = pytest.importorskip("distributed")
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import QUICK, plain_pair
 
 import xlatent
 from xlatent.exceptions import (
@@ -14,8 +15,6 @@ from xlatent.exceptions import (
     UnknownMethodError,
     XlatentError,
 )
-
-from conftest import QUICK, plain_pair
 
 
 def test_different_shapes():

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+from conftest import QUICK
 
 import xlatent
 import xlatent.train
@@ -11,8 +12,6 @@ from xlatent import datasets
 from xlatent.config import LatentConfig
 from xlatent.exceptions import ModelFileError
 from xlatent.methods.latent import LatentCore
-
-from conftest import QUICK
 
 
 def test_fit_frames_flow_history(rotation_case):

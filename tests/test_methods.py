@@ -11,8 +11,6 @@ from xlatent import methods
 from xlatent.exceptions import ConfigError, UnknownMethodError
 from xlatent.methods import motion
 
-from conftest import QUICK
-
 OPTIONS = {"latent": {"max_iters": 8}, "advection": {"max_iters": 8}, "ot": {"ot_grid": 24}}
 
 

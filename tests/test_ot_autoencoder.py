@@ -80,8 +80,8 @@ def test_alpha_lowers_the_path_energy(pair):
 
 def test_batched_energy_is_path_energy_torch():
     torch = pytest.importorskip("torch")
-    from xlatent.path_energy import path_energy_torch
     from xlatent.methods.ot_autoencoder import _energy
+    from xlatent.path_energy import path_energy_torch
 
     d = torch.rand(5, 3, 2, 12, 12, generator=torch.Generator().manual_seed(0))
     lo = torch.tensor([0.2, 0.1])

@@ -15,7 +15,6 @@ cartopy = pytest.importorskip("cartopy")
 matplotlib.use("Agg")
 
 import cartopy.crs as ccrs  # noqa: E402
-import cartopy.io  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.quiver import Quiver  # noqa: E402
 from PIL import Image  # noqa: E402

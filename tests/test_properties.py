@@ -109,7 +109,8 @@ def cases(draw) -> Case:
         first, last = first.assign_coords(time=t0), last.assign_coords(time=t0 + gaps[time])
     elif time == "only_first":
         first = first.assign_coords(time=t0)
-    text = f"{ny}x{nx} {dtype} x{scale:g} first:{kind_first} last:{kind_last} y_desc={y_desc} x_desc={x_desc} metres={metres} time={time}"
+    text = (f"{ny}x{nx} {dtype} x{scale:g} first:{kind_first} last:{kind_last} y_desc={y_desc} x_desc={x_desc} "
+            f"metres={metres} time={time}")
     return Case(first, last, va, vb, huge_a or huge_b, text)
 
 

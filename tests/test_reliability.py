@@ -14,13 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import xarray as xr
+from conftest import plain_pair
 
 import xlatent
 from xlatent import geo
 from xlatent.exceptions import InputError, NonFiniteWarning, SpeedWarning, TimeOrderError
-
-from conftest import plain_pair
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,7 +33,10 @@ def run_isolated(code: str, timeout: float = 300) -> str:
     return done.stdout
 
 
-def timed_pair(ny=24, nx=24, gap=np.timedelta64(1, "h")):
+HOUR = np.timedelta64(1, "h")
+
+
+def timed_pair(ny=24, nx=24, gap=HOUR):
     a, b = plain_pair(ny, nx)
     t0 = np.datetime64("2024-01-01T00:00", "ns")
     metres = {"units": "m"}

@@ -14,6 +14,7 @@ import numpy as np
 import pyproj
 import pytest
 import xarray as xr
+from conftest import QUICK, plain_pair
 
 import xlatent
 from xlatent import LatentConfig, geo
@@ -24,8 +25,6 @@ from xlatent.exceptions import (
     IgnoredOptionWarning,
     TimeNotDateWarning,
 )
-
-from conftest import QUICK, plain_pair
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACING = 1000.0  # metres
@@ -153,10 +152,12 @@ def no_work(monkeypatch):
     def work(*args, **kwargs):
         raise AssertionError("work started before the options were checked")
 
+    import xlatent.backends
     import xlatent.methods.motion
     import xlatent.train
 
-    monkeypatch.setattr(xlatent.api, "_prepare", work)
+    monkeypatch.setattr(xlatent.backends.InMemory, "prepare", work)
+    monkeypatch.setattr(xlatent.backends.Dask, "prepare", work)
     monkeypatch.setattr(xlatent.train, "train", work)
     monkeypatch.setattr(xlatent.methods.motion, "estimate", work)
 

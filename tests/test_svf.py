@@ -1,7 +1,6 @@
 """Tests for scaling-and-squaring integration and the stationary velocity fit (``motion="svf"``)."""
 
 import numpy as np
-import pytest
 import torch
 
 import xlatent

@@ -1,15 +1,13 @@
 """Real-file variants: cftime, other time names, one-sided time, float32 coords, lat/lon, order."""
 
-import warnings
 
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import QUICK, plain_pair
 
 import xlatent
 from xlatent.exceptions import DeviceError, GridMismatchError
-
-from conftest import QUICK, plain_pair
 
 
 def _timed(a, b, name="time"):

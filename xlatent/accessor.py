@@ -7,6 +7,8 @@ from typing import Any
 
 import xarray as xr
 
+from xlatent import api, cf
+
 
 @xr.register_dataarray_accessor("latentdyn")
 class LatentDynAccessor:
@@ -38,9 +40,7 @@ class LatentDynAccessor:
         --------
         >>> frames, flow = first.latentdyn.interpolate(last, steps=8)  # doctest: +SKIP
         """
-        from xlatent.api import interpolate
-
-        return interpolate(self._obj, other, steps, **kwargs)
+        return api.interpolate(self._obj, other, steps, **kwargs)
 
     def fit(self, other: xr.DataArray, **kwargs: Any):
         """Fit the latent model from this image to ``other``: :func:`xlatent.fit` (same keywords).
@@ -57,9 +57,7 @@ class LatentDynAccessor:
         xlatent.LatentInterpolator
             The fitted model: ``frames()``, ``flow()``, ``save()``.
         """
-        from xlatent.api import fit
-
-        return fit(self._obj, other, **kwargs)
+        return api.fit(self._obj, other, **kwargs)
 
     def forecast(self, horizon: int = 12, context: int = 4, method: str = "latent", **kwargs: Any):
         """The ``horizon`` frames after this series: :func:`xlatent.forecast` (same keywords).
@@ -99,6 +97,4 @@ class LatentDynDatasetAccessor:
 
     def to_earth_relative(self, **kwargs: Any) -> xr.Dataset:
         """Same as :func:`xlatent.to_earth_relative` on this flow."""
-        from xlatent.cf import to_earth_relative
-
-        return to_earth_relative(self._obj, **kwargs)
+        return cf.to_earth_relative(self._obj, **kwargs)

@@ -1,113 +1,34 @@
 """Public functions: :func:`interpolate`, :func:`fit` and the reusable :class:`LatentInterpolator`.
 
-xarray in, xarray out. Validation and geo handling are delegated to :mod:`xlatent.geo`; the
-numerics to :mod:`xlatent.methods`.
+xarray in, xarray out. Options are checked here, before any work; the backend (in memory or
+dask) is chosen once per pair (:mod:`xlatent.backends`); validation and geo handling are
+delegated to :mod:`xlatent.geo`, the numerics to :mod:`xlatent.methods` and the fitted model's
+state to :mod:`xlatent.engine`.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from xlatent import cf, geo
+from xlatent import backends, cf, geo, methods
+from xlatent._version import __version__
 from xlatent.config import LatentConfig
-from xlatent.exceptions import ConfigError, DeviceError, InputError, ModelFileError
+from xlatent.device import check_device
+from xlatent.engine import LatentCore, core_from_state, core_state
+from xlatent.exceptions import ConfigError, InputError, ModelFileError
+from xlatent.options import check_options
+from xlatent.pair import Pair
 
 _FORMAT = "xlatent-latent-model"
 _FORMAT_VERSION = 1
-_MIN_SIZE = 16
 BLENDS = ("transport", "symmetric", "residual")
-
-
-@dataclass
-class _Pair:
-    """Two validated images, normalised, with their masks and geo context."""
-
-    source: xr.DataArray
-    grid: geo.Grid
-    t_last: np.datetime64 | None
-    first: np.ndarray
-    last: np.ndarray
-    valid_first: np.ndarray
-    valid_last: np.ndarray
-    mean: np.ndarray
-    std: np.ndarray
-
-    @property
-    def mask(self) -> np.ndarray:
-        return self.valid_first & self.valid_last
-
-    @property
-    def value_range(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per-channel min and max over the valid cells of both inputs (original units)."""
-        c = self.first.shape[0]
-        vals = [np.concatenate((self.first[k][self.valid_first], self.last[k][self.valid_last])) for k in range(c)]
-        lo = np.array([v.min() for v in vals]) * self.std + self.mean
-        hi = np.array([v.max() for v in vals]) * self.std + self.mean
-        return lo, hi
-
-
-def _prepare(first, last, x_dim=None, y_dim=None, mean=None, std=None) -> _Pair:
-    if _lazy(first, last):  # dask-backed: never loaded whole (xlatent.chunked)
-        from xlatent import chunked
-
-        return chunked.prepare(first, last, x_dim, y_dim, mean, std)
-    geo.check_input(first, "first")
-    geo.check_input(last, "last")
-    grid = geo.describe(first, x_dim=x_dim, y_dim=y_dim)
-    geo.check_pair(first, last, grid)
-    a = geo.to_array(first, grid, "first")
-    b = geo.to_array(last, grid, "last")
-    if min(a.shape[-2:]) < _MIN_SIZE:
-        raise InputError(
-            f"Image of {a.shape[-2]} x {a.shape[-1]} cells is too small: xlatent needs at least "
-            f"{_MIN_SIZE} x {_MIN_SIZE}. Select a larger area."
-        )
-    va, vb = np.isfinite(a).all(axis=0), np.isfinite(b).all(axis=0)
-    if not (va & vb).any():
-        raise InputError(
-            "The two images have no valid cell in common (NaN where the other has data): "
-            "nothing to learn the motion from. Check that they cover the same area."
-        )
-    if mean is None:
-        mean, std = _moments(a, b)
-    mean = np.asarray(mean, dtype=np.float32)
-    std = np.asarray(std, dtype=np.float32)
-    return _Pair(first, grid, geo.scalar_time(last), _normalise(a, va, mean, std, "first"),
-                 _normalise(b, vb, mean, std, "last"), va, vb, mean, std)
-
-
-def _moments(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and standard deviation over the finite cells of both (float64, so that
-    no square overflows); a spread of zero, or too small for float32, becomes 1."""
-    both = np.concatenate((a, b), axis=2).astype(np.float64)
-    mean = np.nanmean(both, axis=(1, 2))
-    std = np.nanstd(both, axis=(1, 2))
-    ok = np.isfinite(std) & (std > np.finfo(np.float32).tiny)
-    return mean, np.where(ok, std, 1.0)
-
-
-def _normalise(x: np.ndarray, valid: np.ndarray, mean: np.ndarray, std: np.ndarray, label: str) -> np.ndarray:
-    """``(x - mean) / std`` in float64, 0 where not ``valid``, as float32: NaN-free and finite,
-    which the methods (and torch's ``grid_sample``) rely on."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        z = (np.asarray(x, dtype=np.float64) - mean[:, None, None]) / std[:, None, None]
-        z = np.where(valid[None], z, 0.0).astype(np.float32)
-    if not np.isfinite(z).all():
-        raise InputError(
-            f"{label} has values too far from the model's mean ({mean.tolist()}) and spread "
-            f"({std.tolist()}) to normalise in float32: apply the model to data of the kind it was fitted on."
-        )
-    return z
-
-
-def _lazy(*arrays) -> bool:
-    return any(isinstance(a, xr.DataArray) and a.chunks is not None for a in arrays)
 
 
 def _fractions(steps: int) -> np.ndarray:
@@ -124,7 +45,7 @@ def _chunked_like(mask, values):
     return mask.rechunk(values.chunks[-2:]) if hasattr(mask, "rechunk") and hasattr(values, "chunks") else mask
 
 
-def _frames_xr(pair: _Pair, frames: np.ndarray, fractions: np.ndarray, attrs: dict, clip: bool = True) -> xr.DataArray:
+def _frames_xr(pair: Pair, frames: np.ndarray, fractions: np.ndarray, attrs: dict, clip: bool = True) -> xr.DataArray:
     values = frames * pair.std[None, :, None, None] + pair.mean[None, :, None, None]
     if clip:  # per channel, to the range spanned by the two inputs (rain rate stays >= 0)
         lo, hi = pair.value_range
@@ -140,7 +61,7 @@ def _frames_xr(pair: _Pair, frames: np.ndarray, fractions: np.ndarray, attrs: di
     return geo.frames_to_xarray(values, pair.source, pair.grid, pair.t_last, fractions, attrs)
 
 
-def _flow_xr(pair: _Pair, fields: np.ndarray, attrs: dict, kind: str | None = None) -> xr.Dataset:
+def _flow_xr(pair: Pair, fields: np.ndarray, attrs: dict, kind: str | None = None) -> xr.Dataset:
     n = fields.shape[0]
     fields = np.where(_chunked_like(pair.mask, fields), fields, np.nan)  # numpy or dask
     mid = (np.arange(n) + 0.5) / n
@@ -152,8 +73,6 @@ def _provenance(method: str, info: Mapping[str, Any], *, source: xr.DataArray | 
                 config: LatentConfig | None = None, call: str | None = None) -> dict:
     """Attributes of every output: CF ``Conventions``, ``history`` (the input's, plus ``call``),
     xlatent version, method, device and (for the latent model) its configuration as JSON."""
-    from xlatent import __version__
-
     attrs = {"Conventions": cf.CONVENTIONS, "xlatent_version": __version__, "xlatent_method": method}
     attrs.update({f"xlatent_{k}": v for k, v in info.items() if isinstance(v, (str, int, float)) and not isinstance(v, bool)})
     if config is not None:
@@ -172,7 +91,8 @@ def _patch_sizes(value, stride, grid: geo.Grid, shape: tuple[int, int], config: 
         if isinstance(v, Mapping):
             unknown = set(v) - {grid.y_dim, grid.x_dim}
             if unknown:
-                raise InputError(f"patch/stride keys {sorted(map(str, unknown))} are not spatial dims ({grid.y_dim!r}, {grid.x_dim!r}).")
+                raise InputError(f"patch/stride keys {sorted(map(str, unknown))} are not spatial dims "
+                                 f"({grid.y_dim!r}, {grid.x_dim!r}).")
             return int(v.get(grid.y_dim, default)), int(v.get(grid.x_dim, default))
         return int(v), int(v)
 
@@ -207,8 +127,6 @@ def _method_options(method: str, spec, options: Mapping[str, Any]) -> tuple[dict
         known = ", ".join(sorted(spec.options)) or "none"
         raise ConfigError(f"Option(s) {sorted(rest)} do not apply to method={method!r} (its options: {known}).")
     if "motion" in own or "motion_transform" in own:
-        from xlatent.methods.motion import check_options
-
         check_options(own.get("motion", "tvl1"), own.get("motion_transform", "auto"))
     grid = own.get("ot_grid")
     if "ot_grid" in own and (isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 2):
@@ -242,47 +160,9 @@ def _check_sizes(**sizes: Any) -> None:
                 raise ConfigError(f"{name} must be a whole number >= 1 or a dict of them by dim name, got {value!r}.")
 
 
-def check_device(device: Any, method: str = "latent", uses_device: bool = True) -> None:
-    """Check ``device=`` before any work: a torch device name, available here.
-
-    A name torch does not know, a CUDA or MPS device this machine lacks, or a CUDA index beyond
-    its GPUs is a :class:`~xlatent.exceptions.DeviceError`. For methods that run on the CPU
-    (``uses_device=False``), a device other than ``"auto"`` or a CPU one is then ignored with an
-    :class:`~xlatent.exceptions.IgnoredOptionWarning`.
-    """
-    if device is None or (isinstance(device, str) and device == "auto"):
-        return  # "auto" always resolves (to the CPU at worst); no torch import for CPU methods
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError) as err:
-        raise DeviceError(f"device={device!r} is not a torch device: use 'auto', 'cpu', 'cuda', 'cuda:1' or 'mps'.") from err
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"device={device!r} but torch sees no CUDA GPU here. Use device='auto' or 'cpu'.")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise DeviceError(f"device={device!r} but torch sees {torch.cuda.device_count()} CUDA GPU(s) here (cuda:0...). "
-                          "Use device='cuda' or 'auto'.")
-    mps = getattr(torch.backends, "mps", None)
-    if dev.type == "mps" and (mps is None or not mps.is_available()):
-        raise DeviceError(f"device={device!r} but torch sees no Apple MPS device here. Use device='auto' or 'cpu'.")
-    if not uses_device and dev.type != "cpu":
-        import warnings
-
-        from xlatent.exceptions import IgnoredOptionWarning
-
-        warnings.warn(
-            f"method={method!r} runs on the CPU: device={device!r} is ignored (the methods that use a "
-            "torch device: 'latent', 'advection', 'dynamic-ot', 'ot-autoencoder'). Pass device='auto' or 'cpu' "
-            "to silence this.",
-            IgnoredOptionWarning,
-            stacklevel=3,
-        )
-
-
-def _setup(first, last, x_dim, y_dim, patch, stride, config, options):
+def _setup(backend, first, last, x_dim, y_dim, patch, stride, config, options):
     """Validated pair, configuration, and patch/stride in (rows, columns)."""
-    pair = _prepare(first, last, x_dim, y_dim)
+    pair = backend.prepare(first, last, x_dim, y_dim)
     cfg = _config(config, options).for_scene(pair.first.shape[-2:])
     patch_rc, stride_rc = _patch_sizes(patch, stride, pair.grid, pair.first.shape[-2:], cfg)
     return pair, cfg, patch_rc, stride_rc
@@ -380,8 +260,6 @@ def interpolate(
         Dask-backed (from inputs opened with ``chunks=``) they are lazy: ``save_result`` to a
         ``.zarr`` path computes and writes them band by band, in memory bounded by one band.
     """
-    from xlatent import methods
-
     # every option is checked here, before the inputs are read or anything is trained
     cf.check_kind(kind)
     fractions = _fractions(steps)
@@ -394,21 +272,16 @@ def interpolate(
     config = _config(config, options)
     check_device(device, method, uses_device=spec.uses_device)
     geo.warn_undated(first, last)
-    fn = spec.fn
-    if _lazy(first, last):  # dask-backed inputs run chunk by chunk (xlatent.chunked)
-        from xlatent import chunked
-
-        first, last = chunked.load_unless_supported(method, first, last)
-        fn = chunked.LAZY.get(method, fn)
-    pair, cfg, patch_rc, stride_rc = _setup(first, last, x_dim, y_dim, patch, stride, config, {})
-    result = fn(
+    backend, first, last = backends.for_inputs(first, last, method, spec)
+    pair, cfg, patch_rc, stride_rc = _setup(backend, first, last, x_dim, y_dim, patch, stride, config, {})
+    result = backend.method(method, spec)(
         pair.first, pair.last, pair.mask, fractions, config=cfg, patch=patch_rc, stride=stride_rc,
         device=device, seed=seed, progress=progress, exact_endpoints=exact_endpoints, blend=blend,
         mean=pair.mean, std=pair.std, **own,
     )
     call = cf.call_repr("interpolate", method=method, steps=int(steps), kind=kind, seed=seed, device=device, **options)
-    attrs = _provenance(method, result.info, source=pair.source, config=getattr(result.fitted, "config", cfg) if spec.trained else None,
-                        call=call)
+    fitted_config = getattr(result.fitted, "config", cfg) if spec.trained else None
+    attrs = _provenance(method, result.info, source=pair.source, config=fitted_config, call=call)
     frames = _frames_xr(pair, result.frames, fractions, attrs, clip)
     flow = None if result.fields is None else _flow_xr(pair, result.fields, attrs, kind)
     return frames, flow
@@ -421,14 +294,15 @@ class LatentInterpolator:
     default, or any pair on a grid of the same channels passed as ``first``/``last``.
     """
 
-    def __init__(self, core, mean, std, pair: _Pair | None = None, x_dim=None, y_dim=None, kind=None) -> None:
+    def __init__(self, core, mean, std, pair: Pair | None = None, x_dim=None, y_dim=None, kind=None,
+                 backend=None) -> None:
         self._core = core
         self._kind = cf.check_kind(kind)
         self._mean = np.asarray(mean, dtype=np.float32)
         self._std = np.asarray(std, dtype=np.float32)
-        self._pair = pair
+        self._fitted = None if pair is None else (pair, backend or backends.InMemory())
         self._dims = (x_dim, y_dim)
-        self._fields_cache: tuple[_Pair, np.ndarray] | None = None
+        self._fields_cache: tuple[Pair, Any] | None = None
         self._inputs: tuple | None = None
 
     @property
@@ -441,92 +315,174 @@ class LatentInterpolator:
         """Training history: ``loss`` per step (and its parts), ``seconds``, ``stopped``."""
         return None if self._core.history is None else self._core.history.to_dict()
 
-    def _pair_for(self, first, last) -> _Pair:
+    def _pair_for(self, first, last) -> tuple[Pair, Any]:
+        """The pair to run on and its backend: the fitted one, or ``first``/``last`` prepared with
+        the model's normalisation."""
         if first is None and last is None:
-            if self._pair is None:
+            if self._fitted is None:
                 raise InputError("This model was loaded from disk: pass first= and last= to apply it to a pair.")
-            return self._pair
+            return self._fitted
         if first is None or last is None:
             raise InputError("Pass both first= and last=, or neither to use the fitted pair.")
         if self._inputs is not None and self._inputs[0] is first and self._inputs[1] is last:
             return self._inputs[2]  # the same objects again: frames() and flow() share their work
-        pair = _prepare(first, last, *self._dims, mean=self._mean, std=self._std)
+        backend, first_in, last_in = backends.for_inputs(first, last)
+        pair = backend.prepare(first_in, last_in, *self._dims, mean=self._mean, std=self._std)
         if pair.first.shape[0] != self._core.model.channels:
-            raise InputError(f"The model was fitted on {self._core.model.channels} channel(s); this pair has {pair.first.shape[0]}.")
-        self._inputs = (first, last, pair)
-        return pair
+            raise InputError(f"The model was fitted on {self._core.model.channels} channel(s); "
+                             f"this pair has {pair.first.shape[0]}.")
+        self._inputs = (first, last, (pair, backend))
+        return pair, backend
 
-    def _fields(self, pair: _Pair, progress: bool) -> np.ndarray:
+    def _fields(self, pair: Pair, backend, progress: bool):
         if self._fields_cache is not None and self._fields_cache[0] is pair:
             return self._fields_cache[1]
-        if _lazy(pair.source):
-            from xlatent import chunked
-
-            fields = chunked.fields(self._core, pair.first, pair.last)
-        else:
-            fields = self._core.fields(pair.first, pair.last, progress)
+        fields = backend.fields(self._core, pair, progress)
         self._fields_cache = (pair, fields)
         return fields
 
-    def _attrs(self, pair: _Pair, call: str) -> dict:
+    def _attrs(self, pair: Pair, call: str) -> dict:
         info = {"device": str(self._core.device)}
         return _provenance("latent", info, source=pair.source, config=self.config, call=call)
 
-    def frames(self, steps: int = 8, first=None, last=None, *, exact_endpoints: bool = True,
-               blend: str = "transport", clip: bool = True, progress: bool = True) -> xr.DataArray:
-        """``steps + 1`` frames from the first image to the last (see :func:`interpolate`); the
-        options are checked before any work."""
+    def frames(self, steps: int = 8, first: xr.DataArray | None = None, last: xr.DataArray | None = None, *,
+               exact_endpoints: bool = True, blend: str = "transport", clip: bool = True,
+               progress: bool = True) -> xr.DataArray:
+        """Frames from the first image to the last, rendered by the fitted model.
+
+        Every option is checked before any work.
+
+        Parameters
+        ----------
+        steps : int
+            Intervals between ``first`` and ``last``: ``steps + 1`` frames are returned.
+        first, last : xarray.DataArray, optional
+            Another pair on a grid with the channels the model was fitted on (in memory or
+            dask-backed); both or neither. Default: the pair given to :func:`fit` (a model read
+            with :meth:`load` has none: pass them).
+        exact_endpoints : bool
+            Make the first and last frames equal the inputs (see :func:`interpolate`).
+        blend : {"transport", "symmetric", "residual"}
+            How frames are rendered (see :func:`interpolate`).
+        clip : bool
+            Keep values within the range spanned by the two inputs, per channel.
+        progress : bool
+            Show progress bars.
+
+        Returns
+        -------
+        xarray.DataArray
+            ``(time, [channel], y, x)``, ``steps + 1`` frames, as :func:`interpolate` returns them
+            (dask-backed for dask-backed inputs).
+
+        Raises
+        ------
+        ConfigError
+            For a bad ``steps``, ``blend`` or flag.
+        InputError
+            For only one of ``first``/``last``, none on a model read from disk, or a pair with
+            another number of channels.
+        """
         fractions = _fractions(steps)
         _check_blend(blend)
         _check_flags(exact_endpoints=exact_endpoints, clip=clip, progress=progress)
         geo.warn_undated(first, last)
-        pair = self._pair_for(first, last)
-        fields = self._fields(pair, progress)
-        if _lazy(pair.source):
-            from xlatent import chunked
-
-            frames, fields = chunked.frames(self._core, pair.first, pair.last, fractions, exact_endpoints, blend,
-                                            flow=fields)
-            self._fields_cache = (pair, fields)  # flow() then shares the frames' tasks
-        else:
-            frames = self._core.frames(pair.first, pair.last, fields, fractions, exact_endpoints, progress, blend)
+        pair, backend = self._pair_for(first, last)
+        fields = self._fields(pair, backend, progress)
+        frames, fields = backend.frames(self._core, pair, fractions, exact_endpoints, blend, progress, fields)
+        self._fields_cache = (pair, fields)  # flow() then shares the frames' work (dask: their tasks)
         call = cf.call_repr("LatentInterpolator.frames", steps=int(steps), blend=blend)
         return _frames_xr(pair, frames, fractions, self._attrs(pair, call), clip)
 
-    def flow(self, first=None, last=None, *, kind: str | None = None, progress: bool = True) -> xr.Dataset:
-        """The per-stage motion ``u``, ``v`` (see :func:`interpolate`); ``kind`` defaults to the
-        one given to :func:`fit`."""
+    def flow(self, first: xr.DataArray | None = None, last: xr.DataArray | None = None, *, kind: str | None = None,
+             progress: bool = True) -> xr.Dataset:
+        """The per-stage motion ``u``, ``v`` of the fitted model.
+
+        Parameters
+        ----------
+        first, last : xarray.DataArray, optional
+            Another pair, as in :meth:`frames`; default: the fitted pair.
+        kind : {"sea_ice", "sea_water", "air"}, optional
+            Sets the CF ``standard_name`` of ``u``/``v`` (see :func:`interpolate`); default: the
+            one given to :func:`fit`.
+        progress : bool
+            Show progress bars.
+
+        Returns
+        -------
+        xarray.Dataset
+            ``u``, ``v`` ``(time, y, x)``, one field per advection stage stamped at its midpoint,
+            as :func:`interpolate` returns them.
+
+        Raises
+        ------
+        UnknownKindError
+            For a ``kind`` that is not one of the above.
+        InputError
+            As in :meth:`frames`.
+        """
         kind = cf.check_kind(kind) or self._kind
         _check_flags(progress=progress)
         geo.warn_undated(first, last)
-        pair = self._pair_for(first, last)
+        pair, backend = self._pair_for(first, last)
         call = cf.call_repr("LatentInterpolator.flow", kind=kind)
-        return _flow_xr(pair, self._fields(pair, progress), self._attrs(pair, call), kind)
+        return _flow_xr(pair, self._fields(pair, backend, progress), self._attrs(pair, call), kind)
 
     def save(self, path: str | Path) -> Path:
-        """Write weights and a JSON description to one file (read back by :meth:`load`)."""
+        """Write the weights and a JSON description to one file.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            Where to write (a torch file holding tensors and a JSON string only).
+
+        Returns
+        -------
+        pathlib.Path
+            ``path``; read it back with :meth:`load` or :func:`xlatent.load`.
+        """
         import torch
 
+        meta, tensors = core_state(self._core)
         meta = {
             "format": _FORMAT,
             "format_version": _FORMAT_VERSION,
-            "channels": self._core.model.channels,
-            "config": self.config.to_dict(),
+            "channels": meta["channels"],
+            "config": meta["config"],
             "mean": self._mean.tolist(),
             "std": self._std.tolist(),
             "dims": list(self._dims),
         }
-        state = {k: v.detach().cpu() for k, v in self._core.model.state_dict().items()}
+        state = {k: torch.from_numpy(v) for k, v in tensors.items()}
         path = Path(path)
         torch.save({"meta": json.dumps(meta), "state_dict": state}, path)
         return path
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto") -> "LatentInterpolator":
-        """Read a model written by :meth:`save`; nothing but tensors and JSON is unpickled."""
-        import torch
+    def load(cls, path: str | Path, device: str = "auto") -> LatentInterpolator:
+        """Read a model written by :meth:`save`; nothing but tensors and JSON is unpickled.
 
-        from xlatent.methods.latent import LatentCore
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            A file written by :meth:`save` (format version 1).
+        device : str
+            Torch device to run it on: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
+
+        Returns
+        -------
+        LatentInterpolator
+            Without a fitted pair: pass ``first``/``last`` to :meth:`frames` and :meth:`flow`.
+
+        Raises
+        ------
+        DeviceError
+            For a device torch does not know or this machine lacks.
+        ModelFileError
+            When ``path`` does not exist or is not an xlatent model file of a version this
+            xlatent reads.
+        """
+        import torch
 
         check_device(device)
         path = Path(path)
@@ -539,8 +495,7 @@ class LatentInterpolator:
             raise ModelFileError(f"{path} is not an xlatent model file (saved with LatentInterpolator.save).") from err
         if meta.get("format") != _FORMAT or meta.get("format_version", 0) > _FORMAT_VERSION:
             raise ModelFileError(f"{path} is not an xlatent model file of a version this xlatent reads.")
-        core = LatentCore(meta["channels"], LatentConfig.from_dict(meta["config"]), device, None, meta["mean"], meta["std"])
-        core.model.load_state_dict(blob["state_dict"])
+        core = core_from_state(meta, blob["state_dict"], device)
         return cls(core, meta["mean"], meta["std"], None, *meta["dims"])
 
 
@@ -559,11 +514,47 @@ def fit(
     config: LatentConfig | None = None,
     **options: Any,
 ) -> LatentInterpolator:
-    """Fit the latent advection model to a pair and return it for reuse (see :func:`interpolate`;
-    ``kind`` becomes the default of :meth:`LatentInterpolator.flow`). Every option is checked
-    before the inputs are read."""
-    from xlatent.methods.latent import LatentCore
+    """Fit the latent advection model to a pair and return it for reuse.
 
+    Every option is checked before the inputs are read. Dask-backed inputs train on windows
+    sampled from the scene, never loaded whole.
+
+    Parameters
+    ----------
+    first, last : xarray.DataArray
+        Two images on the same grid (see :func:`interpolate`).
+    x_dim, y_dim : str, optional
+        Spatial dims, when rioxarray/cf-xarray/common names cannot tell.
+    patch, stride : int or dict, optional
+        Training patch size and stride in cells, one int or keyed by dim name.
+    device : str
+        Torch device: ``"auto"`` (CUDA, else MPS, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    seed : int or None
+        Seed of the initial weights and the patch draws.
+    progress : bool
+        Show progress bars.
+    kind : {"sea_ice", "sea_water", "air"}, optional
+        The default ``kind`` of :meth:`LatentInterpolator.flow`.
+    config : LatentConfig, optional
+        Model sizes, loss weights and training settings; ``**options`` override single fields.
+    **options
+        :class:`~xlatent.LatentConfig` fields (``max_iters=200``, ``time_budget=30``...).
+
+    Returns
+    -------
+    LatentInterpolator
+        The fitted model: :meth:`~LatentInterpolator.frames`, :meth:`~LatentInterpolator.flow`,
+        :meth:`~LatentInterpolator.save`.
+
+    Raises
+    ------
+    ConfigError
+        For a bad option value or an unknown option.
+    DeviceError
+        For a device torch does not know or this machine lacks.
+    InputError
+        For inputs that cannot be interpolated (see :func:`interpolate`).
+    """
     # every option is checked here, before the inputs are read or anything is trained
     cf.check_kind(kind)
     _check_flags(progress=progress)
@@ -572,17 +563,33 @@ def fit(
     config = _config(config, options)
     check_device(device)
     geo.warn_undated(first, last)
-    pair, cfg, patch_rc, stride_rc = _setup(first, last, x_dim, y_dim, patch, stride, config, {})
+    backend, first, last = backends.for_inputs(first, last)
+    pair, cfg, patch_rc, stride_rc = _setup(backend, first, last, x_dim, y_dim, patch, stride, config, {})
     core = LatentCore(pair.first.shape[0], cfg, device, seed, pair.mean, pair.std)
-    if _lazy(pair.source):
-        from xlatent import chunked
-
-        chunked.fit_core(core, pair.first, pair.last, pair.mask, patch_rc, stride_rc, seed=seed, progress=progress)
-    else:
-        core.fit(pair.first, pair.last, pair.mask, patch_rc, stride_rc, seed=seed, progress=progress)
-    return LatentInterpolator(core, pair.mean, pair.std, pair, x_dim, y_dim, kind)
+    backend.fit(core, pair, patch_rc, stride_rc, seed=seed, progress=progress)
+    return LatentInterpolator(core, pair.mean, pair.std, pair, x_dim, y_dim, kind, backend)
 
 
 def load(path: str | Path, device: str = "auto") -> LatentInterpolator:
-    """Read a model saved with :meth:`LatentInterpolator.save`."""
+    """Read a model saved with :meth:`LatentInterpolator.save`.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The model file.
+    device : str
+        Torch device to run it on (see :meth:`LatentInterpolator.load`).
+
+    Returns
+    -------
+    LatentInterpolator
+        Without a fitted pair: pass ``first``/``last`` to its ``frames`` and ``flow``.
+
+    Raises
+    ------
+    DeviceError
+        For a device torch does not know or this machine lacks.
+    ModelFileError
+        When ``path`` is not an xlatent model file of a version this xlatent reads.
+    """
     return LatentInterpolator.load(path, device)

@@ -12,12 +12,15 @@ earth-relative): https://cfconventions.org/Data/cf-standard-names/current/build/
 from __future__ import annotations
 
 import warnings
+from collections.abc import Hashable
 from datetime import datetime, timezone
-from typing import Hashable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import xarray as xr
 
+from xlatent import geo
+from xlatent._version import __version__
 from xlatent.exceptions import CRSError, InputTypeError, UnknownKindError
 
 CONVENTIONS = "CF-1.8"
@@ -60,7 +63,8 @@ def _kind_of(standard_name: str | None) -> str | None:
     return None
 
 
-def describe_flow(flow: xr.Dataset, kind: str | None, geographic: bool, x_dim: Hashable = "x", y_dim: Hashable = "y") -> xr.Dataset:
+def describe_flow(flow: xr.Dataset, kind: str | None, geographic: bool, x_dim: Hashable = "x",
+                  y_dim: Hashable = "y") -> xr.Dataset:
     """Set ``long_name`` and (with ``kind``) ``standard_name`` of ``u`` and ``v``, in place.
 
     On a longitude/latitude grid the components are already eastward/northward and get those
@@ -96,8 +100,6 @@ def describe_flow(flow: xr.Dataset, kind: str | None, geographic: bool, x_dim: H
 
 def history_line(call: str) -> str:
     """One ``history`` entry: ISO 8601 UTC timestamp, then what was done."""
-    from xlatent import __version__
-
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return f"{stamp}: xlatent {__version__} {call}"
 
@@ -120,8 +122,6 @@ def call_repr(name: str, **arguments: object) -> str:
 
 
 def _pyproj_crs(da: xr.DataArray):
-    from xlatent import geo
-
     crs = geo._crs(da)
     if crs is None:
         return None
@@ -133,8 +133,6 @@ def _pyproj_crs(da: xr.DataArray):
 def lon_lat_axes(da: xr.DataArray, grid) -> bool:
     """Whether the grid's x/y axes point east/north: a plain geographic CRS (a rotated pole is
     geographic too, but derived, and its axes are not east/north), or lon/lat coords without CRS."""
-    from xlatent import geo
-
     crs = _pyproj_crs(da)
     if crs is None:
         return geo.is_geographic(da, grid)
@@ -194,10 +192,9 @@ def to_earth_relative(flow: xr.Dataset, *, x_dim: Hashable | None = None, y_dim:
     >>> earth = xlatent.to_earth_relative(flow)          # doctest: +SKIP
     >>> earth = flow.latentdyn.to_earth_relative()       # the same, as an accessor
     """
-    from xlatent import geo
-
     if not isinstance(flow, xr.Dataset) or "u" not in flow or "v" not in flow:
-        raise InputTypeError("to_earth_relative needs a Dataset with grid-relative 'u' and 'v' (a flow from xlatent.interpolate).")
+        raise InputTypeError("to_earth_relative needs a Dataset with grid-relative 'u' and 'v' "
+                             "(a flow from xlatent.interpolate).")
     y_name, x_name = geo.spatial_dims(flow.u, x_dim=x_dim, y_dim=y_dim)
     grid = geo.Grid(y_name, x_name, None, None)
     crs = _pyproj_crs(flow.u)

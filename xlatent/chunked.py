@@ -31,9 +31,10 @@ runs as it is on dask arrays. ``ot`` is global (one transport plan over the scen
 are loaded, with a warning.
 
 The model travels in the graph once, as a single task holding its weights (numpy arrays and a
-JSON-able config; :class:`ModelSpec`), which each worker turns into a torch model once and keeps
-(:func:`core_for`). Every block sets torch's thread count from the dask worker's, and holds a
-per-device lock around GPU work so that dask threads never share one GPU at once.
+JSON-able description; :class:`ModelState`, from :func:`xlatent.engine.core_state`), which
+each worker turns into a torch model once and keeps (:func:`core_for`, the latest few). Every
+block sets torch's thread count from the dask worker's, and holds a per-device lock around GPU
+work so that dask threads never share one GPU at once.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 import threading
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -53,16 +54,19 @@ import numpy as np
 import xarray as xr
 
 from xlatent import geo
+from xlatent._dask import bands, torch_threads
 from xlatent.config import LatentConfig
+from xlatent.engine import LatentCore, core_from_state, core_state
 from xlatent.exceptions import InputError
-from xlatent.methods import MethodResult
+from xlatent.methods.base import MethodResult
+from xlatent.methods.flow import flow as flow_method
+from xlatent.methods.motion import estimate
+from xlatent.options import check_options
+from xlatent.pair import Pair, check_common, check_size
+from xlatent.patches import patch_origins
 
 log = logging.getLogger(__name__)
 
-# methods that run chunk by chunk; others load lazy inputs (with a warning): ``ot`` solves one
-# transport plan over the whole scene, which has no chunk-by-chunk form
-SUPPORTED_METHODS = ("latent", "advection", "flow", "linear")
-_MIN_SIZE = 16
 _COARSE_SIDE = 512  # cells a side, at most, of the scene as the coarse motion estimate sees it
 
 
@@ -73,26 +77,6 @@ def is_lazy(obj: Any) -> bool:
 
 # --------------------------------------------------------------------------------------------
 # The pair: validation and statistics in one pass of dask reductions
-
-
-@dataclass
-class LazyPair:
-    """The dask counterpart of :class:`xlatent.api._Pair` (same attributes, dask arrays)."""
-
-    source: xr.DataArray
-    grid: geo.Grid
-    t_last: Any
-    first: da.Array
-    last: da.Array
-    valid_first: da.Array
-    valid_last: da.Array
-    mean: np.ndarray
-    std: np.ndarray
-    value_range: tuple[np.ndarray, np.ndarray]
-
-    @property
-    def mask(self) -> da.Array:
-        return self.valid_first & self.valid_last
 
 
 def _as_dask(obj: xr.DataArray, grid: geo.Grid, like: da.Array | None = None) -> da.Array:
@@ -107,7 +91,7 @@ def _as_dask(obj: xr.DataArray, grid: geo.Grid, like: da.Array | None = None) ->
     return arr if like is None else arr.rechunk(like.chunks)
 
 
-def prepare(first: xr.DataArray, last: xr.DataArray, x_dim=None, y_dim=None, mean=None, std=None) -> LazyPair:
+def prepare(first: xr.DataArray, last: xr.DataArray, x_dim=None, y_dim=None, mean=None, std=None) -> Pair:
     """Validate a pair of which at least one is dask-backed; normalise it lazily.
 
     One pass over both inputs (dask reductions computed together) gives the per-channel mean
@@ -120,11 +104,7 @@ def prepare(first: xr.DataArray, last: xr.DataArray, x_dim=None, y_dim=None, mea
     a = _as_dask(first, grid) if is_lazy(first) else None
     b = _as_dask(last, grid, a)
     a = _as_dask(first, grid, b) if a is None else a
-    if min(a.shape[-2:]) < _MIN_SIZE:
-        raise InputError(
-            f"Image of {a.shape[-2]} x {a.shape[-1]} cells is too small: xlatent needs at least "
-            f"{_MIN_SIZE} x {_MIN_SIZE}. Select a larger area."
-        )
+    check_size(a.shape)
     huge_a, huge_b = da.isfinite(a) & (abs(a) > geo.MAX_MAGNITUDE), da.isfinite(b) & (abs(b) > geo.MAX_MAGNITUDE)
     fa, fb = da.isfinite(a) & ~huge_a, da.isfinite(b) & ~huge_b
     va, vb = fa.all(axis=0), fb.all(axis=0)
@@ -154,11 +134,7 @@ def prepare(first: xr.DataArray, last: xr.DataArray, x_dim=None, y_dim=None, mea
                 f"{label} has no finite value (all NaN or inf): nothing to interpolate. "
                 "Check the variable, the nodata value and the area you selected."
             )
-    if not stats["common"]:
-        raise InputError(
-            "The two images have no valid cell in common (NaN where the other has data): "
-            "nothing to learn the motion from. Check that they cover the same area."
-        )
+    check_common(bool(stats["common"]))
     if mean is None:
         mean, std = stats["mean"], stats["std"]
         std = np.where(std > 0, std, 1.0)
@@ -170,22 +146,8 @@ def prepare(first: xr.DataArray, last: xr.DataArray, x_dim=None, y_dim=None, mea
     def norm(x, valid):
         return da.where(valid[None], (x - mean[:, None, None]) / std[:, None, None], 0.0).astype(np.float32)
 
-    return LazyPair(first if is_lazy(first) else last, grid, geo.scalar_time(last), norm(a, va), norm(b, vb),
-                    va, vb, mean, std, (lo, hi))
-
-
-def load_unless_supported(method: str, first, last):
-    """Inputs as given when ``method`` runs chunk by chunk, else loaded (with a warning)."""
-    if method in SUPPORTED_METHODS or not (is_lazy(first) or is_lazy(last)):
-        return first, last
-    warnings.warn(
-        f"method={method!r} has no chunked (dask) path (it solves one problem over the whole scene): "
-        f"the inputs are loaded into memory. Use method='latent', 'advection' or 'flow' for scenes "
-        f"larger than memory, or load the inputs yourself to silence this warning.",
-        UserWarning,
-        stacklevel=3,
-    )
-    return first.compute(), last.compute()
+    return Pair(first if is_lazy(first) else last, grid, geo.scalar_time(last), norm(a, va), norm(b, vb),
+                va, vb, mean, std, (lo, hi))
 
 
 # --------------------------------------------------------------------------------------------
@@ -193,89 +155,71 @@ def load_unless_supported(method: str, first, last):
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """What a worker needs to rebuild the model: picklable, no torch objects."""
+class ModelState:
+    """What a worker needs to rebuild the model (:func:`xlatent.engine.core_state`), the device
+    it was asked for, and a token naming the weights: picklable, no torch objects."""
 
-    channels: int
-    config: dict
-    state: dict
+    meta: dict
+    tensors: dict
     device: str
     token: str
-    mean: tuple = ()
-    std: tuple = ()
 
 
-_CORES: dict[str, Any] = {}
+_MAX_CORES = 4  # models kept per process: the latest ones (a notebook fits many)
+_CORES: OrderedDict[str, Any] = OrderedDict()
 _CORES_LOCK = threading.Lock()
 _DEVICE_LOCKS: dict[str, threading.Lock] = {}
-builds = 0  # models rebuilt from a ModelSpec in this process (tests check: once per worker)
+builds = 0  # models rebuilt from a ModelState in this process (tests check: once per worker)
 
 
-def spec_of(core) -> ModelSpec:
-    """The :class:`ModelSpec` of a fitted :class:`~xlatent.methods.latent.LatentCore`; the core
-    itself is registered so that tasks in this process use it without a copy."""
-    state = {k: v.detach().cpu().numpy() for k, v in core.model.state_dict().items()}
+def _keep(token: str, core) -> None:
+    """Cache ``core`` under ``token`` (the caller holds the lock); the oldest beyond
+    :data:`_MAX_CORES` are dropped (rebuilt from their state if a task needs them again)."""
+    _CORES[token] = core
+    _CORES.move_to_end(token)
+    while len(_CORES) > _MAX_CORES:
+        _CORES.popitem(last=False)
+
+
+def state_of(core) -> ModelState:
+    """The :class:`ModelState` of a fitted :class:`~xlatent.engine.LatentCore`; the core itself
+    is kept so that tasks in this process use it without a copy."""
+    meta, tensors = core_state(core)
     digest = hashlib.sha1()
-    for key in sorted(state):
+    for key in sorted(tensors):
         digest.update(key.encode())
-        digest.update(np.ascontiguousarray(state[key]).tobytes())
+        digest.update(np.ascontiguousarray(tensors[key]).tobytes())
     digest.update(repr(sorted(core.config.to_dict().items())).encode())
     digest.update(np.concatenate((core.mean, core.std)).astype(np.float32).tobytes())
     token = digest.hexdigest()[:16]
-    spec = ModelSpec(core.model.channels, core.config.to_dict(), state, getattr(core, "requested_device", "auto"), token,
-                     tuple(map(float, core.mean)), tuple(map(float, core.std)))
+    state = ModelState(meta, tensors, getattr(core, "requested_device", "auto"), token)
     with _CORES_LOCK:
-        _CORES[token] = core
-    return spec
+        _keep(token, core)
+    return state
 
 
-def core_for(spec: ModelSpec):
-    """The torch model of ``spec`` in this process, built once and kept."""
+def core_for(state: ModelState):
+    """The torch model of ``state`` in this process, built once and kept."""
     global builds
     with _CORES_LOCK:
-        core = _CORES.get(spec.token)
+        core = _CORES.get(state.token)
         if core is None:
-            import torch
-
-            from xlatent.methods.latent import LatentCore
-
-            core = LatentCore(spec.channels, LatentConfig.from_dict(spec.config), spec.device, None,
-                              spec.mean or None, spec.std or None)
-            core.model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in spec.state.items()})
-            _CORES[spec.token] = core
+            core = core_from_state(state.meta, state.tensors, state.device)
             builds += 1
+        _keep(state.token, core)
         return core
 
 
 def model_task(core) -> dask.delayed:
     """The model as one dask task (its key names the weights' hash): blocks depend on it, so
     the weights travel to each worker once instead of being pickled into every task."""
-    spec = spec_of(core)
-    return dask.delayed(spec, name=f"xlatent-model-{spec.token}", traverse=False)
-
-
-def torch_threads() -> int:
-    """Threads torch should use inside a dask task: the ``xlatent.torch-threads`` dask config
-    value; else ``OMP_NUM_THREADS`` (dask's nanny sets it to 1 on worker processes); else the
-    CPUs divided by the dask threads sharing them (so 1 with the default threaded scheduler)."""
-    configured = dask.config.get("xlatent.torch-threads", None)
-    if configured:
-        return int(configured)
-    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
-        return max(1, int(os.environ["OMP_NUM_THREADS"]))
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        from distributed import get_worker
-
-        dask_threads = get_worker().state.nthreads
-    except (ImportError, ValueError, AttributeError):
-        dask_threads = dask.config.get("num_workers", None) or cpus
-    return max(1, cpus // max(1, int(dask_threads)))
+    state = state_of(core)
+    return dask.delayed(state, name=f"xlatent-model-{state.token}", traverse=False)
 
 
 @contextlib.contextmanager
 def _task_context(core):
-    """torch threads for this task, and the device's lock when it is a GPU (``core`` None:
+    """Torch threads for this task, and the device's lock when it is a GPU (``core`` None:
     threads only)."""
     import torch
 
@@ -339,28 +283,6 @@ def _map(fn, x: da.Array, depth: int, leading: tuple, *args, **kwargs) -> da.Arr
                          new_axis=new_axis or None, dtype=np.float32, meta=meta, **kwargs)
 
 
-def dask_threads() -> int:
-    """Threads of the active dask scheduler: a distributed client's, else the local one's."""
-    try:
-        from distributed import default_client
-
-        return max(1, sum(default_client().nthreads().values()))
-    except (ImportError, ValueError):
-        return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
-
-
-def bands(chunks: tuple[int, ...], per_row: int, rows: int | None = None) -> list[tuple[int, int]]:
-    """``(start, stop)`` of bands of ``rows`` whole chunks along an axis with ``chunks``, where
-    a row of chunks holds ``per_row`` tasks. Default: the fewest rows that give every dask
-    thread four tasks, at least 8 tasks. Computing band after band bounds memory by one band:
-    on one graph with a final task (a reduction, xarray's ``to_zarr``) dask's ordering of
-    overlapping chunks keeps inputs and results across the whole scene."""
-    rows = int(rows or max(1, -(-max(8, 4 * dask_threads()) // max(1, per_row))))
-    edges = np.concatenate(([0], np.cumsum(chunks))).astype(int).tolist()
-    starts = edges[:-1][::rows]
-    return list(zip(starts, starts[1:] + [edges[-1]]))
-
-
 def largest(x: da.Array) -> float:
     """``max |x|`` over a ``(..., row, column)`` dask array, one band of chunk rows at a time."""
     per_row = int(np.prod(x.numblocks)) // len(x.chunks[-2])
@@ -389,6 +311,7 @@ class CoarseMotion:
 
     @property
     def largest(self) -> float:
+        """The longest displacement component of the coarse field, cells."""
         return float(np.abs(self.field).max())
 
     def over(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
@@ -420,8 +343,6 @@ _COARSE_CACHE: dict[tuple, CoarseMotion] = {}
 def coarse_motion(first: da.Array, last: da.Array, estimator: str, transform: str, mean, std) -> CoarseMotion:
     """The motion of the whole scene estimated on block means of at most ``_COARSE_SIDE``
     cells a side (one pass of dask reductions, then ``estimator`` in memory); kept per pair."""
-    from xlatent.methods.motion import estimate
-
     h, w = first.shape[-2:]
     k = max(1, -(-max(h, w) // _COARSE_SIDE))
     key = (first.name, last.name, estimator, transform, k)
@@ -519,8 +440,6 @@ def _describe(rows, cols) -> str:
 def _starting_field(a: np.ndarray, b: np.ndarray, motion: tuple) -> np.ndarray:
     """The configured starting field of normalised ``a`` -> ``b``; ``motion`` is
     ``(mean, std, estimator, transform, coarsen)`` (see :meth:`LatentCore.prior`)."""
-    from xlatent.methods.motion import estimate
-
     mean, std, estimator, transform, coarsen = motion
     return estimate(a, b, estimator, transform, mean=mean, std=std, coarsen=coarsen)
 
@@ -562,21 +481,21 @@ def _crop(x: np.ndarray, n: int) -> np.ndarray:
     return np.ascontiguousarray(x[..., n : x.shape[-2] - n, n : x.shape[-1] - n]) if n else x
 
 
-def _fields_block(block: np.ndarray, spec: ModelSpec, channels: int, depth: int, margin: int, coarse, edges,
+def _fields_block(block: np.ndarray, state: ModelState, channels: int, depth: int, margin: int, coarse, edges,
                   block_id=None) -> np.ndarray:
     rows, cols = _region(block_id, edges)
-    fields = _block_fields(core_for(spec), block, channels, depth, margin, coarse, rows, cols)
+    fields = _block_fields(core_for(state), block, channels, depth, margin, coarse, rows, cols)
     return fields.reshape(-1, *fields.shape[-2:])
 
 
-def _frames_block(block, spec: ModelSpec, channels: int, depth: int, fields_depth: int, margin: int, fractions,
+def _frames_block(block, state: ModelState, channels: int, depth: int, fields_depth: int, margin: int, fractions,
                   exact_endpoints, blend, coarse, edges, bound: float, source: str, block_id=None):
     """Frames ``(K * C)`` and stage fields ``(2 N)`` of the chunk, stacked, from the two images
     with ``depth + fields_depth + margin`` cells of context: every layer runs inside the task, so
     only the inputs cross chunk borders. ``depth`` allows displacements up to ``bound`` cells
     (``source`` says where that bound came from): longer ones are clamped to it, with a warning
     (never an error after the work)."""
-    core = core_for(spec)
+    core = core_for(state)
     c = channels
     rows, cols = _region(block_id, edges)
     fields = _block_fields(core, block, c, fields_depth, margin, coarse, rows, cols, report=True)
@@ -617,8 +536,6 @@ def training_windows(first: da.Array, last: da.Array, mask: da.Array, patch, str
     training matches the in-memory one but for the starting field, computed per patch with
     ``config.prior_margin`` cells of context instead of on the whole scene.
     """
-    from xlatent.patches import patch_origins
-
     h, w = first.shape[-2:]
     origins = patch_origins((h, w), patch, stride)
     if len(origins) > config.sample_patches:
@@ -655,7 +572,7 @@ def training_windows(first: da.Array, last: da.Array, mask: da.Array, patch, str
 
 def fit_core(core, first: da.Array, last: da.Array, mask: da.Array, patch, stride, seed=0, progress=True):
     """Train ``core`` on windows sampled from the dask arrays; returns the history."""
-    from xlatent.train import train_windows
+    from xlatent.train import train_windows  # torch
 
     windows = training_windows(first, last, mask, patch, stride, core.config, seed, core.mean, core.std)
     log.info("training on %d patches cut from a %s scene", len(windows), first.shape)
@@ -738,8 +655,6 @@ def frames(core, first: da.Array, last: da.Array, fractions, exact_endpoints=Tru
 def latent(first, last, mask, fractions, *, config: LatentConfig, patch, stride, device="auto", seed=0,
            progress=True, exact_endpoints=True, blend="transport", mean=None, std=None, **_) -> MethodResult:
     """The ``latent`` method on dask arrays (see :func:`xlatent.methods.latent.latent`)."""
-    from xlatent.methods.latent import LatentCore
-
     core = LatentCore(first.shape[0], config, device, seed, mean, std)
     history = fit_core(core, first, last, mask, patch, stride, seed=seed, progress=progress)
     out, flow = frames(core, first, last, fractions, exact_endpoints, blend)
@@ -762,8 +677,6 @@ def _flow_block(block: np.ndarray, channels: int, fractions, mean, std, motion: 
     """Frames ``(K * C)`` and the field ``(2)`` of the ``flow`` method run on the chunk with
     ``depth`` cells of context, stacked, interior only. Warns (says where) when the motion
     found leaves the overlap or disagrees with the scene's coarse motion."""
-    from xlatent.methods.flow import flow as flow_method
-
     c = channels
     rows, cols = _region(block_id, edges)
     with _task_context(None):
@@ -799,8 +712,6 @@ def flow(first, last, mask, fractions, *, mean, std, config: LatentConfig | None
     with an overlap of ``config.prior_margin`` cells of context for the motion estimate plus
     the largest displacement the rendering can reach. That bound is set once, before the work,
     from the scene's coarse motion (:func:`coarse_motion`) plus its tolerance."""
-    from xlatent.methods.motion import check_options
-
     check_options(motion, motion_transform)
     config = config or LatentConfig()
     c = first.shape[0]
@@ -815,5 +726,6 @@ def flow(first, last, mask, fractions, *, mean, std, config: LatentConfig | None
     return MethodResult(frames=frames_out, fields=out[k * c :].reshape(1, 2, *out.shape[-2:]), info={"motion": motion})
 
 
-# methods of :mod:`xlatent.methods` with a chunked counterpart here (``linear`` runs as it is)
+# the chunked counterparts of the methods registered with ``lazy=True`` (``linear`` runs as it is
+# on dask arrays)
 LAZY = {"latent": latent, "advection": advection, "flow": flow}

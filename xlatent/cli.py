@@ -17,10 +17,16 @@ import tempfile
 import threading
 import traceback
 import warnings
+from collections.abc import Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Sequence
 
+import numpy as np
+
+import xlatent
+from xlatent import datasets, methods
+from xlatent._version import __version__
+from xlatent.cf import KINDS, append_history
 from xlatent.exceptions import (
     ConfigError,
     CRSError,
@@ -37,6 +43,8 @@ from xlatent.exceptions import (
     UnknownVariableError,
     XlatentError,
 )
+from xlatent.geo import time_dim
+from xlatent.io import is_zarr_store, open_image, result_dataset, save_result, to_netcdf
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # any other error
@@ -105,8 +113,6 @@ def _positive_float(text: str) -> float:
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``interpolate`` and ``demo``."""
-    from xlatent.cf import KINDS
-
     p.add_argument("--steps", type=_positive_int, default=8,
                    help="intervals between FIRST and LAST: steps + 1 frames are written (default: %(default)s)")
     p.add_argument("--method", default="latent",
@@ -117,7 +123,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="what moves; sets the CF standard_name of u/v (e.g. sea_ice_x_velocity). Default: none")
     p.add_argument("--device", default="auto",
                    help="torch device: auto (CUDA when available, else CPU), cpu, cuda, cuda:1... (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed; same seed and device give the same result (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed; same seed and device give the same result (default: %(default)s)")
     p.add_argument("--max-iters", type=_positive_int, default=None, metavar="N",
                    help="training steps at most (latent method; default: LatentConfig.max_iters, 400)")
     p.add_argument("--time-budget", type=_positive_float, default=None, metavar="SECONDS",
@@ -129,8 +136,6 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``xlatent`` argument parser (subcommands ``interpolate`` and ``demo``)."""
-    from xlatent import __version__
-
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="xlatent",
@@ -169,8 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     ip.add_argument("--last-index", type=int, default=None, metavar="J",
                     help="time step of LAST (or of FIRST when LAST is omitted) to use")
     ip.add_argument("--first-time", default=None, metavar="ISO",
-                    help="time of FIRST when the file has none (GeoTIFF; replaces one it has, with a warning), e.g. 2024-03-01T00:00; with both times "
-                         "the motion is in m s-1")
+                    help="time of FIRST when the file has none (GeoTIFF; replaces one it has, with a warning), "
+                         "e.g. 2024-03-01T00:00; with both times the motion is in m s-1")
     ip.add_argument("--last-time", default=None, metavar="ISO", help="time of LAST when the file has none")
     ip.add_argument("--x-dim", default=None, metavar="DIM", help="name of the x (column) dim, when it cannot be guessed")
     ip.add_argument("--y-dim", default=None, metavar="DIM", help="name of the y (row) dim, when it cannot be guessed")
@@ -284,8 +289,6 @@ def _say(args: argparse.Namespace, message: str) -> None:
 
 def _check_options(args: argparse.Namespace) -> None:
     """Fail fast, before reading files or training, on what can be checked up front."""
-    from xlatent import methods
-
     if args.method not in methods.available():
         raise _Failure(f"unknown --method {args.method!r}; available: {', '.join(methods.available())}.", EXIT_USAGE)
     if args.method == "ot":
@@ -340,8 +343,6 @@ def _check_folder(target: Path, what: str) -> None:
 
 def _check_outputs(args: argparse.Namespace, out: Path, plot: Path | None) -> None:
     """Every output path and the packages it needs, before any input is read."""
-    from xlatent.io import is_zarr_store
-
     inputs = {Path(p).resolve() for p in (args.first, args.last) if p is not None}
     if out.resolve() in inputs:
         raise _Failure(f"--out {out} is one of the inputs; choose another file name.", EXIT_USAGE)
@@ -387,8 +388,6 @@ def _options(args: argparse.Namespace) -> dict:
 
 
 def _read(path: str, variable, index, timestamp, label: str, option: str, chunks=None):
-    from xlatent.io import open_image, time_dim
-
     try:
         da = open_image(path, variable, time_index=index, timestamp=timestamp, chunks=chunks)
     except InputError as err:  # a bad --*-index or --*-time
@@ -418,9 +417,6 @@ def _inputs(args: argparse.Namespace):
 
 def _run(first, last, args: argparse.Namespace, argv: Sequence[str]):
     """Interpolate, then add the command line to the outputs' history."""
-    import xlatent
-    from xlatent import cf
-
     frames, flow = xlatent.interpolate(first, last, x_dim=getattr(args, "x_dim", None),
                                        y_dim=getattr(args, "y_dim", None), **_options(args))
     if flow is not None and args.earth_relative:
@@ -429,7 +425,7 @@ def _run(first, last, args: argparse.Namespace, argv: Sequence[str]):
     command = "command line: " + shlex.join(["xlatent", *argv])
     for obj in (frames, flow):
         if obj is not None:
-            obj.attrs["history"] = cf.append_history(obj.attrs.get("history"), command)
+            obj.attrs["history"] = append_history(obj.attrs.get("history"), command)
     return frames, flow
 
 
@@ -483,15 +479,11 @@ def _draw(frames, flow, plot: Path, args: argparse.Namespace) -> Path:
 
 
 def _write_result(frames, flow, out: Path, args: argparse.Namespace) -> None:
-    from xlatent.io import result_dataset, to_netcdf, to_zarr
-
-    ds = result_dataset(frames, flow)
+    zarr = out.suffix.lower() == ".zarr"  # Zarr's default compression; dask results band by band
+    names = [] if zarr else list(result_dataset(frames, flow).data_vars)
+    encoding = None if zarr else {name: {"zlib": True, "complevel": 4} for name in names}
     try:
-        if out.suffix.lower() == ".zarr":  # Zarr's default compression; dask results band by band
-            to_zarr(ds, out, progress=not args.quiet)
-        else:
-            to_netcdf(ds, out, encoding={name: {"zlib": True, "complevel": 4} for name in ds.data_vars},
-                      progress=not args.quiet)
+        save_result(frames, flow, out, encoding=encoding, progress=not args.quiet)
     except OSError as err:
         if isinstance(err, XlatentError):
             raise
@@ -538,11 +530,6 @@ def _demo(args: argparse.Namespace, argv: Sequence[str]) -> None:
 
 
 def _demo_files(args: argparse.Namespace, argv: Sequence[str], outdir: Path, written: list[Path]) -> None:
-    import numpy as np
-
-    from xlatent import datasets
-    from xlatent.io import to_netcdf
-
     case = datasets.load(args.case, size=args.size, steps=args.steps, seed=args.seed)
     _say(args, f"case {case.name}: {case.description}")
     try:

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import rioxarray  # noqa: F401  (registers the ``.rio`` accessor)
 import xarray as xr
 
 __all__ = ["ANALYTIC", "CASES", "CURVED", "TEXTURES", "SyntheticCase", "analytic", "growing_blobs", "load", "new_features",
@@ -36,6 +35,15 @@ X_UL, Y_UL = -500_000.0, 500_000.0  # upper-left corner of the grid, metres
 START = np.datetime64("2024-03-01T00:00", "ns")
 INTERVAL = np.timedelta64(12, "h").astype("timedelta64[ns]")
 SECONDS = INTERVAL / np.timedelta64(1, "s")  # 43200.0
+
+
+def _georeferenced(obj):
+    """``obj`` with the cases' CRS and its affine transform written (rioxarray, imported here so
+    that ``import xlatent.datasets`` stays light)."""
+    import rioxarray  # noqa: F401  (registers the ``.rio`` accessor)
+
+    return obj.rio.write_crs(CRS).rio.write_transform()
+
 
 N_MODES = 240
 WAVELENGTHS = (3.0, 40.0)  # cells
@@ -456,7 +464,7 @@ def _build(
         name=var_name,
         attrs=dict(var_attrs),
     )
-    stack = stack.rio.write_crs(CRS).rio.write_transform()
+    stack = _georeferenced(stack)
     shape = (steps + 1, size, size)
     attrs = {"units": "m s-1"}
     flow = xr.Dataset(
@@ -468,7 +476,7 @@ def _build(
         },
         coords=stack.drop_vars("spatial_ref").coords,
     )
-    flow = flow.rio.write_crs(CRS).rio.write_transform()
+    flow = _georeferenced(flow)
     first, last = (stack.isel(time=i).drop_vars("interp_fraction") for i in (0, -1))
     return SyntheticCase(first, last, stack, flow, name, description)
 
@@ -740,14 +748,14 @@ def growing_blobs(size: int = 128, steps: int = 6, seed: int = 0) -> SyntheticCa
     dims = ("time", "y", "x")
     stack = xr.DataArray(np.stack(frames).astype(np.float32), coords=coords, dims=dims, name="backscatter",
                          attrs={"units": "1", "long_name": "synthetic rain-cell-like blobs"})
-    stack = stack.rio.write_crs(CRS).rio.write_transform()
+    stack = _georeferenced(stack)
     attrs = {"units": "m s-1"}
     flow = xr.Dataset(
         {"u": (dims, np.stack(us).astype(np.float32), {**attrs, "long_name": "true velocity toward +x"}),
          "v": (dims, np.stack(vs).astype(np.float32), {**attrs, "long_name": "true velocity toward +y (north)"})},
         coords=stack.drop_vars("spatial_ref").coords,
     )
-    flow = flow.rio.write_crs(CRS).rio.write_transform()
+    flow = _georeferenced(flow)
     first, last = (stack.isel(time=i).drop_vars("interp_fraction") for i in (0, -1))
     description = "two blobs move, one grows, one appears after 60 %, one vanishes by 40 % in 12 h"
     return SyntheticCase(first, last, stack, flow, "growing_blobs", description)

@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any, Hashable
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from xlatent.exceptions import (
+    CRSError,
     GridMismatchError,
     InputError,
     InputTypeError,
     NonFiniteWarning,
     SpatialDimsError,
     SpeedWarning,
+    TimeNotDateWarning,
     TimeOrderError,
 )
 
@@ -136,12 +139,26 @@ def describe(da: xr.DataArray, x_dim: str | None = None, y_dim: str | None = Non
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
 
 
-def _is_time_value(value: Any) -> bool:
-    """Whether ``value`` is a date as it stands: ``datetime64`` or a cftime datetime."""
-    arr = np.asarray(value)
+def _holds_dates(values: Any) -> bool:
+    """Whether ``values`` (one or many) are dates as they stand: ``datetime64`` or cftime datetimes
+    (judged by the first)."""
+    arr = np.asarray(values)
     if np.issubdtype(arr.dtype, np.datetime64):
         return True
-    return arr.dtype == object and arr.ndim == 0 and hasattr(arr.item(), "calendar")  # cftime.datetime
+    return arr.dtype == object and arr.size > 0 and hasattr(arr.flat[0], "calendar")  # cftime.datetime
+
+
+def _is_time_value(value: Any) -> bool:
+    """Whether ``value`` is a date as it stands: ``datetime64``, or one cftime datetime."""
+    return _holds_dates(value) and (np.ndim(value) == 0 or np.asarray(value).dtype != object)
+
+
+def time_dim(da: xr.DataArray) -> Hashable | None:
+    """The dim holding dates (``time``, or the only dim whose coord is datetime/cftime)."""
+    if "time" in da.dims:
+        return "time"
+    found = [d for d in da.dims if d in da.coords and da.sizes[d] > 0 and _holds_dates(da[d].values)]
+    return found[0] if len(found) == 1 else None
 
 
 def _decode_time(coord: xr.DataArray):
@@ -233,8 +250,6 @@ def warn_undated(first: Any, last: Any, stacklevel: int = 3) -> None:
     notes = [n for n in (undated_time_note(first, "first"), undated_time_note(last, "last")) if n]
     if not notes:
         return
-    from xlatent.exceptions import TimeNotDateWarning
-
     warnings.warn(
         "; ".join(notes) + ". It is not used: frames get fractions 0..1 instead of dates and u/v are "
         "in grid cells per unit interp_fraction, not m s-1. Give it CF units "
@@ -339,7 +354,8 @@ def _check_times(t0, t1) -> None:
     if t0 is None or t1 is None:
         return
     if type(t0) is not type(t1):
-        raise TimeOrderError(f"The two time coords are of different kinds ({type(t0).__name__}, {type(t1).__name__}); decode both the same way.")
+        raise TimeOrderError(f"The two time coords are of different kinds ({type(t0).__name__}, {type(t1).__name__}); "
+                             "decode both the same way.")
     for label, t in (("first", t0), ("last", t1)):
         if isinstance(t, np.datetime64) and np.isnat(t):
             raise TimeOrderError(
@@ -390,8 +406,6 @@ def _crs(da: xr.DataArray):
     found, cf_error = _crs_from_cf(mapping) if mapping is not None else (None, None)
     if found is not None:
         return found
-    from xlatent.exceptions import CRSError
-
     cause = error or cf_error
     where = f"grid mapping {_grid_mapping_name(da)!r}" if mapping is not None else "'crs' attribute"
     raise CRSError(
@@ -630,7 +644,8 @@ _TIME_ATTRS = {"standard_name": "time", "axis": "T"}
 
 
 def _time_coords(grid: Grid, t_last, fractions: np.ndarray) -> dict:
-    frac = xr.Variable("time", fractions.astype(np.float64), {"long_name": "fraction of the interval from first to last image", "units": "1"})
+    frac_attrs = {"long_name": "fraction of the interval from first to last image", "units": "1"}
+    frac = xr.Variable("time", fractions.astype(np.float64), frac_attrs)
     if grid.time is None or t_last is None:
         return {"time": ("time", fractions.astype(np.float64), {"long_name": "interp_fraction"}), "interp_fraction": frac}
     if isinstance(grid.time, np.datetime64):
@@ -687,7 +702,8 @@ def frames_to_xarray(
     """Wrap ``(time, channel, row, column)`` frames like ``source``, with time and CRS."""
     dims = ["time"] + ([grid.channel_dim] if grid.channel_dim is not None else []) + [grid.y_dim, grid.x_dim]
     data = frames if grid.channel_dim is not None else frames[:, 0]
-    out = xr.DataArray(data.astype(source.dtype if np.issubdtype(source.dtype, np.floating) else np.float32), dims=dims, name=source.name)
+    dtype = source.dtype if np.issubdtype(source.dtype, np.floating) else np.float32
+    out = xr.DataArray(data.astype(dtype), dims=dims, name=source.name)
     out = out.assign_coords(_template_coords(source, grid)).assign_coords(_time_coords(grid, t_last, fractions))
     order = ["time"] + [d for d in source.dims if d in dims]
     out = out.transpose(*order)

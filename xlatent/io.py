@@ -17,14 +17,17 @@ import os
 import re
 import tempfile
 import warnings
+from collections.abc import Hashable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Hashable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
+from xlatent._dask import bands
 from xlatent.exceptions import InputError, InputFileError, UnknownVariableError
+from xlatent.geo import scalar_time, time_coord_name, time_dim
 
 # GDAL rasters read with rioxarray; everything else goes to xarray first.
 RASTER_SUFFIXES = {".tif", ".tiff", ".gtiff", ".cog", ".vrt", ".jp2", ".img", ".asc", ".png", ".jpg", ".jpeg"}
@@ -157,7 +160,8 @@ def _open_raster(path: Path, variable: str | None, chunks: Any) -> xr.DataArray:
 def _gridded(ds: xr.Dataset) -> list[Hashable]:
     """Data variables that can be images: at least two dims, not a cell-bounds variable named by
     another's ``bounds`` attr (grid mappings and scalars have fewer dims)."""
-    bounds = {var.attrs.get("bounds") for var in ds.variables.values()} | {var.encoding.get("bounds") for var in ds.variables.values()}
+    variables = ds.variables.values()
+    bounds = {var.attrs.get("bounds") for var in variables} | {var.encoding.get("bounds") for var in variables}
     return [name for name, var in ds.data_vars.items() if var.ndim >= 2 and name not in bounds]
 
 
@@ -175,15 +179,6 @@ def _pick_variable(ds: xr.Dataset, variable: str | None, path: Path) -> xr.DataA
         listed = ", ".join(map(str, candidates or list(ds.data_vars))) or "none"
         raise UnknownVariableError(f"{path.name} has no variable {variable!r}. Variables in the file: {listed}.")
     return ds[variable]
-
-
-def time_dim(da: xr.DataArray) -> Hashable | None:
-    """The dim holding dates (``time``, or the only dim whose coord is datetime/cftime)."""
-    if "time" in da.dims:
-        return "time"
-    found = [d for d in da.dims if d in da.coords and da.sizes[d] > 0 and (np.issubdtype(da[d].dtype, np.datetime64) or
-                                                                         (da[d].dtype == object and hasattr(da[d].values.flat[0], "calendar")))]
-    return found[0] if len(found) == 1 else None
 
 
 def _select_time(da: xr.DataArray, index: int | None, path: Path) -> xr.DataArray:
@@ -208,8 +203,6 @@ def _set_time(da: xr.DataArray, timestamp: Any, path: Path) -> xr.DataArray:
         raise InputError(f"Cannot read {timestamp!r} as a date and time; use ISO 8601, e.g. 2024-03-01T12:00.") from err
     if np.isnat(value):
         raise InputError(f"Timestamp {timestamp!r} is not a date.")
-    from xlatent.geo import scalar_time, time_coord_name
-
     name = time_coord_name(da)
     if name is not None:
         warnings.warn(f"{path.name}: its time {scalar_time(da)} is replaced by {value}.", UserWarning, stacklevel=3)
@@ -222,16 +215,17 @@ def _set_time(da: xr.DataArray, timestamp: Any, path: Path) -> xr.DataArray:
 
 
 @contextmanager
-def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_write(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds.
 
     The temporary file is in the same folder (so the final ``os.replace`` is atomic) and keeps
-    ``path``'s suffix (writers that pick a format by suffix still work). Any exception, Ctrl-C
-    included, removes it and leaves an existing ``path`` untouched.
+    ``path``'s suffix, or ``suffix`` when given (writers that pick a format by suffix still
+    work). Any exception, Ctrl-C included, removes it and leaves an existing ``path`` untouched.
     """
     path = Path(path)
+    suffix = path.suffix if suffix is None else suffix
     with naming(path):
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{suffix}", dir=path.parent)
         os.close(fd)
         try:
             yield Path(tmp)
@@ -468,8 +462,6 @@ def _write_zarr(ds: xr.Dataset, target, encoding: dict, band: int | None, progre
     ds.to_zarr(target, mode="w", compute=False, encoding=encoding, **kwargs)  # metadata, numpy data
     from tqdm.auto import tqdm
 
-    from xlatent.chunked import bands
-
     per_row = int(np.prod([len(c) for d, c in zip(ds[biggest].dims, ds[biggest].chunks) if d != dim]))
     parts = bands(ds.chunksizes[dim], per_row, band)
     banded = ds.drop_vars([name for name in ds.variables if dim not in ds[name].dims])
@@ -566,6 +558,7 @@ def open_result(path: str | os.PathLike, **kwargs: Any) -> tuple[xr.DataArray, x
     frames.attrs = {**frames.attrs, **attrs}
     if not flow_vars:
         return frames, None
-    flow = ds[flow_vars].rename({k: v for k, v in {FLOW_TIME: "time", FLOW_FRACTION: "interp_fraction"}.items() if k in ds.variables})
+    renames = {FLOW_TIME: "time", FLOW_FRACTION: "interp_fraction"}
+    flow = ds[flow_vars].rename({k: v for k, v in renames.items() if k in ds.variables})
     flow.attrs = dict(attrs)
     return frames, flow

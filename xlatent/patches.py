@@ -8,7 +8,7 @@ a tiled run equals an untiled one and shows no seams.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from xlatent import geo
 from xlatent.exceptions import InputError
 
 __all__ = ["path_energy", "path_energy_torch"]
@@ -156,8 +157,6 @@ def _densities(frames: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """``(K, C, H, W)`` float64 from numpy ``(K, [C,] H, W)`` or a frames DataArray, and its times."""
     fractions = None
     if hasattr(frames, "dims"):
-        from xlatent import geo
-
         grid = geo.describe(frames.isel({frames.dims[0]: 0}))
         order = [frames.dims[0]] + ([grid.channel_dim] if grid.channel_dim else []) + [grid.y_dim, grid.x_dim]
         if "interp_fraction" in frames.coords:

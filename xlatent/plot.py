@@ -18,16 +18,17 @@ xlatent never makes cartopy download them.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
+from collections.abc import Hashable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Hashable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
 from xlatent import geo
 from xlatent.exceptions import InputError, InputTypeError
+from xlatent.io import atomic_write
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -323,27 +324,13 @@ def _draw_flow(ax, stage: xr.Dataset, crs, y, x, *, density=None, style="quiver"
 # --------------------------------------------------------------------------- output
 
 
-def _temporary_beside(path: Path, suffix: str) -> Path:
-    """An empty file in ``path``'s folder, readable by all (mkstemp makes it private)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    os.chmod(tmp, 0o644)
-    return Path(tmp)
-
-
 def _save(fig, path: str | os.PathLike | None) -> None:
-    """Write the figure atomically: a temporary file beside ``path``, then ``os.replace``."""
+    """Write the figure atomically (:func:`xlatent.io.atomic_write`)."""
     if path is None:
         return
-    path = Path(path)
-    fmt = path.suffix.lstrip(".").lower() or "png"
-    tmp = _temporary_beside(path, f".tmp.{fmt}")
-    try:
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    with atomic_write(path, f".{fmt}") as tmp:
         fig.savefig(tmp, format=fmt, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------- public
@@ -597,13 +584,9 @@ def animate(
 
     anim = FuncAnimation(fig, update, frames=data.sizes["time"], blit=False)
     path = Path(path)
-    tmp = _temporary_beside(path, ".tmp.gif")
     try:
-        anim.save(tmp, writer=PillowWriter(fps=fps), dpi=90)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        with atomic_write(path, ".gif") as tmp:
+            anim.save(tmp, writer=PillowWriter(fps=fps), dpi=90)
     finally:
         plt.close(fig)
     return path

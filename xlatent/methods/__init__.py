@@ -1,90 +1,34 @@
-"""Interpolation methods behind one contract, chosen by name with ``method=``.
+"""Interpolation methods behind one contract (:mod:`xlatent.methods.base`), chosen by name with
+``method=``; importing this package registers the built-in ones."""
 
-A method takes the two images as normalised, NaN-free ``(C, H, W)`` float32 arrays plus the
-validity mask, the wanted fractions and the per-channel ``mean``/``std`` that undo the
-normalisation (keywords), and returns frames ``(K, C, H, W)`` and, when it has
-one, the motion as per-stage fields ``(N, 2, H, W)`` in grid cells per unit of
-``interp_fraction`` (index space: column, row). Geo handling stays in :mod:`xlatent.geo`.
-"""
+from dataclasses import replace
 
-from __future__ import annotations
+from xlatent.methods.base import (
+    _REGISTRY,
+    MethodFn,
+    MethodResult,
+    MethodSpec,
+    available,
+    get,
+    physical,
+    register,
+    spec,
+)
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
+# isort: split
+# the built-in methods register themselves on import, after the registry exists
+from xlatent.methods import (
+    advection,
+    dynamic_ot,
+    flow,
+    latent,
+    linear,
+    ot,
+    ot_autoencoder,
+)
 
-import numpy as np
+# TODO(lead): pass lazy=True to @register("latent") in methods/latent.py after the merge, then remove this
+_REGISTRY["latent"] = replace(_REGISTRY["latent"], lazy=True)
 
-from xlatent.exceptions import UnknownMethodError
-
-
-@dataclass
-class MethodResult:
-    """What a method returns (see the module docstring for shapes and units)."""
-
-    frames: np.ndarray
-    fields: np.ndarray | None
-    info: dict[str, Any] = field(default_factory=dict)
-    fitted: Any = None
-
-
-MethodFn = Callable[..., MethodResult]
-
-
-def physical(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """Undo the per-channel normalisation of ``(C, H, W)`` arrays (back to the inputs' units)."""
-    return x * np.asarray(std)[:, None, None] + np.asarray(mean)[:, None, None]
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """A registered method: its function, its own options (with defaults), whether it is
-    trained with a :class:`~xlatent.LatentConfig` (whose fields are then options too), and
-    whether it runs on the torch ``device=`` it is given (else on the CPU)."""
-
-    fn: MethodFn
-    options: dict[str, Any]
-    trained: bool
-    uses_device: bool = False
-
-
-_REGISTRY: dict[str, MethodSpec] = {}
-
-
-def register(name: str, options: dict[str, Any] | None = None, trained: bool = False,
-             uses_device: bool | None = None) -> Callable[[MethodFn], MethodFn]:
-    """Decorator adding a method to the registry under ``name``.
-
-    ``options`` are the keywords the method accepts besides the common ones, with defaults;
-    ``trained`` methods also take every :class:`~xlatent.LatentConfig` field; ``uses_device``
-    (default: ``trained``) says that the method runs on the torch ``device=`` it is given.
-    """
-
-    def wrap(fn: MethodFn) -> MethodFn:
-        _REGISTRY[name] = MethodSpec(fn, dict(options or {}), trained, trained if uses_device is None else uses_device)
-        return fn
-
-    return wrap
-
-
-def spec(name: str) -> MethodSpec:
-    """The method registered as ``name``; a clear error listing the known names otherwise."""
-    _load_builtins()
-    if not isinstance(name, str) or name not in _REGISTRY:
-        raise UnknownMethodError(f"Unknown method {name!r}. Available: {', '.join(available())}.")
-    return _REGISTRY[name]
-
-
-def get(name: str) -> MethodFn:
-    """The function of the method registered as ``name``."""
-    return spec(name).fn
-
-
-def available() -> list[str]:
-    """Names of the registered methods."""
-    _load_builtins()
-    return sorted(_REGISTRY)
-
-
-def _load_builtins() -> None:
-    from xlatent.methods import advection, dynamic_ot, flow, latent, linear, ot  # noqa: F401  (register on import)
-    from xlatent.methods import ot_autoencoder  # noqa: F401
+__all__ = ["MethodFn", "MethodResult", "MethodSpec", "available", "get", "physical", "register", "spec",
+           "advection", "dynamic_ot", "flow", "latent", "linear", "ot", "ot_autoencoder"]

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from xlatent.config import LatentConfig
-from xlatent.methods import MethodResult, register
+from xlatent.methods.base import MethodResult, register
 from xlatent.methods.latent import latent
 
 
-@register("advection", trained=True)
+@register("advection", trained=True, lazy=True)
 def advection(first, last, mask, fractions, *, config: LatentConfig, **kwargs) -> MethodResult:
+    """The ``latent`` method with E and D the identity (same keywords)."""
     return latent(first, last, mask, fractions, config=replace(config, codec="identity", latent_channels=0), **kwargs)

@@ -47,8 +47,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from xlatent.device import resolve_device
 from xlatent.exceptions import ConfigError
-from xlatent.methods import MethodResult, physical, register
+from xlatent.methods.base import MethodResult, physical, register
+from xlatent.resample import coarse_shape, pool, resize
 
 _NO_MASS = 1e-3  # relative density below which the velocity is undefined (NaN)
 _NEWTON = 20
@@ -66,9 +68,9 @@ class Geodesic:
     iterations run; ``residual``: the final relative Douglas–Rachford step.
     """
 
-    rho: "object"
-    velocity: "object"
-    source: "object"
+    rho: object
+    velocity: object
+    source: object
     energy: float
     iters: int
     residual: float
@@ -96,8 +98,6 @@ class _Solver:
     """Douglas–Rachford iterations of Papadakis, Peyré & Oudet (2014) for one pair of densities."""
 
     def __init__(self, rho0, rho1, steps: int, tau: float | None, obstacle, gamma: float):
-        import torch
-
         self.n, (self.p, self.q) = steps, rho0.shape
         self.dt, self.dx = 1.0 / steps, 1.0 / max(self.p, self.q)
         self.rho0, self.rho1 = rho0 / self.dx**2, rho1 / self.dx**2  # mass per cell -> density
@@ -293,8 +293,6 @@ def solve(rho0, rho1, steps: int = 16, iters: int = 2000, unbalanced: float | No
     """
     import torch
 
-    from xlatent.train import resolve_device
-
     dev = resolve_device(device)
     if dev.type == "mps":
         dev = torch.device("cpu")
@@ -343,32 +341,30 @@ def _at(levels: np.ndarray, t: float) -> np.ndarray:
 
 
 def _channel(x0, x1, valid, fractions, obstacle, opts):
-    from xlatent.methods.ot import _block_mean, _coarse_shape, _upsample
-
     h, w = x0.shape
     base = min(x0[valid].min(), x1[valid].min())
     m0, m1 = np.where(valid, x0 - base, 0.0), np.where(valid, x1 - base, 0.0)
     s0, s1 = m0.sum(), m1.sum()
-    coarse = _coarse_shape(h, w, opts["ot_grid"])
-    c0, c1 = _block_mean(m0, coarse), _block_mean(m1, coarse)
+    coarse = coarse_shape(h, w, opts["ot_grid"])
+    c0, c1 = pool(m0, coarse), pool(m1, coarse)
     if c0.sum() <= 1e-12 or c1.sum() <= 1e-12:  # nothing to transport: a plain blend
         return np.stack([(1 - t) * m0 + t * m1 + base for t in fractions]), None
     tau = opts["unbalanced"]
     scale = (c0.sum(), c1.sum()) if tau is None else ((c0.sum() + c1.sum()) / 2,) * 2
-    obs = None if obstacle is None else _block_mean(obstacle.astype(np.float64), coarse) > 0.5
+    obs = None if obstacle is None else pool(obstacle.astype(np.float64), coarse) > 0.5
     geo = solve(c0 / scale[0], c1 / scale[1], opts["ot_steps"], opts["ot_iters"], tau, obs, opts["device"])
     levels = geo.rho.cpu().numpy()
 
     def transported(t):  # the coarse path at t, upsampled, in the inputs' units
         mass = (1 - t) * scale[0] + t * scale[1] if tau is None else scale[0]
-        return _upsample(_at(levels, t) * mass, (h, w))
+        return resize(_at(levels, t) * mass, (h, w))
 
     detail0, detail1 = m0 - transported(0.0), m1 - transported(1.0)
     frames = np.stack([transported(t) + (1 - t) * detail0 + t * detail1 + base for t in fractions])
     vel = geo.velocity.cpu().numpy()
     stretch = np.array([w / coarse[1], h / coarse[0]])[None, :, None, None]  # coarse -> fine cells
-    field = np.stack([[_upsample(np.nan_to_num(v), (h, w)) for v in stage] for stage in vel * stretch])
-    nomass = np.stack([_upsample(np.isnan(stage[0]).astype(np.float64), (h, w), "nearest") > 0.5 for stage in vel])
+    field = np.stack([[resize(np.nan_to_num(v), (h, w)) for v in stage] for stage in vel * stretch])
+    nomass = np.stack([resize(np.isnan(stage[0]).astype(np.float64), (h, w), "nearest") > 0.5 for stage in vel])
     field[np.broadcast_to(nomass[:, None], field.shape)] = np.nan
     energy = geo.energy * float(np.prod(stretch.ravel()))  # cells² of the input grid
     return frames, (field, s0 + s1, energy, geo)
@@ -379,6 +375,8 @@ def _channel(x0, x1, valid, fractions, obstacle, opts):
 def dynamic_ot(first, last, mask, fractions, *, mean, std, device: str = "auto", ot_steps: int = 16,
                ot_iters: int = 1000, ot_grid: int = 64, unbalanced: float | None = None, obstacle=None,
                **_) -> MethodResult:
+    """Frames along the Benamou–Brenier geodesic of each channel and its velocity stages (see the
+    module docstring)."""
     opts = {"ot_steps": _whole("ot_steps", ot_steps, 1), "ot_iters": _whole("ot_iters", ot_iters, 1),
             "ot_grid": _whole("ot_grid", ot_grid, 2), "unbalanced": unbalanced, "device": device}
     if unbalanced is not None and (isinstance(unbalanced, bool) or not np.isfinite(unbalanced) or unbalanced <= 0):

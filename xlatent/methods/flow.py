@@ -6,28 +6,29 @@ on log values for non-negative fields), and the frame at ``t`` is
 ``(1 - t) first∘exp(-t v) + t last∘exp((1 - t) v)``: curved paths, the forward and backward
 paths each other's inverse. With ``motion="tvl1"`` (the earlier default), ``"vet"`` or ``"lk"``
 the straight displacement estimate is taken as a steady field instead, ``first`` advected
-forward by ``t`` and ``last`` backward by ``1 - t`` in sub-steps, blended the same way. Assumes brightness is carried, not created: new features fade in
-where they are at the end (no motion can create them), and growth or decay is blended linearly.
+forward by ``t`` and ``last`` backward by ``1 - t`` in sub-steps, blended the same way. Assumes
+brightness is carried, not created: new features fade in where they are at the end (no motion
+can create them), and growth or decay is blended linearly.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from xlatent.methods import MethodResult, register
+from xlatent.methods.base import MethodResult, register
+from xlatent.methods.motion import estimate
 
 _SUBSTEPS = 8  # semi-Lagrangian sub-steps along the steady field
 
 
-@register("flow", options={"motion": "svf", "motion_transform": "auto", "svf_weight": None})
+@register("flow", lazy=True, options={"motion": "svf", "motion_transform": "auto", "svf_weight": None})
 def flow(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.ndarray, *, mean, std,
          motion: str = "svf", motion_transform: str = "auto", svf_weight: float | None = None, **_) -> MethodResult:
+    """Frames blended from both images advected along the estimated motion, and that motion as one
+    stage field (see the module docstring)."""
     import torch
 
-    from xlatent.methods.motion import estimate
-    from xlatent.model.advection import arrival, departure, sample
-
-    from xlatent.model.integrate import exp_field, warp
+    from xlatent.model import advection, integrate  # torch
 
     field = estimate(first, last, motion, motion_transform, mean=mean, std=std, svf_weight=svf_weight)
     u = torch.from_numpy(field)[None]
@@ -37,10 +38,10 @@ def flow(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.nd
     with torch.inference_mode():
         for t in np.asarray(fractions, dtype=float):
             if motion == "svf":  # the map the velocity was fitted with: first∘exp(-t v), last∘exp((1-t) v)
-                fwd = warp(a, exp_field(u, -t)) if t > 0 else a
-                bwd = warp(b, exp_field(u, 1 - t)) if t < 1 else b
+                fwd = integrate.warp(a, integrate.exp_field(u, -t)) if t > 0 else a
+                bwd = integrate.warp(b, integrate.exp_field(u, 1 - t)) if t < 1 else b
             else:
-                fwd = sample(a, departure([u] * _SUBSTEPS, [t / _SUBSTEPS] * _SUBSTEPS)) if t > 0 else a
-                bwd = sample(b, arrival([u] * _SUBSTEPS, [(1 - t) / _SUBSTEPS] * _SUBSTEPS)) if t < 1 else b
+                fwd = advection.sample(a, advection.departure([u] * _SUBSTEPS, [t / _SUBSTEPS] * _SUBSTEPS)) if t > 0 else a
+                bwd = advection.sample(b, advection.arrival([u] * _SUBSTEPS, [(1 - t) / _SUBSTEPS] * _SUBSTEPS)) if t < 1 else b
             frames.append(((1 - t) * fwd + t * bwd)[0].numpy())
     return MethodResult(frames=np.stack(frames), fields=field[None], info={"motion": motion})

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from xlatent.methods import MethodResult, register
+from xlatent.methods.base import MethodResult, register
 
 
-@register("linear")
+@register("linear", lazy=True)
 def linear(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.ndarray, **_) -> MethodResult:
+    """Frames ``(1 - t) * first + t * last`` at ``fractions``; no fields."""
     t = np.asarray(fractions, dtype=np.float32)[:, None, None, None]
     return MethodResult(frames=(1 - t) * first[None] + t * last[None], fields=None)

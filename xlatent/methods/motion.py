@@ -27,21 +27,15 @@ from __future__ import annotations
 import numpy as np
 
 from xlatent.exceptions import ConfigError
+from xlatent.methods import svf
+from xlatent.methods.base import physical
+from xlatent.options import ESTIMATORS, TRANSFORMS, check_options  # noqa: F401  (also read from here)
+from xlatent.resample import block_mean, upsample_field
 
-ESTIMATORS = ("tvl1", "vet", "lk", "svf")
-TRANSFORMS = ("auto", "log", "none")
 TVL1_OPTIONS = {"attachment": 5.0, "tightness": 0.3, "num_warp": 20, "num_iter": 30}
 _LOG_FLOOR = 1e-3  # log floor, relative to the 99th percentile of the positive values
 _MIN_COARSE = 16  # cells a side that a coarsened image keeps at least
 _LOG_BELOW = 5.0  # dB between the floor and the value given to cells below it (pysteps: -15 dB at 0.1 mm/h)
-
-
-def check_options(estimator: str, transform: str, what: str = "motion") -> None:
-    """Raise :class:`~xlatent.exceptions.ConfigError` for an unknown estimator or transform."""
-    if estimator not in ESTIMATORS:
-        raise ConfigError(f"Unknown {what} {estimator!r}: use one of {', '.join(map(repr, ESTIMATORS))}.")
-    if transform not in TRANSFORMS:
-        raise ConfigError(f"Unknown motion_transform {transform!r}: use one of {', '.join(map(repr, TRANSFORMS))}.")
 
 
 def to_db(x: np.ndarray, floor: float) -> np.ndarray:
@@ -72,23 +66,6 @@ def motion_space(first: np.ndarray, last: np.ndarray, transform: str = "auto") -
     return np.mean(outs_a, axis=0), np.mean(outs_b, axis=0)
 
 
-def block_mean(x: np.ndarray, k: int) -> np.ndarray:
-    """``(H, W)`` averaged over ``k x k`` blocks (edges padded with their last values)."""
-    h, w = x.shape
-    x = np.pad(x, ((0, -h % k), (0, -w % k)), mode="edge")
-    return x.reshape(x.shape[0] // k, k, x.shape[1] // k, k).mean(axis=(1, 3))
-
-
-def upsample_field(field: np.ndarray, k: int, shape: tuple[int, int]) -> np.ndarray:
-    """A displacement field ``(2, h, w)`` estimated on ``k``-times coarser cells, back on the
-    ``shape`` grid: bilinear between cell centres, in fine cells (times ``k``)."""
-    from skimage.transform import resize
-
-    h, w = field.shape[1:]
-    fine = resize(field, (2, h * k, w * k), order=1, mode="edge", anti_aliasing=False)
-    return (k * fine[:, : shape[0], : shape[1]]).astype(np.float32)
-
-
 def estimate(first: np.ndarray, last: np.ndarray, estimator: str = "tvl1", transform: str = "auto", *,
              mean: np.ndarray | None = None, std: np.ndarray | None = None, coarsen: int = 1,
              svf_weight: float | None = None) -> np.ndarray:
@@ -113,8 +90,6 @@ def estimate(first: np.ndarray, last: np.ndarray, estimator: str = "tvl1", trans
     """
     check_options(estimator, transform)
     if mean is not None:
-        from xlatent.methods import physical
-
         first, last = physical(first, mean, std), physical(last, mean, std)
     a, b = motion_space(first, last, transform)
     if np.ptp(a) == 0 and np.ptp(b) == 0:
@@ -132,9 +107,7 @@ def estimate(first: np.ndarray, last: np.ndarray, estimator: str = "tvl1", trans
 
 def _estimate(a: np.ndarray, b: np.ndarray, estimator: str, svf_weight: float | None = None) -> np.ndarray:
     if estimator == "svf":
-        from xlatent.methods.svf import SVF_OPTIONS, fit
-
-        return fit(a, b, weight=SVF_OPTIONS["weight"] if svf_weight is None else float(svf_weight))
+        return svf.fit(a, b, weight=svf.SVF_OPTIONS["weight"] if svf_weight is None else float(svf_weight))
     if estimator == "tvl1":
         from skimage.registration import optical_flow_tvl1
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 
 from xlatent.exceptions import ConfigError
-from xlatent.methods import MethodResult, physical, register
+from xlatent.methods.base import MethodResult, physical, register
+from xlatent.resample import coarse_shape, pool, resize
 
 _MASS_EPS = 1e-12
 
@@ -34,27 +35,6 @@ def _pot():
     except ImportError as err:
         raise ImportError("method='ot' needs POT (Python Optimal Transport): pip install 'xlatent[ot]'") from err
     return ot
-
-
-def _coarse_shape(h: int, w: int, grid: int) -> tuple[int, int]:
-    scale = min(1.0, grid / max(h, w))
-    return max(1, round(h * scale)), max(1, round(w * scale))
-
-
-def _block_mean(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    import torch
-    import torch.nn.functional as F
-
-    return F.adaptive_avg_pool2d(torch.from_numpy(x)[None, None], shape)[0, 0].numpy()
-
-
-def _upsample(x: np.ndarray, shape: tuple[int, int], mode: str = "bilinear") -> np.ndarray:
-    import torch
-    import torch.nn.functional as F
-
-    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))[None, None]
-    corners = {"align_corners": False} if mode == "bilinear" else {}
-    return F.interpolate(t, size=shape, mode=mode, **corners)[0, 0].numpy()
 
 
 def _centres(coarse: tuple[int, int], fine: tuple[int, int]) -> np.ndarray:
@@ -98,8 +78,8 @@ def _channel(x0, x1, valid, fractions, grid, ot):
     base = min(x0[valid].min(), x1[valid].min())
     m0, m1 = np.where(valid, x0 - base, 0.0), np.where(valid, x1 - base, 0.0)
     s0, s1 = m0.sum(), m1.sum()
-    coarse = _coarse_shape(h, w, grid)
-    c0, c1 = _block_mean(m0, coarse), _block_mean(m1, coarse)
+    coarse = coarse_shape(h, w, grid)
+    c0, c1 = pool(m0, coarse), pool(m1, coarse)
     if c0.sum() <= _MASS_EPS or c1.sum() <= _MASS_EPS:  # nothing to transport: a plain blend
         return np.stack([(1 - t) * m0 + t * m1 + base for t in fractions]), None
     src, dst, mass, pos = _plan(c0, c1, coarse, (h, w), ot)
@@ -107,7 +87,7 @@ def _channel(x0, x1, valid, fractions, grid, ot):
 
     def transported(t):  # the coarse displacement interpolation at t, upsampled, in mass units
         moved = _splat((1 - t) * pos[src] + t * pos[dst], mass, coarse, (h, w))
-        return _upsample(moved * cells * ((1 - t) * s0 + t * s1) / (h * w), (h, w))
+        return resize(moved * cells * ((1 - t) * s0 + t * s1) / (h * w), (h, w))
 
     # what the coarse transport does not carry, measured at both ends and blended linearly:
     # the ends come back exactly
@@ -118,13 +98,15 @@ def _channel(x0, x1, valid, fractions, grid, ot):
     with np.errstate(invalid="ignore", divide="ignore"):
         disp = target / sent[:, None] - pos  # barycentric projection minus the start
     disp[sent <= 0] = np.nan
-    field = np.stack([_upsample(np.nan_to_num(disp[:, k].reshape(coarse)), (h, w)) for k in range(2)])
-    field[:, _upsample((sent > 0).reshape(coarse), (h, w), "nearest") < 0.5] = np.nan
+    field = np.stack([resize(np.nan_to_num(disp[:, k].reshape(coarse)), (h, w)) for k in range(2)])
+    field[:, resize((sent > 0).reshape(coarse), (h, w), "nearest") < 0.5] = np.nan
     return np.stack(frames), (field, s0)
 
 
 @register("ot", options={"ot_grid": 64})
 def optimal_transport(first, last, mask, fractions, *, mean, std, ot_grid: int = 64, **_) -> MethodResult:
+    """McCann's displacement interpolation of each channel on a grid of ``ot_grid`` cells a side,
+    and the plan's barycentric displacement (see the module docstring)."""
     if isinstance(ot_grid, bool) or not isinstance(ot_grid, (int, np.integer)) or ot_grid < 2:
         raise ConfigError(f"ot_grid must be a whole number >= 2 (cells a side of the OT grid), got {ot_grid!r}.")
     ot = _pot()

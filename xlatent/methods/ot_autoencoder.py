@@ -43,9 +43,12 @@ import time
 
 import numpy as np
 
+from xlatent.device import resolve_device
 from xlatent.exceptions import ConfigError
-from xlatent.methods import MethodResult, register
+from xlatent.methods.base import MethodResult, register
 from xlatent.methods.dynamic_ot import _whole
+from xlatent.patches import patch_origins, run_tiled_retrying
+from xlatent.path_energy import _cg, _quadratic_form
 
 ALPHA = 1.0
 _NO_MASS = 1e-3
@@ -85,8 +88,6 @@ def _energy(decoded, lo, weight, grid: int):
     import torch
     import torch.nn.functional as F
 
-    from xlatent.path_energy import _quadratic_form
-
     k, b, c, h, w = decoded.shape
     jdev = torch.device("cpu") if decoded.device.type == "mps" else decoded.device  # no float64 on MPS
     dens = (torch.relu(decoded - lo[None, None, :, None, None]) * weight[None]).flatten(0, 2)
@@ -108,8 +109,6 @@ def _fit(model, first, last, mask, patch, stride, opts, dev, seed, progress):
     """Train ``model`` on patches of the pair; returns (seconds, last loss, last J per unit square)."""
     import torch
     from tqdm.auto import tqdm
-
-    from xlatent.patches import patch_origins
 
     c, (ph, pw) = first.shape[0], patch
     origins = patch_origins(first.shape[-2:], patch, stride)
@@ -154,8 +153,6 @@ def _render(model, first, last, fractions, exact: bool, tile: int, dev) -> np.nd
     """Frames ``(K, C, H, W)`` decoded from ``(1 - t) z0 + t z1`` on tiles, ends blended in."""
     import torch
 
-    from xlatent.patches import run_tiled_retrying
-
     c, k = first.shape[0], len(fractions)
     t = torch.tensor(np.asarray(fractions, dtype=np.float32), device=dev).view(-1, 1, 1, 1)
 
@@ -179,8 +176,6 @@ def path_motion(path: np.ndarray, mask: np.ndarray, lo: np.ndarray, device="cpu"
     a path ``(N + 1, C, H, W)`` of frames evenly spaced over [0, 1], from the Poisson solves of
     the path energy: ``v = grad(phi) / dt`` (see the module docstring)."""
     import torch
-
-    from xlatent.path_energy import _cg
 
     n = path.shape[0] - 1
     dt = 1.0 / n
@@ -219,10 +214,11 @@ def path_motion(path: np.ndarray, mask: np.ndarray, lo: np.ndarray, device="cpu"
 @register("ot-autoencoder", options=dict(_OPTIONS), uses_device=True)
 def ot_autoencoder(first, last, mask, fractions, *, patch, stride, config=None, device="auto", seed=0,
                    progress=True, exact_endpoints=True, **options) -> MethodResult:
+    """Frames decoded from the straight latent line of an autoencoder trained with the path energy,
+    and the motion of the decoded path (see the module docstring)."""
     import torch
 
-    from xlatent.model.autoencoder import ConvAutoencoder
-    from xlatent.train import resolve_device
+    from xlatent.model.autoencoder import ConvAutoencoder  # torch
 
     opts = _check({**_OPTIONS, **{k: v for k, v in options.items() if k in _OPTIONS}})
     dev = resolve_device(device)

@@ -9,10 +9,12 @@ accumulates displacements for the same reason).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+
+from xlatent.exceptions import InputError
 
 
 def _grid(h: int, w: int, like: torch.Tensor) -> torch.Tensor:
@@ -29,8 +31,6 @@ def sample(z: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     if positions.device.type == "cpu" and not bool(torch.isfinite(positions.detach().sum())):
         # on CPU, grid_sample's backward pass with a NaN position is a segmentation fault; one
         # sum (NaN or inf if any term is) costs ~2% of the sampling, a cell-wise test ~15%
-        from xlatent.exceptions import InputError
-
         raise InputError(
             "The motion has non-finite values (NaN or inf): the inputs were not finite after "
             "normalisation, or training diverged. Mask inf and fill values in the inputs, or lower lr."

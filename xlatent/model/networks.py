@@ -31,6 +31,7 @@ class Encoder(nn.Module):
         self.body = nn.Sequential(*mods)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """The image with the learned channels appended."""
         return torch.cat((image, self.body(image)), dim=1)
 
 
@@ -60,6 +61,7 @@ class UNet(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The U-Net's output for ``x``."""
         skips = []
         for i, block in enumerate(self.down):
             if i:

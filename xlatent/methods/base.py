@@ -1,0 +1,107 @@
+"""Interpolation methods behind one contract, chosen by name with ``method=``.
+
+A method takes the two images as normalised, NaN-free ``(C, H, W)`` float32 arrays plus the
+validity mask, the wanted fractions and the per-channel ``mean``/``std`` that undo the
+normalisation (keywords), and returns frames ``(K, C, H, W)`` and, when it has
+one, the motion as per-stage fields ``(N, 2, H, W)`` in grid cells per unit of
+``interp_fraction`` (index space: column, row). Geo handling stays in :mod:`xlatent.geo`.
+
+This module holds that contract and the registry (:func:`register`, :func:`spec`); the
+built-in methods register on import of :mod:`xlatent.methods`, which imports them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from xlatent.exceptions import UnknownMethodError
+
+
+@dataclass
+class MethodResult:
+    """What a method returns (see the module docstring for shapes and units)."""
+
+    frames: np.ndarray
+    fields: np.ndarray | None
+    info: dict[str, Any] = field(default_factory=dict)
+    fitted: Any = None
+
+
+MethodFn = Callable[..., MethodResult]
+
+
+def physical(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Undo the per-channel normalisation of ``(C, H, W)`` arrays (back to the inputs' units)."""
+    return x * np.asarray(std)[:, None, None] + np.asarray(mean)[:, None, None]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method: its function, its own options (with defaults), whether it is
+    trained with a :class:`~xlatent.LatentConfig` (whose fields are then options too), whether
+    it runs on the torch ``device=`` it is given (else on the CPU), and whether it runs on
+    dask-backed inputs without loading them (``lazy``: chunk by chunk, see :mod:`xlatent.chunked`,
+    or as it is on dask arrays)."""
+
+    fn: MethodFn
+    options: dict[str, Any]
+    trained: bool
+    uses_device: bool = False
+    lazy: bool = False
+
+
+_REGISTRY: dict[str, MethodSpec] = {}
+
+
+def register(name: str, options: dict[str, Any] | None = None, trained: bool = False,
+             uses_device: bool | None = None, lazy: bool = False) -> Callable[[MethodFn], MethodFn]:
+    """Decorator adding a method to the registry under ``name``.
+
+    Parameters
+    ----------
+    name : str
+        The name users pass as ``method=``.
+    options : dict, optional
+        The keywords the method accepts besides the common ones, with their defaults.
+    trained : bool
+        The method also takes every :class:`~xlatent.LatentConfig` field.
+    uses_device : bool, optional
+        The method runs on the torch ``device=`` it is given (default: ``trained``).
+    lazy : bool
+        The method runs on dask-backed inputs without loading them: chunk by chunk (its
+        counterpart in :data:`xlatent.chunked.LAZY`) or as it is on dask arrays. Others load
+        lazy inputs, with a warning.
+
+    Returns
+    -------
+    callable
+        The decorator; it returns the function unchanged.
+    """
+
+    def wrap(fn: MethodFn) -> MethodFn:
+        _REGISTRY[name] = MethodSpec(fn, dict(options or {}), trained, trained if uses_device is None else uses_device,
+                                     lazy)
+        return fn
+
+    return wrap
+
+
+def spec(name: str) -> MethodSpec:
+    """The method registered as ``name``; a clear error listing the known names otherwise."""
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise UnknownMethodError(f"Unknown method {name!r}. Available: {', '.join(available())}.")
+    return _REGISTRY[name]
+
+
+def get(name: str) -> MethodFn:
+    """The function of the method registered as ``name``."""
+    return spec(name).fn
+
+
+def available() -> list[str]:
+    """Names of the registered methods."""
+    return sorted(_REGISTRY)
