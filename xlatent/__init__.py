@@ -16,9 +16,9 @@ from xlatent.api import LatentInterpolator, fit, interpolate, load  # noqa: E402
 from xlatent.cf import to_earth_relative  # noqa: E402
 from xlatent.config import LatentConfig  # noqa: E402
 from xlatent.exceptions import XlatentError  # noqa: E402
+from xlatent.forecast import ForecastConfig, Forecaster, fit_forecaster, forecast, load_forecaster  # noqa: E402
 from xlatent.io import open_image, open_result, save_result, to_netcdf, to_zarr  # noqa: E402
 from xlatent.path_energy import path_energy  # noqa: E402
-from xlatent.forecast import ForecastConfig, Forecaster, fit_forecaster, forecast, load_forecaster  # noqa: E402
 
 __all__ = [
     "interpolate", "fit", "load", "LatentInterpolator", "LatentConfig", "XlatentError", "__version__",

@@ -8,6 +8,7 @@ from typing import Any
 import xarray as xr
 
 from xlatent import api, cf
+from xlatent import forecast as forecasting
 
 
 @xr.register_dataarray_accessor("latentdyn")
@@ -83,9 +84,7 @@ class LatentDynAccessor:
         --------
         >>> future = series.latentdyn.forecast(horizon=12, context=4)  # doctest: +SKIP
         """
-        from xlatent.forecast import forecast
-
-        return forecast(self._obj, horizon, context, method=method, **kwargs)
+        return forecasting.forecast(self._obj, horizon, context, method=method, **kwargs)
 
 
 @xr.register_dataset_accessor("latentdyn")

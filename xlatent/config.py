@@ -12,6 +12,9 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from xlatent.exceptions import ConfigError
+from xlatent.options import check_options
+
 _LARGE_SCENE = 2048 * 2048  # cells: above this the starting field is estimated coarser
 
 # whole-number fields and their least value
@@ -26,8 +29,6 @@ _CHOICES = {"codec": ("learned", "identity"), "inference_dtype": ("float32", "bf
 
 
 def _fail(message: str) -> NoReturn:
-    from xlatent.exceptions import ConfigError
-
     raise ConfigError(message)
 
 
@@ -168,8 +169,6 @@ class LatentConfig:
         """Check every field (types and ranges) at construction, so that ``from_dict``,
         ``dataclasses.replace`` and the options of :func:`xlatent.interpolate` all fail before
         any work, with a :class:`~xlatent.exceptions.ConfigError` naming the field."""
-        from xlatent.methods.motion import check_options
-
         for name, low in _WHOLE.items():
             setattr(self, name, _whole(name, getattr(self, name), low))
         for name, (low, strict) in _REAL.items():
@@ -189,8 +188,8 @@ class LatentConfig:
             _fail(f"flow_prior must be None or a name ('tvl1', 'vet', 'lk'), got {self.flow_prior!r}.")
         check_options(self.flow_prior or "tvl1", self.motion_transform, what="flow_prior")
 
-    def for_scene(self, shape: tuple[int, int]) -> "LatentConfig":
-        """This configuration with the scene-dependent defaults (``prior_coarsen``) fixed."""
+    def for_scene(self, shape: tuple[int, int]) -> LatentConfig:
+        """The configuration with the scene-dependent defaults (``prior_coarsen``) fixed."""
         if self.prior_coarsen is not None:
             return self
         coarsen = 1 if shape[0] * shape[1] <= _LARGE_SCENE else self.flow_pool
@@ -201,14 +200,12 @@ class LatentConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "LatentConfig":
+    def from_dict(cls, values: dict[str, Any]) -> LatentConfig:
         """Build from a dict, rejecting unknown keys with a clear message."""
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
-            from xlatent.exceptions import ConfigError
-
-            raise ConfigError(
+                    raise ConfigError(
                 f"Unknown LatentConfig option(s): {sorted(unknown)}. Known: {sorted(known)}."
             )
         return cls(**values)

@@ -24,15 +24,13 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
+from xlatent._synthetic import CELL, CRS, START, X_UL, Y_UL  # the grid of every case
+
 __all__ = ["ANALYTIC", "CASES", "CURVED", "TEXTURES", "SyntheticCase", "analytic", "growing_blobs", "load", "new_features",
            "rotation", "translation"]
 
 CASES = ("translation", "rotation", "new_features", "growing_blobs")
 
-CRS = "EPSG:3413"
-CELL = 1000.0  # grid spacing in metres
-X_UL, Y_UL = -500_000.0, 500_000.0  # upper-left corner of the grid, metres
-START = np.datetime64("2024-03-01T00:00", "ns")
 INTERVAL = np.timedelta64(12, "h").astype("timedelta64[ns]")
 SECONDS = INTERVAL / np.timedelta64(1, "s")  # 43200.0
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from xlatent._synthetic import CELL, CRS, START, X_UL, Y_UL
+
 __all__ = ["wave_equation"]
 
 DT = 0.001  # solver step
@@ -92,8 +94,6 @@ def wave_equation(size: int = 64, frames: int = 150, seed: int = 0) -> xr.DataAr
 
 
 def _georeference(data: np.ndarray, c: float, f0: float) -> xr.DataArray:
-    from xlatent.datasets import CELL, CRS, START, X_UL, Y_UL
-
     n, size = data.shape[0], data.shape[1]
     idx = np.arange(size, dtype=float)
     step = np.timedelta64(int(FRAME_DT * 1e9), "ns")

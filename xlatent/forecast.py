@@ -24,6 +24,9 @@ import numpy as np
 import xarray as xr
 
 from xlatent import cf, geo
+from xlatent.api import _check_flags, _check_seed, _provenance
+from xlatent.config import _real, _whole
+from xlatent.device import check_device, resolve_device
 from xlatent.exceptions import (
     ConfigError,
     InputError,
@@ -31,6 +34,9 @@ from xlatent.exceptions import (
     ModelFileError,
     SeriesTooShortError,
 )
+from xlatent.methods.motion import estimate
+from xlatent.options import check_options
+from xlatent.patches import patch_origins
 
 METHODS = ("latent", "flow", "persistence")
 _FORMAT = "xlatent-forecast-model"
@@ -41,6 +47,17 @@ _WHOLE = {"static_channels": 1, "dynamic_channels": 1, "width": 1, "ode_hidden":
           "train_horizon": 1, "patch": 4, "stride": 1, "batch_size": 1, "max_iters": 1, "patience": 1}
 _REAL = {"lambda_pred": (0.0, False), "lambda_ae": (0.0, False), "lambda_s": (0.0, False), "lr": (0.0, True),
          "min_delta": (0.0, False)}
+
+
+
+def _torch_side():
+    """The torch modules (model, advection, training loop), imported on first use so that
+    ``import xlatent`` does not load torch."""
+    from xlatent import train
+    from xlatent.model import advection
+    from xlatent.model import forecast as model
+
+    return model, advection, train
 
 
 @dataclass
@@ -96,8 +113,6 @@ class ForecastConfig:
     time_budget: float | None = None
 
     def __post_init__(self) -> None:
-        from xlatent.config import _real, _whole
-
         for name, low in _WHOLE.items():
             setattr(self, name, _whole(name, getattr(self, name), low))
         for name, (low, strict) in _REAL.items():
@@ -114,10 +129,12 @@ class ForecastConfig:
         self.betas = (float(betas[0]), float(betas[1]))
 
     def to_dict(self) -> dict:
+        """The configuration as a JSON-serialisable dict (saved with the weights)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> ForecastConfig:
+        """Build from a dict, rejecting unknown keys with a :class:`ConfigError` that lists them."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -239,8 +256,7 @@ def _flow_frames(values: np.ndarray, horizon: int, motion: str, motion_transform
     """Semi-Lagrangian extrapolation of the last frame along the motion between the last two."""
     import torch
 
-    from xlatent.methods.motion import estimate
-    from xlatent.model.advection import departure, sample
+    _, advection, _ = _torch_side()
 
     prev, last = values[-2], values[-1]
     fill = np.nanmin(values, axis=(0, 2, 3))[:, None, None]  # the motion estimate needs NaN-free frames
@@ -249,7 +265,7 @@ def _flow_frames(values: np.ndarray, horizon: int, motion: str, motion_transform
     u = torch.from_numpy(field)[None]
     image = torch.from_numpy(last.astype(np.float32))[None]
     with torch.inference_mode():
-        frames = [sample(image, departure([u] * k, [1.0] * k))[0].numpy() for k in range(1, horizon + 1)]
+        frames = [advection.sample(image, advection.departure([u] * k, [1.0] * k))[0].numpy() for k in range(1, horizon + 1)]
     return np.stack(frames), field
 
 
@@ -281,20 +297,18 @@ class Forecaster:
     def _tensor(self, s: _Series):
         import torch
 
-        from xlatent.model.forecast import flat_context
 
         x, _ = _normalise(s.values[-self.context :], self._mean, self._std)
-        return flat_context(torch.from_numpy(x)[None].to(self._device))
+        return _torch_side()[0].flat_context(torch.from_numpy(x)[None].to(self._device))
 
     def codes(self, window: xr.DataArray) -> tuple[np.ndarray | None, np.ndarray]:
         """``(S, T_0)`` from the last ``context`` frames of ``window``: the static latent map
         ``(static_channels, H/4, W/4)`` (None without S) and the initial dynamic state."""
         import torch
 
-        from xlatent.model.forecast import pad_to
 
         s = _series(window, self.context, *self._dims, label="window", fitting=False)
-        ctx = pad_to(self._tensor(s))[0]
+        ctx = _torch_side()[0].pad_to(self._tensor(s))[0]
         with torch.inference_mode():
             static = self._model.encode_static(ctx)
             dynamic = self._model.encode_dynamic(ctx)
@@ -308,7 +322,6 @@ class Forecaster:
         """
         import torch
 
-        from xlatent.model.forecast import pad_to
 
         horizon = _check_whole("horizon", horizon, 1)
         s = _series(context_window, self.context, *self._dims, label="context_window", fitting=False)
@@ -320,7 +333,7 @@ class Forecaster:
                 f"context_window has a time step of {s.step}, the forecaster was fitted at {self._step_value()}: "
                 "forecast at the step it was fitted at (resample the window)."
             )
-        ctx, (h, w) = pad_to(self._tensor(s))
+        ctx, (h, w) = _torch_side()[0].pad_to(self._tensor(s))
         with torch.inference_mode():
             frames = torch.stack(self._model.rollout(ctx, horizon), dim=1)[0, :, :, :h, :w].cpu().numpy()
         frames = frames * self._std[None, :, None, None] + self._mean[None, :, None, None]
@@ -361,16 +374,14 @@ def _encode_step(step) -> list | None:
 
 
 def _attrs(method: str, s: _Series, config, call: str, device=None) -> dict:
-    from xlatent.api import _provenance
 
     info = {"device": str(device)} if device is not None else {}
     return _provenance(method, info, source=s.source, config=config, call=call)
 
 
 def _build_model(channels: int, context: int, config: ForecastConfig):
-    from xlatent.model.forecast import SpatioTemporal
 
-    return SpatioTemporal(channels, context, static_channels=config.static_channels,
+    return _torch_side()[0].SpatioTemporal(channels, context, static_channels=config.static_channels,
                           dynamic_channels=config.dynamic_channels, width=config.width, ode_hidden=config.ode_hidden,
                           ode_blocks=config.ode_blocks, static=config.static)
 
@@ -379,8 +390,6 @@ def load_forecaster(path: str | Path, device: str = "auto") -> Forecaster:
     """Read a forecaster written by :meth:`Forecaster.save`; nothing but tensors and JSON is unpickled."""
     import torch
 
-    from xlatent.api import check_device
-    from xlatent.train import resolve_device
 
     check_device(device)
     path = Path(path)
@@ -417,9 +426,6 @@ def _train(model, data: list[tuple[np.ndarray, np.ndarray]], config: ForecastCon
     """Fit ``model`` on random (window, patch) draws from the normalised series in ``data``."""
     import torch
 
-    from xlatent.model.forecast import window_loss
-    from xlatent.patches import patch_origins
-    from xlatent.train import optimise
 
     length = context + min(config.train_horizon, min(x.shape[0] for x, _ in data) - context)
     shape = data[0][0].shape[-2:]
@@ -434,9 +440,9 @@ def _train(model, data: list[tuple[np.ndarray, np.ndarray]], config: ForecastCon
         where = origins[rng.integers(len(origins), size=config.batch_size)]
         frames = torch.stack([stacks[i][0][t : t + length, :, r : r + p, q : q + p] for (i, t), (r, q) in zip(picks, where)])
         masks = torch.stack([stacks[i][1][t : t + length, :, r : r + p, q : q + p] for (i, t), (r, q) in zip(picks, where)])
-        return window_loss(model, frames, masks, weights, rng)
+        return _torch_side()[0].window_loss(model, frames, masks, weights, rng)
 
-    return optimise(model, step, device=device, seed=seed, progress=progress, lr=config.lr, lr_final=config.lr,
+    return _torch_side()[2].optimise(model, step, device=device, seed=seed, progress=progress, lr=config.lr, lr_final=config.lr,
                     max_iters=config.max_iters, patience=config.patience, min_delta=config.min_delta,
                     time_budget=config.time_budget, keys=("loss", "pred", "ae", "reg_s", "reg_t"),
                     betas=config.betas, desc="xlatent forecaster")
@@ -473,9 +479,6 @@ def fit_forecaster(
     :class:`~xlatent.exceptions.SeriesTooShortError`, a frame without data an
     :class:`~xlatent.exceptions.InputError`.
     """
-    from xlatent.api import _check_flags, _check_seed, check_device
-    from xlatent.train import resolve_device
-
     context = _check_whole("context", context, 1)
     _check_flags(progress=progress)
     _check_seed(seed)
@@ -551,9 +554,6 @@ def forecast(
         ``(time, [channel], y, x)``: ``time`` continues the series at its step, ``lead_time`` along
         it; name, attrs, coords and CRS of the series, CF ``history`` with this call appended.
     """
-    from xlatent.api import _check_flags, _check_seed, check_device
-    from xlatent.methods.motion import check_options
-
     if method not in METHODS:
         raise ConfigError(f"Unknown forecast method {method!r}: use one of {', '.join(map(repr, METHODS))}.")
     horizon = _check_whole("horizon", horizon, 1)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from xlatent.config import LatentConfig
+from xlatent.device import resolve_device  # noqa: F401  (read from here by earlier callers)
 from xlatent.model.latent import LatentAdvection
 from xlatent.model.losses import total_loss
 from xlatent.patches import patch_origins
@@ -37,6 +38,7 @@ class History:
             target.append(values[key])
 
     def to_dict(self) -> dict:
+        """The history as plain lists and numbers (JSON-serialisable)."""
         out = {
             "loss": self.loss,
             "terminal": self.terminal,
@@ -46,22 +48,6 @@ class History:
         }
         out.update(self.parts)  # only the forecaster's named parts; none for the interpolator
         return out
-
-
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"``: CUDA when available, else Apple MPS, else CPU; anything else as given."""
-    if device is None or str(device) == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        from xlatent.exceptions import DeviceError
-
-        raise DeviceError(f"device={device!r} but torch sees no CUDA GPU here. Use device='auto' or 'cpu'.")
-    return dev
 
 
 def train(
