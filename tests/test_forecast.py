@@ -136,7 +136,9 @@ def test_save_load_same_forecast(tiny, wave, tmp_path):
     back = xlatent.load_forecaster(path)
     window = wave.isel(time=slice(5, 9))
     a, b = tiny.forecast(window, 4), back.forecast(window, 4)
-    np.testing.assert_array_equal(a.values, b.values)
+    # same weights; float32 sums may round differently by one ulp when another test has changed
+    # torch's process-wide thread count (measured: 3e-8 on one cell of 1024 in a full run)
+    np.testing.assert_allclose(a.values, b.values, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(a.time.values, b.time.values)
     assert back.config == tiny.config and back.context == tiny.context
 
