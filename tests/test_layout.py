@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1] / "xlatent"
 # lowest first; a module may import modules of its own layer or lower ones (the package
 # ``xlatent.methods`` imports every method to register it, so it sits above them)
 LAYERS = [
-    {"xlatent.exceptions", "xlatent._version", "xlatent.options", "xlatent._synthetic"},
+    {"xlatent.exceptions", "xlatent._version", "xlatent.options", "xlatent._synthetic"}, {"xlatent.modelfile"},
     {"xlatent.config", "xlatent.device", "xlatent._dask", "xlatent.patches", "xlatent.resample"},
     {"xlatent.model", "xlatent.model.networks", "xlatent.model.advection", "xlatent.model.integrate",
      "xlatent.model.autoencoder", "xlatent.model.latent", "xlatent.model.losses", "xlatent.model.forecast"},

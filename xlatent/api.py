@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from xlatent import backends, cf, geo, methods
+from xlatent import backends, cf, geo, methods, modelfile
 from xlatent._version import __version__
 from xlatent.config import LatentConfig
 from xlatent.device import check_device
 from xlatent.engine import LatentCore, core_from_state, core_state
-from xlatent.exceptions import ConfigError, InputError, ModelFileError
+from xlatent.exceptions import ConfigError, InputError
 from xlatent.options import check_options
 from xlatent.pair import Pair
 
@@ -453,10 +453,7 @@ class LatentInterpolator:
             "std": self._std.tolist(),
             "dims": list(self._dims),
         }
-        state = {k: torch.from_numpy(v) for k, v in tensors.items()}
-        path = Path(path)
-        torch.save({"meta": json.dumps(meta), "state_dict": state}, path)
-        return path
+        return modelfile.write(path, meta, {k: torch.from_numpy(v) for k, v in tensors.items()})
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> LatentInterpolator:
@@ -482,20 +479,9 @@ class LatentInterpolator:
             When ``path`` does not exist or is not an xlatent model file of a version this
             xlatent reads.
         """
-        import torch
-
         check_device(device)
-        path = Path(path)
-        if not path.is_file():
-            raise ModelFileError(f"No model file at {path}.")
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-            meta = json.loads(blob["meta"])
-        except Exception as err:  # torch's own text suggests weights_only=False: not for us
-            raise ModelFileError(f"{path} is not an xlatent model file (saved with LatentInterpolator.save).") from err
-        if meta.get("format") != _FORMAT or meta.get("format_version", 0) > _FORMAT_VERSION:
-            raise ModelFileError(f"{path} is not an xlatent model file of a version this xlatent reads.")
-        core = core_from_state(meta, blob["state_dict"], device)
+        meta, tensors = modelfile.read(path, _FORMAT, _FORMAT_VERSION, "model", "LatentInterpolator.save")
+        core = core_from_state(meta, tensors, device)
         return cls(core, meta["mean"], meta["std"], None, *meta["dims"])
 
 

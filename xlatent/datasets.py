@@ -35,6 +35,18 @@ INTERVAL = np.timedelta64(12, "h").astype("timedelta64[ns]")
 SECONDS = INTERVAL / np.timedelta64(1, "s")  # 43200.0
 
 
+def _grid_coords(idx: np.ndarray, fractions: np.ndarray) -> dict:
+    """Coords of a case: ``time`` (12 h from :data:`START`), ``interp_fraction`` and projected
+    ``y`` (north-up) / ``x`` cell centres in metres for the cell indices ``idx``."""
+    ns = np.round(fractions * INTERVAL.astype(np.int64)).astype(np.int64)
+    return {
+        "time": ("time", START + ns.astype("timedelta64[ns]")),
+        "interp_fraction": ("time", fractions),
+        "y": ("y", Y_UL - CELL / 2 - CELL * idx, {"standard_name": "projection_y_coordinate", "units": "m", "axis": "Y"}),
+        "x": ("x", X_UL + CELL / 2 + CELL * idx, {"standard_name": "projection_x_coordinate", "units": "m", "axis": "X"}),
+    }
+
+
 def _georeferenced(obj):
     """``obj`` with the cases' CRS and its affine transform written (rioxarray, imported here so
     that ``import xlatent.datasets`` stays light)."""
@@ -445,15 +457,7 @@ def _build(
         frames.append(render(t, qx, qy))
     u, v = velocity(px + 0 * py, py + 0 * px)
 
-    x = X_UL + CELL / 2 + CELL * idx
-    y = Y_UL - CELL / 2 - CELL * idx
-    ns = np.round(fractions * INTERVAL.astype(np.int64)).astype(np.int64)
-    coords = {
-        "time": ("time", START + ns.astype("timedelta64[ns]")),
-        "interp_fraction": ("time", fractions),
-        "y": ("y", y, {"standard_name": "projection_y_coordinate", "units": "m", "axis": "Y"}),
-        "x": ("x", x, {"standard_name": "projection_x_coordinate", "units": "m", "axis": "X"}),
-    }
+    coords = _grid_coords(idx, fractions)
     dims = ("time", "y", "x")
     stack = xr.DataArray(
         np.stack(frames).astype(np.float32),
@@ -734,15 +738,7 @@ def growing_blobs(size: int = 128, steps: int = 6, seed: int = 0) -> SyntheticCa
         frames.append(img)
         us.append(mom_u / weight)
         vs.append(mom_v / weight)
-    x = X_UL + CELL / 2 + CELL * idx
-    y = Y_UL - CELL / 2 - CELL * idx
-    ns = np.round(fractions * INTERVAL.astype(np.int64)).astype(np.int64)
-    coords = {
-        "time": ("time", START + ns.astype("timedelta64[ns]")),
-        "interp_fraction": ("time", fractions),
-        "y": ("y", y, {"standard_name": "projection_y_coordinate", "units": "m", "axis": "Y"}),
-        "x": ("x", x, {"standard_name": "projection_x_coordinate", "units": "m", "axis": "X"}),
-    }
+    coords = _grid_coords(idx, fractions)
     dims = ("time", "y", "x")
     stack = xr.DataArray(np.stack(frames).astype(np.float32), coords=coords, dims=dims, name="backscatter",
                          attrs={"units": "1", "long_name": "synthetic rain-cell-like blobs"})

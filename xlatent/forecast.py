@@ -14,7 +14,6 @@ training loop shared with the interpolator.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from xlatent import cf, geo
+from xlatent import cf, geo, modelfile
 from xlatent.api import _check_flags, _check_seed, _provenance
 from xlatent.config import _real, _whole
 from xlatent.device import check_device, resolve_device
@@ -31,7 +30,6 @@ from xlatent.exceptions import (
     ConfigError,
     InputError,
     IrregularTimeError,
-    ModelFileError,
     SeriesTooShortError,
 )
 from xlatent.methods.motion import estimate
@@ -351,16 +349,11 @@ class Forecaster:
 
     def save(self, path: str | Path) -> Path:
         """Weights and a JSON description in one file (read back by :func:`load_forecaster`)."""
-        import torch
-
         meta = {"format": _FORMAT, "format_version": _FORMAT_VERSION, "channels": self._model.channels,
                 "context": self.context, "config": self.config.to_dict(), "mean": self._mean.tolist(),
                 "std": self._std.tolist(), "step": self._step, "dims": list(self._dims),
                 "value_range": None if self._range is None else self._range.tolist()}
-        state = {k: v.detach().cpu() for k, v in self._model.state_dict().items()}
-        path = Path(path)
-        torch.save({"meta": json.dumps(meta), "state_dict": state}, path)
-        return path
+        return modelfile.write(path, meta, self._model.state_dict())
 
 
 def _encode_step(step) -> list | None:
@@ -388,24 +381,12 @@ def _build_model(channels: int, context: int, config: ForecastConfig):
 
 def load_forecaster(path: str | Path, device: str = "auto") -> Forecaster:
     """Read a forecaster written by :meth:`Forecaster.save`; nothing but tensors and JSON is unpickled."""
-    import torch
-
-
     check_device(device)
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"No forecaster file at {path}.")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        meta = json.loads(blob["meta"])
-    except Exception as err:  # torch's own text suggests weights_only=False: not for us
-        raise ModelFileError(f"{path} is not an xlatent forecaster file (saved with Forecaster.save).") from err
-    if meta.get("format") != _FORMAT or meta.get("format_version", 0) > _FORMAT_VERSION:
-        raise ModelFileError(f"{path} is not an xlatent forecaster file of a version this xlatent reads.")
+    meta, tensors = modelfile.read(path, _FORMAT, _FORMAT_VERSION, "forecaster", "Forecaster.save")
     config = ForecastConfig.from_dict({**meta["config"], "betas": tuple(meta["config"]["betas"])})
     dev = resolve_device(device)
     model = _build_model(meta["channels"], meta["context"], config)
-    model.load_state_dict(blob["state_dict"])
+    model.load_state_dict(tensors)
     model.to(dev).eval()
     return Forecaster(model, config, meta["context"], meta["mean"], meta["std"], meta["step"], meta["dims"], None, dev,
                       meta.get("value_range"))
