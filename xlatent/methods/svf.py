@@ -96,6 +96,20 @@ def objective(a, b, v, weight: float, eps: float, mask=None):
     return data / _gradient_scale(a, b) + weight * bending(v)
 
 
+def data_term(a, b, v, mask=None) -> float:
+    """The normalised symmetric data term of :func:`objective` alone (no bending), over the
+    cells whose half-way paths stay on the grid (and where ``mask`` is 1)."""
+    import torch
+
+    from xlatent.model.integrate import exp_field, squarings
+
+    with torch.no_grad():
+        k = squarings(v, 0.5)
+        keep = _inside(exp_field(v, -0.5, k)) * _inside(exp_field(v, 0.5, k))
+        keep = keep if mask is None else keep * mask
+        return float(objective(a, b, v, 0.0, SVF_OPTIONS["eps"], keep))
+
+
 def _fit_level(a, b, v, weight: float, iters: int, eps: float):
     """Refine ``v`` on one level. The field is parameterised as ``v + sum_j up(c_j)`` with
     ``c_j`` on grids halved ``j`` times (all optimised together): a multi-resolution basis
