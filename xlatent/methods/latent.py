@@ -127,6 +127,14 @@ class LatentCore:
                 keep = keep * _inside(exp_field(v, -0.5)) * _inside(exp_field(v, 0.5))
             return [float(objective(ta, tb, v, weight, SVF_OPTIONS["eps"], keep)) for v in vs]
 
+    def confidence(self, first, last, velocity) -> np.ndarray:
+        """Per-cell confidence ``(H, W)`` in [0, 1] of a stationary ``velocity`` ``(2, H, W)``
+        (:func:`xlatent.methods.svf.confidence` on the pair as the motion estimator sees it)."""
+        from xlatent.methods.svf import confidence
+
+        a, b = self._motion_images(first, last)
+        return confidence(a[0, 0].numpy(), b[0, 0].numpy(), velocity)
+
     def choose(self, first, last, mask, prior, fields) -> tuple[np.ndarray, dict]:
         """The trained stationary ``fields`` or the starting field, as ``config.motion_choice``
         says; with ``"objective"``, the one with the lower :meth:`motion_scores`. Returns the
@@ -287,4 +295,6 @@ def latent(first, last, mask, fractions, *, config: LatentConfig, patch, stride,
     fields, decided = core.choose(first, last, mask, prior, fields)
     frames = core.frames(first, last, fields, fractions, exact_endpoints, progress, blend)
     info = {"device": str(core.device), "train_seconds": history.seconds, "stopped": history.stopped, **decided}
+    if core.model.stationary:
+        info["confidence"] = core.confidence(first, last, fields[0])
     return MethodResult(frames=frames, fields=fields, info=info, fitted=core)
