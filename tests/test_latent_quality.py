@@ -124,3 +124,14 @@ def test_confidence_is_low_where_the_motion_is_not_pinned():
     flat_a[:, :32] = flat_b[:, :32] = 0.5
     flat = confidence(flat_a, flat_b, shift)
     assert np.median(flat[10:-10, 10:26]) < 0.1 < np.median(flat[10:-10, 40:54])
+
+
+def test_svf_prior_ignores_edge_padding():
+    """The lazy path pads the scene's borders by repeating the edge (chunks with context): the
+    global SVF fit saw streaks there and returned up to 15-cell motions on a 5-cell translation.
+    Repeated borders are now left out of the fit and the field extended over them."""
+    core, a, b, _ = _core_and_pair("translation", 64)
+    pad = ((0, 0), (24, 16), (8, 32))
+    padded = core.prior(np.pad(a, pad, mode="edge"), np.pad(b, pad, mode="edge"))
+    np.testing.assert_allclose(padded[:, 24:-16, 8:-32], core.prior(a, b), atol=1e-4)
+    assert np.abs(padded).max() < 6.0

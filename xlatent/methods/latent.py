@@ -33,6 +33,26 @@ _FEATHER = 8  # cells of linear blending between neighbouring tiles
 _RELAX = (0.3, 0.1)  # SVF weights tried below the default, as fractions of it (LatentCore.prior)
 
 
+def _informative(first: np.ndarray, last: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Row and column bounds ``(start, stop)`` of the pair without the border rows and columns
+    that only repeat their inner neighbour in both images (edge padding, as the lazy path adds
+    around the scene): they carry no motion."""
+    both = np.concatenate((first, last), axis=0)
+
+    def bounds(x: np.ndarray, axis: int) -> tuple[int, int]:
+        same = np.all(np.diff(x, axis=axis) == 0, axis=tuple(a for a in range(x.ndim) if a != axis))
+        n = x.shape[axis]
+        start = 0
+        while start < n - 1 and same[start]:
+            start += 1
+        stop = n
+        while stop > start + 1 and same[stop - 2]:
+            stop -= 1
+        return start, stop
+
+    return bounds(both, 1), bounds(both, 2)
+
+
 def data_term_of(a, b, field: np.ndarray) -> float:
     """:func:`xlatent.methods.svf.data_term` of a ``(2, H, W)`` field on ``(1, 1, H, W)`` images."""
     import torch
@@ -78,23 +98,30 @@ class LatentCore:
         from xlatent.methods.motion import estimate
         from xlatent.methods.svf import SVF_OPTIONS
 
+        if self.config.flow_prior == "svf":  # a global fit: repeated (padded) borders would mislead it
+            (r0, r1), (c0, c1) = _informative(first, last)
+            if (r0, r1, c0, c1) != (0, first.shape[-2], 0, first.shape[-1]) and min(r1 - r0, c1 - c0) >= 8:
+                inner = self.prior(first[:, r0:r1, c0:c1], last[:, r0:r1, c0:c1])
+                pad = ((0, 0), (r0, first.shape[-2] - r1), (c0, first.shape[-1] - c1))
+                return np.pad(inner, pad, mode="edge")
+
         def fit(weight=None):
             return estimate(first, last, self.config.flow_prior, self.config.motion_transform, mean=self.mean,
                             std=self.std, coarsen=self.config.prior_coarsen or 1, svf_weight=weight)
 
-        self.prior_weight = SVF_OPTIONS["weight"]
-        self.prior_data = []
+        # locals, stored at the end: the lazy path calls this from several threads (per chunk)
+        weight, data = SVF_OPTIONS["weight"], []
         field = fit()
-        if self.config.flow_prior != "svf" or not self.config.prior_relax:
-            return field
-        a, b = self._motion_images(first, last)
-        self.prior_data = [data_term_of(a, b, field)]
-        for factor in _RELAX:
-            candidate = fit(SVF_OPTIONS["weight"] * factor)
-            self.prior_data.append(data_term_of(a, b, candidate))
-            if self.prior_data[-1] > (1 - self.config.prior_relax) * self.prior_data[-2]:
-                break
-            field, self.prior_weight = candidate, SVF_OPTIONS["weight"] * factor
+        if self.config.flow_prior == "svf" and self.config.prior_relax:
+            a, b = self._motion_images(first, last)
+            data.append(data_term_of(a, b, field))
+            for factor in _RELAX:
+                candidate = fit(SVF_OPTIONS["weight"] * factor)
+                data.append(data_term_of(a, b, candidate))
+                if data[-1] > (1 - self.config.prior_relax) * data[-2]:
+                    break
+                field, weight = candidate, SVF_OPTIONS["weight"] * factor
+        self.prior_weight, self.prior_data = weight, data
         return field
 
     def _motion_images(self, first, last):
@@ -120,7 +147,8 @@ class LatentCore:
 
         ta, tb = self._motion_images(first, last)
         weight = getattr(self, "prior_weight", SVF_OPTIONS["weight"])
-        vs = [torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))[None] for v in candidates]
+        # copies: a candidate may be a read-only (broadcast) view
+        vs = [torch.from_numpy(np.array(v, dtype=np.float32))[None] for v in candidates]
         with torch.no_grad():
             keep = torch.from_numpy(np.asarray(mask, dtype=np.float32))[None, None]
             for v in vs:

@@ -128,7 +128,7 @@ def confidence(a: np.ndarray, b: np.ndarray, v: np.ndarray, sigma: float = 3.0) 
 
     ta = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]
     tb = torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32))[None, None]
-    tv = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))[None]
+    tv = torch.from_numpy(np.array(v, dtype=np.float32))[None]  # a copy: v may be a read-only view
     with torch.no_grad():
         back, ahead = exp_field(tv, -0.5), exp_field(tv, 0.5)
         wa, wb = warp(ta, back)[0, 0].numpy(), warp(tb, ahead)[0, 0].numpy()
