@@ -143,6 +143,16 @@ def expand(names):
     return list(dict.fromkeys(out))
 
 
+def motion_note(attrs) -> str:
+    """The latent model's choice of motion and the SVF objectives it compared, if any."""
+    if "xlatent_motion_choice" not in attrs:
+        return ""
+    note = f"{attrs['xlatent_motion_choice']}, w {attrs.get('xlatent_svf_weight', float('nan')):g}"
+    if "xlatent_objective_prior" in attrs:
+        note += f", obj {attrs['xlatent_objective_prior']:.4f} / {attrs['xlatent_objective_trained']:.4f}"
+    return note
+
+
 def parse_method(text: str) -> tuple[str, dict]:
     """``"flow:motion=svf,svf_weight=0.1"`` -> ``("flow", {"motion": "svf", "svf_weight": 0.1})``."""
     name, _, opts = text.partition(":")
@@ -215,7 +225,8 @@ def main(argv=None):
     names = expand(args.cases)
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     rows, lines = [], []
-    header = "| case | method | PSNR dB | SSIM | MAE | EPE m/s | time s | peak MiB |\n|---|---|---|---|---|---|---|---|"
+    header = ("| case | method | PSNR dB | SSIM | MAE | EPE m/s | time s | peak MiB | motion |\n"
+              "|---|---|---|---|---|---|---|---|---|")
     print(header, flush=True)
     for name, first, last, truth, true_flow in cases(names, args.mch_dir, args.size):
         outputs = {}
@@ -233,7 +244,8 @@ def main(argv=None):
             outputs[method] = (frames, flow)
             s = scores(frames.values[1:-1], truth)
             s["epe"] = epe(flow, true_flow)
-            row = f"| {name} | {method} | {s['psnr']:.2f} | {s['ssim']:.3f} | {s['mae']:.4f} | {s['epe']:.3f} | {wall:.1f} | {mem.mib:.0f} |"
+            row = (f"| {name} | {method} | {s['psnr']:.2f} | {s['ssim']:.3f} | {s['mae']:.4f} | {s['epe']:.3f} | {wall:.1f} "
+                   f"| {mem.mib:.0f} | {motion_note(frames.attrs)} |")
             print(row, flush=True)
             lines.append(row)
             rows.append((name, method, s))

@@ -23,9 +23,12 @@ _WHOLE = {"latent_channels": 0, "encoder_width": 1, "unet_width": 1, "unet_level
           "patience": 1, "tile": 1, "sample_patches": 1, "prior_margin": 0}
 # real fields: (least value, whether the least value itself is excluded)
 _REAL = {"flow_scale": (0.0, True), "l_ae": (0.0, False), "l_lat": (0.0, False), "l_mag": (0.0, False),
-         "l_smooth": (0.0, False), "l_time": (0.0, False), "lr": (0.0, True), "lr_final": (0.0, True),
+         "l_smooth": (0.0, False), "l_time": (0.0, False), "l_bend": (0.0, False), "l_transport": (0.0, False),
+         "prior_relax": (0.0, False),
+         "lr": (0.0, True), "lr_final": (0.0, True),
          "min_delta": (0.0, False)}
-_CHOICES = {"codec": ("learned", "identity"), "inference_dtype": ("float32", "bfloat16")}
+_CHOICES = {"codec": ("learned", "identity"), "inference_dtype": ("float32", "bfloat16"),
+            "motion_choice": ("objective", "trained", "prior")}
 
 
 def _fail(message: str) -> NoReturn:
@@ -75,10 +78,26 @@ class LatentConfig:
     flow_pool : int
         F works on the images average-pooled by this factor (its fields are upsampled back):
         a wider view for large displacements, smooth fields, and less compute.
+    stationary : bool
+        F outputs one stationary velocity ``v`` (a correction of the starting field), shared by
+        all stages; frames follow its curved paths, ``first∘exp(-t v)`` forward and
+        ``last∘exp((1 - t) v)`` carried back (scaling and squaring: each other's inverse).
+        False: one field per stage, traced stage by stage (the paper's form; models saved
+        before this option existed).
     flow_prior : str or None
-        Starting field that F corrects: ``"tvl1"`` (pyramidal TV-L1 optical flow of the pair,
-        scikit-image), ``"vet"`` or ``"lk"`` (pysteps, the ``pysteps`` extra), or None (F alone,
-        as in the paper).
+        Starting field that F corrects: ``"svf"`` (default: the stationary velocity fitted to
+        the pair, :mod:`xlatent.methods.svf`, as ``method="flow"`` uses), ``"tvl1"``
+        (pyramidal TV-L1 optical flow, scikit-image), ``"vet"`` or ``"lk"`` (pysteps, the
+        ``pysteps`` extra), or None (F alone, as in the paper).
+    prior_relax : float
+        ``flow_prior="svf"`` only: the starting field is refitted with 0.3 and 0.1 times the
+        SVF's bending weight while each step cuts the data term by more than this fraction
+        (0: never; see :meth:`xlatent.methods.latent.LatentCore.prior`).
+    motion_choice : str
+        ``"objective"`` (default): after training, keep the trained motion or the starting
+        field, whichever has the lower SVF objective on the two inputs (symmetric half-way
+        match plus bending energy, :func:`xlatent.methods.svf.objective`); ``"trained"`` or
+        ``"prior"`` force one. Only for a stationary model with a starting field.
     motion_transform : str
         What the starting-field estimator sees: ``"auto"`` (log of channels without negative
         values, such as rain rate), ``"log"`` or ``"none"``; see :mod:`xlatent.methods.motion`.
@@ -91,7 +110,14 @@ class LatentConfig:
         Displacement (grid cells over the whole interval) of one unit of F's output.
     l_ae, l_lat, l_mag, l_smooth, l_time : float
         Weights of the auto-encoder, latent end-point, magnitude, spatial- and temporal-smoothness
-        terms (the terminal loss has weight 1).
+        terms (the terminal loss has weight 1). With ``stationary``, ``l_mag`` applies to F's
+        correction of the starting field and ``l_smooth``/``l_time`` are unused.
+    l_bend : float
+        ``stationary`` only: weight of the bending energy (squared second derivatives) of F's
+        correction: zero for any affine correction, so an exact rotation or shear stays exact.
+    l_transport : float
+        ``stationary`` only: weight of the half-way image match ``first∘exp(-v/2)`` against
+        ``last∘exp(v/2)``, the motion's own data term.
     pyramid : int
         The terminal loss is also taken on images average-pooled 2, 4, ... times (``pyramid``
         levels in all): long-range gradients for displacements larger than the texture scale.
@@ -141,7 +167,10 @@ class LatentConfig:
     flow_sees_last: bool = True
     flow_scale: float = 8.0
     flow_pool: int = 4
-    flow_prior: str | None = "tvl1"
+    stationary: bool = True
+    flow_prior: str | None = "svf"
+    motion_choice: str = "objective"
+    prior_relax: float = 0.25
     motion_transform: str = "auto"
     prior_coarsen: int | None = None
     l_ae: float = 1.0
@@ -149,6 +178,8 @@ class LatentConfig:
     l_mag: float = 1e-4
     l_smooth: float = 10.0
     l_time: float = 10.0
+    l_bend: float = 100.0
+    l_transport: float = 1.0
     pyramid: int = 5
     patch: int = 64
     stride: int = 16
@@ -178,14 +209,15 @@ class LatentConfig:
         for name in ("time_budget", "max_displacement"):
             if getattr(self, name) is not None:
                 setattr(self, name, _real(name, getattr(self, name), 0.0, True, "None or "))
-        if not isinstance(self.flow_sees_last, (bool, np.bool_)):
-            _fail(f"flow_sees_last must be True or False, got {self.flow_sees_last!r}.")
-        self.flow_sees_last = bool(self.flow_sees_last)
+        for name in ("flow_sees_last", "stationary"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                _fail(f"{name} must be True or False, got {getattr(self, name)!r}.")
+            setattr(self, name, bool(getattr(self, name)))
         for name, allowed in _CHOICES.items():
             if getattr(self, name) not in allowed:
                 _fail(f"Unknown {name} {getattr(self, name)!r}: use one of {', '.join(map(repr, allowed))}.")
         if self.flow_prior is not None and not isinstance(self.flow_prior, str):
-            _fail(f"flow_prior must be None or a name ('tvl1', 'vet', 'lk'), got {self.flow_prior!r}.")
+            _fail(f"flow_prior must be None or a name ('svf', 'tvl1', 'vet', 'lk'), got {self.flow_prior!r}.")
         check_options(self.flow_prior or "tvl1", self.motion_transform, what="flow_prior")
 
     def for_scene(self, shape: tuple[int, int]) -> LatentConfig:
@@ -208,4 +240,6 @@ class LatentConfig:
                     raise ConfigError(
                 f"Unknown LatentConfig option(s): {sorted(unknown)}. Known: {sorted(known)}."
             )
+        # saved before the stationary model existed: per-stage fields, weights shaped for them
+        values = {"stationary": False, **values} if "stationary" not in values else values
         return cls(**values)

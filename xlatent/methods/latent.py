@@ -30,6 +30,36 @@ from xlatent.methods import MethodResult, register
 
 
 _FEATHER = 8  # cells of linear blending between neighbouring tiles
+_RELAX = (0.3, 0.1)  # SVF weights tried below the default, as fractions of it (LatentCore.prior)
+
+
+def _informative(first: np.ndarray, last: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Row and column bounds ``(start, stop)`` of the pair without the border rows and columns
+    that only repeat their inner neighbour in both images (edge padding, as the lazy path adds
+    around the scene): they carry no motion."""
+    both = np.concatenate((first, last), axis=0)
+
+    def bounds(x: np.ndarray, axis: int) -> tuple[int, int]:
+        same = np.all(np.diff(x, axis=axis) == 0, axis=tuple(a for a in range(x.ndim) if a != axis))
+        n = x.shape[axis]
+        start = 0
+        while start < n - 1 and same[start]:
+            start += 1
+        stop = n
+        while stop > start + 1 and same[stop - 2]:
+            stop -= 1
+        return start, stop
+
+    return bounds(both, 1), bounds(both, 2)
+
+
+def data_term_of(a, b, field: np.ndarray) -> float:
+    """:func:`xlatent.methods.svf.data_term` of a ``(2, H, W)`` field on ``(1, 1, H, W)`` images."""
+    import torch
+
+    from xlatent.methods.svf import data_term
+
+    return data_term(a, b, torch.from_numpy(np.ascontiguousarray(field, dtype=np.float32))[None])
 
 
 class LatentCore:
@@ -55,13 +85,101 @@ class LatentCore:
         self._torch = torch
 
     def prior(self, first, last):
-        """The starting field ``(2, H, W)`` the config asks for, or None."""
+        """The starting field ``(2, H, W)`` the config asks for, or None.
+
+        ``"svf"`` with ``prior_relax`` > 0: the stationary velocity is fitted at the SVF's
+        weight, then at weights 0.3 and 0.1 times it while relaxing the stiffness cuts the data
+        term by more than the fraction ``prior_relax`` (an L-curve corner: a stiff fit that
+        relaxing improves that much was missing the motion; on growth/decay, noise or
+        ambiguous matches relaxing gains little). The weight kept is :attr:`prior_weight`.
+        """
         if not self.config.flow_prior:
             return None
         from xlatent.methods.motion import estimate
+        from xlatent.methods.svf import SVF_OPTIONS
 
-        return estimate(first, last, self.config.flow_prior, self.config.motion_transform, mean=self.mean, std=self.std,
-                        coarsen=self.config.prior_coarsen or 1)
+        if self.config.flow_prior == "svf":  # a global fit: repeated (padded) borders would mislead it
+            (r0, r1), (c0, c1) = _informative(first, last)
+            if (r0, r1, c0, c1) != (0, first.shape[-2], 0, first.shape[-1]) and min(r1 - r0, c1 - c0) >= 8:
+                inner = self.prior(first[:, r0:r1, c0:c1], last[:, r0:r1, c0:c1])
+                pad = ((0, 0), (r0, first.shape[-2] - r1), (c0, first.shape[-1] - c1))
+                return np.pad(inner, pad, mode="edge")
+
+        def fit(weight=None):
+            return estimate(first, last, self.config.flow_prior, self.config.motion_transform, mean=self.mean,
+                            std=self.std, coarsen=self.config.prior_coarsen or 1, svf_weight=weight)
+
+        # locals, stored at the end: the lazy path calls this from several threads (per chunk)
+        weight, data = SVF_OPTIONS["weight"], []
+        field = fit()
+        if self.config.flow_prior == "svf" and self.config.prior_relax:
+            a, b = self._motion_images(first, last)
+            data.append(data_term_of(a, b, field))
+            for factor in _RELAX:
+                candidate = fit(SVF_OPTIONS["weight"] * factor)
+                data.append(data_term_of(a, b, candidate))
+                if data[-1] > (1 - self.config.prior_relax) * data[-2]:
+                    break
+                field, weight = candidate, SVF_OPTIONS["weight"] * factor
+        self.prior_weight, self.prior_data = weight, data
+        return field
+
+    def _motion_images(self, first, last):
+        """The pair as the motion estimator sees it, as ``(1, 1, H, W)`` tensors."""
+        import torch
+
+        from xlatent.methods import physical
+        from xlatent.methods.motion import motion_space
+
+        a, b = motion_space(physical(first, self.mean, self.std), physical(last, self.mean, self.std),
+                            self.config.motion_transform)
+        return tuple(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, None] for x in (a, b))
+
+    def motion_scores(self, first, last, mask, candidates) -> list[float]:
+        """SVF objective (:func:`xlatent.methods.svf.objective` at the SVF's weight) of each
+        stationary velocity ``(2, H, W)`` in ``candidates``, on the two inputs as the motion
+        estimator sees them; the data term over the cells where every candidate's paths stay
+        on the grid and ``mask`` is 1, so the scores compare."""
+        import torch
+
+        from xlatent.methods.svf import SVF_OPTIONS, _inside, objective
+        from xlatent.model.integrate import exp_field
+
+        ta, tb = self._motion_images(first, last)
+        weight = getattr(self, "prior_weight", SVF_OPTIONS["weight"])
+        # copies: a candidate may be a read-only (broadcast) view
+        vs = [torch.from_numpy(np.array(v, dtype=np.float32))[None] for v in candidates]
+        with torch.no_grad():
+            keep = torch.from_numpy(np.asarray(mask, dtype=np.float32))[None, None]
+            for v in vs:
+                keep = keep * _inside(exp_field(v, -0.5)) * _inside(exp_field(v, 0.5))
+            return [float(objective(ta, tb, v, weight, SVF_OPTIONS["eps"], keep)) for v in vs]
+
+    def confidence(self, first, last, velocity) -> np.ndarray:
+        """Per-cell confidence ``(H, W)`` in [0, 1] of a stationary ``velocity`` ``(2, H, W)``
+        (:func:`xlatent.methods.svf.confidence` on the pair as the motion estimator sees it)."""
+        from xlatent.methods.svf import confidence
+
+        a, b = self._motion_images(first, last)
+        return confidence(a[0, 0].numpy(), b[0, 0].numpy(), velocity)
+
+    def choose(self, first, last, mask, prior, fields) -> tuple[np.ndarray, dict]:
+        """The trained stationary ``fields`` or the starting field, as ``config.motion_choice``
+        says; with ``"objective"``, the one with the lower :meth:`motion_scores`. Returns the
+        fields ``(N, 2, H, W)`` and what was decided (for the output's attributes)."""
+        choice = self.config.motion_choice
+        if prior is None or not self.model.stationary:
+            return fields, {}
+        info = {}
+        if choice == "objective":
+            scores = self.motion_scores(first, last, mask, [prior, fields[0]])
+            info = {"objective_prior": scores[0], "objective_trained": scores[1]}
+            choice = "trained" if scores[1] < scores[0] else "prior"
+        info["motion_choice"] = choice
+        info["svf_weight"] = float(getattr(self, "prior_weight", 0.0))
+        if choice == "prior":
+            fields = np.broadcast_to(prior[None], fields.shape).astype(np.float32)
+        return fields, info
 
     def fit(self, first, last, mask, patch, stride, seed=0, progress=True, prior=None):
         """Train on the pair (normalised ``(C, H, W)`` arrays); returns the history."""
@@ -202,6 +320,9 @@ def latent(first, last, mask, fractions, *, config: LatentConfig, patch, stride,
     prior = core.prior(first, last)
     history = core.fit(first, last, mask, patch, stride, seed=seed, progress=progress, prior=prior)
     fields = core.fields(first, last, progress, prior)
+    fields, decided = core.choose(first, last, mask, prior, fields)
     frames = core.frames(first, last, fields, fractions, exact_endpoints, progress, blend)
-    info = {"device": str(core.device), "train_seconds": history.seconds, "stopped": history.stopped}
+    info = {"device": str(core.device), "train_seconds": history.seconds, "stopped": history.stopped, **decided}
+    if core.model.stationary:
+        info["confidence"] = core.confidence(first, last, fields[0])
     return MethodResult(frames=frames, fields=fields, info=info, fitted=core)

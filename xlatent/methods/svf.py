@@ -96,6 +96,52 @@ def objective(a, b, v, weight: float, eps: float, mask=None):
     return data / _gradient_scale(a, b) + weight * bending(v)
 
 
+def data_term(a, b, v, mask=None) -> float:
+    """The normalised symmetric data term of :func:`objective` alone (no bending), over the
+    cells whose half-way paths stay on the grid (and where ``mask`` is 1)."""
+    import torch
+
+    from xlatent.model.integrate import exp_field, squarings
+
+    with torch.no_grad():
+        k = squarings(v, 0.5)
+        keep = _inside(exp_field(v, -0.5, k)) * _inside(exp_field(v, 0.5, k))
+        keep = keep if mask is None else keep * mask
+        return float(objective(a, b, v, 0.0, SVF_OPTIONS["eps"], keep))
+
+
+def confidence(a: np.ndarray, b: np.ndarray, v: np.ndarray, sigma: float = 3.0) -> np.ndarray:
+    """Per-cell confidence in [0, 1] of the motion ``v`` ``(2, H, W)`` between ``a`` and ``b``.
+
+    An uncertainty of the displacement in cells, ``s = r / sqrt(lam)``: ``r`` the local
+    (Gaussian window, ``sigma`` cells) RMS of the half-way mismatch ``a∘exp(-v/2) -
+    b∘exp(v/2)`` and ``lam`` the smaller eigenvalue of the local structure tensor of the
+    half-way image (how well texture pins the motion in every direction: small in flat areas
+    and along straight edges, the aperture problem). Confidence is ``1 / (1 + (s / 0.5)**2)``
+    (0.5 at half a cell), and 0 where a half-way path leaves the grid (the motion there is
+    extrapolated, not matched).
+    """
+    import torch
+    from scipy.ndimage import gaussian_filter
+
+    from xlatent.model.integrate import exp_field, warp
+
+    ta = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]
+    tb = torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32))[None, None]
+    tv = torch.from_numpy(np.array(v, dtype=np.float32))[None]  # a copy: v may be a read-only view
+    with torch.no_grad():
+        back, ahead = exp_field(tv, -0.5), exp_field(tv, 0.5)
+        wa, wb = warp(ta, back)[0, 0].numpy(), warp(tb, ahead)[0, 0].numpy()
+        inside = (_inside(back) * _inside(ahead))[0, 0].numpy()
+    mid = 0.5 * (wa + wb)
+    gy, gx = np.gradient(mid)
+    jxx, jyy, jxy = (gaussian_filter(x, sigma) for x in (gx * gx, gy * gy, gx * gy))
+    lam = 0.5 * (jxx + jyy) - np.sqrt(0.25 * (jxx - jyy) ** 2 + jxy**2)
+    r2 = gaussian_filter((wa - wb) ** 2, sigma)
+    s2 = r2 / np.maximum(lam, 1e-12 + 1e-6 * float(np.mean(jxx + jyy)))
+    return (inside / (1.0 + s2 / 0.25)).astype(np.float32)
+
+
 def _fit_level(a, b, v, weight: float, iters: int, eps: float):
     """Refine ``v`` on one level. The field is parameterised as ``v + sum_j up(c_j)`` with
     ``c_j`` on grids halved ``j`` times (all optimised together): a multi-resolution basis

@@ -10,6 +10,7 @@ from torch import nn
 
 from xlatent.config import LatentConfig
 from xlatent.model.advection import arrival, departure, sample
+from xlatent.model.integrate import exp_field, warp
 from xlatent.model.networks import Encoder, UNet, unet_reach
 
 
@@ -33,7 +34,9 @@ class LatentAdvection(nn.Module):
         self.encoder = None if self.identity else Encoder(channels, config.latent_channels, config.encoder_width)
         self.decoder_net = None if self.identity else UNet(latent, channels, config.unet_width, config.unet_levels)
         fin = (2 * channels if config.flow_sees_last else channels) + (2 if config.flow_prior else 0)
-        self.field_map = UNet(fin, 2 * config.stages, config.unet_width, config.unet_levels)
+        self.stationary = bool(getattr(config, "stationary", False))
+        outputs = 2 if self.stationary else 2 * config.stages
+        self.field_map = UNet(fin, outputs, config.unet_width, config.unet_levels)
 
     @property
     def stages(self) -> int:
@@ -53,7 +56,8 @@ class LatentAdvection(nn.Module):
         farther, displacements look that much smaller to it, and its fields come out smooth;
         they are upsampled (bilinear) back to the image grid. With a ``prior`` field
         ``(B, 2, H, W)`` (config ``flow_prior``), F sees it too and its output is a correction
-        added to it.
+        added to it. With ``config.stationary`` F outputs one velocity (a correction of the
+        stationary prior), repeated for every stage: the paths are those of ``exp(t v)``.
         """
         x = torch.cat((first, last), dim=1) if self.config.flow_sees_last else first
         if self.config.flow_prior:
@@ -68,11 +72,15 @@ class LatentAdvection(nn.Module):
         out = self.field_map(x) * (self.config.flow_scale / s)
         if s > 1:
             out = F.interpolate(out, scale_factor=s, mode="bilinear", align_corners=False)[..., :h, :w] * s
-        out = out.reshape(b, self.stages, 2, h, w)
-        return out if prior is None else out + prior[:, None]
+        out = out.reshape(b, 1 if self.stationary else self.stages, 2, h, w)
+        out = out if prior is None else out + prior[:, None]
+        return out.expand(b, self.stages, 2, h, w) if self.stationary else out
 
     def carry_back(self, q1: torch.Tensor, fields: torch.Tensor, fractions) -> list[torch.Tensor]:
         """``q1``, known at fraction 1, carried back along the motion to each fraction."""
+        if self.stationary:  # exp((1 - t) v): the inverse of the forward path by construction
+            v = fields[:, 0]
+            return [q1 if float(f) >= 1 else warp(q1, exp_field(v, 1.0 - float(f))) for f in fractions]
         n = self.stages
         out = []
         for f in fractions:
@@ -105,6 +113,9 @@ class LatentAdvection(nn.Module):
         takes a partial step. Departure points are traced back through the stages and ``z0`` is
         sampled once (no blur from repeated interpolation).
         """
+        if self.stationary:  # z0∘exp(-t v): curved paths of the stationary velocity
+            v = fields[:, 0]
+            return [z0 if float(f) <= 0 else warp(z0, exp_field(v, -float(f))) for f in fractions]
         n = self.stages
         out = []
         for f in fractions:

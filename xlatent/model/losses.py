@@ -38,8 +38,33 @@ def field_penalties(fields: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, t
     return magnitude, smooth, change
 
 
+def stationary_penalty(fields: torch.Tensor, prior: torch.Tensor | None, config: LatentConfig) -> torch.Tensor:
+    """Regularisation of a stationary velocity: the bending energy (and magnitude) of F's
+    correction of the prior, not of the field itself, so an exact prior (rotation, shear:
+    affine, no bending) costs nothing to keep."""
+    from xlatent.methods.svf import bending
+
+    v = fields[:, 0]
+    correction = v if prior is None else v - prior
+    return config.l_bend * bending(correction) + config.l_mag * (correction**2).mean()
+
+
+def transport_mse(model, first, last, fields, mask) -> torch.Tensor:
+    """The images met half way along the motion: ``first∘exp(-v/2)`` against ``last∘exp(v/2)``
+    (what the ``transport`` blend renders depends on the motion only)."""
+    (ahead,) = model.roll(first, fields, (0.5,))
+    (behind,) = model.carry_back(last, fields, (0.5,))
+    (m,) = model.carry_back(mask, fields, (0.5,))
+    (m0,) = model.roll(mask, fields, (0.5,))
+    return masked_mse(ahead, behind, (m * m0 > 0.999).to(mask.dtype))
+
+
 def total_loss(model, first, last, mask, config: LatentConfig, prior=None) -> tuple[torch.Tensor, dict[str, float]]:
-    """The training loss of DESIGN.md section 2 on one batch, with its parts for the history."""
+    """The training loss of DESIGN.md section 2 on one batch, with its parts for the history.
+
+    With a stationary model (``config.stationary``) the field penalties are replaced by
+    :func:`stationary_penalty` and the half-way transport match (:func:`transport_mse`,
+    weight ``l_transport``) is added."""
     b = first.shape[0]
     z0, z1 = model.encode(torch.cat((first, last))).split(b)  # one pass each: fewer, larger convs
     fields = model.fields(first, last, prior)
@@ -48,14 +73,13 @@ def total_loss(model, first, last, mask, config: LatentConfig, prior=None) -> tu
     terminal = pyramid_mse(end, last, mask, config.pyramid)
     auto = masked_mse(rec0, first, mask) + masked_mse(rec1, last, mask)
     latent = masked_mse(z_end, z1, mask) if config.l_lat else terminal.new_zeros(())
-    magnitude, smooth, change = field_penalties(fields)
-    loss = (
-        terminal
-        + config.l_ae * auto
-        + config.l_lat * latent
-        + config.l_mag * magnitude
-        + config.l_smooth * smooth
-        + config.l_time * change
-    )
+    loss = terminal + config.l_ae * auto + config.l_lat * latent
+    if getattr(model, "stationary", False):
+        loss = loss + stationary_penalty(fields, prior, config)
+        if config.l_transport:
+            loss = loss + config.l_transport * transport_mse(model, first, last, fields, mask)
+    else:
+        magnitude, smooth, change = field_penalties(fields)
+        loss = loss + config.l_mag * magnitude + config.l_smooth * smooth + config.l_time * change
     parts = {"loss": loss.item(), "terminal": terminal.item(), "autoencoder": auto.item()}
     return loss, parts
