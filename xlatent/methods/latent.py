@@ -26,8 +26,12 @@ from typing import Any
 import numpy as np
 
 from xlatent.config import LatentConfig
-from xlatent.methods import MethodResult, register
-
+from xlatent.device import resolve_device
+from xlatent.exceptions import ConfigError, InputError
+from xlatent.methods.base import MethodResult, physical, register
+from xlatent.methods.motion import estimate, motion_space
+from xlatent.methods.svf import SVF_OPTIONS, _inside, confidence, data_term, objective
+from xlatent.patches import count_tiles, run_tiled_retrying
 
 _FEATHER = 8  # cells of linear blending between neighbouring tiles
 _RELAX = (0.3, 0.1)  # SVF weights tried below the default, as fractions of it (LatentCore.prior)
@@ -57,7 +61,6 @@ def data_term_of(a, b, field: np.ndarray) -> float:
     """:func:`xlatent.methods.svf.data_term` of a ``(2, H, W)`` field on ``(1, 1, H, W)`` images."""
     import torch
 
-    from xlatent.methods.svf import data_term
 
     return data_term(a, b, torch.from_numpy(np.ascontiguousarray(field, dtype=np.float32))[None])
 
@@ -72,7 +75,6 @@ class LatentCore:
         if seed is not None:  # the initial weights are part of what the seed fixes
             torch.manual_seed(seed)
         from xlatent.model.latent import LatentAdvection
-        from xlatent.train import resolve_device
 
         self.config = config
         # the normalisation, undone for the starting-field estimator (log of rain rate...)
@@ -95,8 +97,6 @@ class LatentCore:
         """
         if not self.config.flow_prior:
             return None
-        from xlatent.methods.motion import estimate
-        from xlatent.methods.svf import SVF_OPTIONS
 
         if self.config.flow_prior == "svf":  # a global fit: repeated (padded) borders would mislead it
             (r0, r1), (c0, c1) = _informative(first, last)
@@ -128,8 +128,6 @@ class LatentCore:
         """The pair as the motion estimator sees it, as ``(1, 1, H, W)`` tensors."""
         import torch
 
-        from xlatent.methods import physical
-        from xlatent.methods.motion import motion_space
 
         a, b = motion_space(physical(first, self.mean, self.std), physical(last, self.mean, self.std),
                             self.config.motion_transform)
@@ -142,7 +140,6 @@ class LatentCore:
         on the grid and ``mask`` is 1, so the scores compare."""
         import torch
 
-        from xlatent.methods.svf import SVF_OPTIONS, _inside, objective
         from xlatent.model.integrate import exp_field
 
         ta, tb = self._motion_images(first, last)
@@ -158,8 +155,6 @@ class LatentCore:
     def confidence(self, first, last, velocity) -> np.ndarray:
         """Per-cell confidence ``(H, W)`` in [0, 1] of a stationary ``velocity`` ``(2, H, W)``
         (:func:`xlatent.methods.svf.confidence` on the pair as the motion estimator sees it)."""
-        from xlatent.methods.svf import confidence
-
         a, b = self._motion_images(first, last)
         return confidence(a[0, 0].numpy(), b[0, 0].numpy(), velocity)
 
@@ -226,7 +221,6 @@ class LatentCore:
                 r1 = last - decoded[k : k + 1]
                 tail = t * torch.cat(self.model.carry_back(r1, f, fractions), dim=0)
             else:
-                from xlatent.exceptions import InputError
 
                 raise InputError(f"blend must be 'transport', 'symmetric' or 'residual', got {blend!r}.")
             return [frames.float().cpu().numpy(), r0[0].float().cpu().numpy(), tail.float().cpu().numpy()]
@@ -235,14 +229,12 @@ class LatentCore:
         """bfloat16 autocast of inference when ``config.inference_dtype`` asks for it."""
         dtype = getattr(self.config, "inference_dtype", "float32")
         if dtype not in ("float32", "bfloat16"):
-            from xlatent.exceptions import ConfigError
 
             raise ConfigError(f"inference_dtype must be 'float32' or 'bfloat16', got {dtype!r}.")
         return self._torch.autocast(self.device.type, dtype=self._torch.bfloat16, enabled=dtype == "bfloat16")
 
     def _tiling(self, shape):
         multiple = self.model.alignment
-        from xlatent.patches import count_tiles
 
         return multiple, count_tiles(shape, self.config.tile, multiple)
 
@@ -269,7 +261,6 @@ class LatentCore:
         """
         from tqdm.auto import tqdm
 
-        from xlatent.patches import run_tiled_retrying
 
         multiple, n_tiles = self._tiling(first.shape[-2:])
         if self.config.flow_prior and prior is None:
@@ -291,7 +282,6 @@ class LatentCore:
         """
         from tqdm.auto import tqdm
 
-        from xlatent.patches import run_tiled_retrying
 
         c, n = first.shape[0], self.config.stages
         multiple, n_tiles = self._tiling(first.shape[-2:])
@@ -312,10 +302,11 @@ class LatentCore:
         return frames
 
 
-@register("latent", trained=True)
+@register("latent", trained=True, lazy=True)
 def latent(first, last, mask, fractions, *, config: LatentConfig, patch, stride, device="auto",
            seed=0, progress=True, exact_endpoints=True, blend="transport", mean=None, std=None,
            **_) -> MethodResult:
+    """Fit the latent model to the pair and render ``fractions`` (the method contract, :mod:`xlatent.methods.base`)."""
     core = LatentCore(first.shape[0], config, device, seed, mean, std)
     prior = core.prior(first, last)
     history = core.fit(first, last, mask, patch, stride, seed=seed, progress=progress, prior=prior)

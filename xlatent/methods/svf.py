@@ -32,12 +32,11 @@ _AFFINE_MAX = 64  # cells a side of the finest level the affine start is fitted 
 _MULTIRES = 3  # coarser grids in the multi-resolution parameterisation of each level
 
 
-def bending(v):
-    """Mean bending energy of ``v`` ``(B, 2, H, W)``: ``v_xx**2 + 2 v_xy**2 + v_yy**2``."""
-    vxx = v[..., :, 2:] - 2 * v[..., :, 1:-1] + v[..., :, :-2]
-    vyy = v[..., 2:, :] - 2 * v[..., 1:-1, :] + v[..., :-2, :]
-    vxy = v[..., 1:, 1:] - v[..., 1:, :-1] - v[..., :-1, 1:] + v[..., :-1, :-1]
-    return (vxx**2).mean() + (vyy**2).mean() + 2 * (vxy**2).mean()
+def _torch_side():
+    """The torch-side modules, imported on first use (``import xlatent`` does not load torch)."""
+    from xlatent.model import advection, integrate
+
+    return advection, integrate
 
 
 def _pyramid(image, levels: int) -> list:
@@ -64,9 +63,7 @@ def _resize_field(v, shape: tuple[int, int]):
 
 def _inside(d):
     """1 where ``x + d(x)`` is on the grid, else 0 ``(1, 1, H, W)``."""
-    import torch
-
-    from xlatent.model.advection import _grid
+    _grid = _torch_side()[0]._grid
 
     h, w = d.shape[-2:]
     p = _grid(h, w, d) + d
@@ -87,13 +84,14 @@ def objective(a, b, v, weight: float, eps: float, mask=None):
     times the bending energy of ``v``; ``mask`` ``(1, 1, H, W)`` weights the data term."""
     import torch
 
-    from xlatent.model.integrate import exp_field, squarings, warp
+    integrate = _torch_side()[1]
+    exp_field, squarings, warp = integrate.exp_field, integrate.squarings, integrate.warp
 
     k = squarings(v, 0.5)
     r = warp(a, exp_field(v, -0.5, k)) - warp(b, exp_field(v, 0.5, k))
     rho = torch.sqrt(r**2 + eps**2)
     data = rho.mean() if mask is None else (mask * rho).sum() / mask.sum().clamp(min=1.0)
-    return data / _gradient_scale(a, b) + weight * bending(v)
+    return data / _gradient_scale(a, b) + weight * integrate.bending(v)
 
 
 def data_term(a, b, v, mask=None) -> float:
@@ -101,7 +99,8 @@ def data_term(a, b, v, mask=None) -> float:
     cells whose half-way paths stay on the grid (and where ``mask`` is 1)."""
     import torch
 
-    from xlatent.model.integrate import exp_field, squarings
+    integrate = _torch_side()[1]
+    exp_field, squarings = integrate.exp_field, integrate.squarings
 
     with torch.no_grad():
         k = squarings(v, 0.5)
@@ -124,7 +123,8 @@ def confidence(a: np.ndarray, b: np.ndarray, v: np.ndarray, sigma: float = 3.0) 
     import torch
     from scipy.ndimage import gaussian_filter
 
-    from xlatent.model.integrate import exp_field, warp
+    integrate = _torch_side()[1]
+    exp_field, warp = integrate.exp_field, integrate.warp
 
     ta = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]
     tb = torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32))[None, None]
@@ -149,7 +149,8 @@ def _fit_level(a, b, v, weight: float, iters: int, eps: float):
     energy alone, plain gradient steps spread a correction over the field very slowly."""
     import torch
 
-    from xlatent.model.integrate import exp_field, squarings
+    integrate = _torch_side()[1]
+    exp_field, squarings = integrate.exp_field, integrate.squarings
 
     with torch.no_grad():  # fixed per level: a mask that moved with v would break the line search
         k = squarings(v, 0.5)
@@ -202,7 +203,8 @@ def _fit_affine(pa: list, pb: list, iters: int, eps: float):
     (curved paths from ``exp``: a rotation is an affine velocity)."""
     import torch
 
-    from xlatent.model.integrate import exp_field, squarings, warp
+    integrate = _torch_side()[1]
+    exp_field, squarings, warp = integrate.exp_field, integrate.squarings, integrate.warp
 
     theta = torch.zeros(2, 3, requires_grad=True)
     for la, lb in zip(pa, pb):
@@ -211,7 +213,7 @@ def _fit_affine(pa: list, pb: list, iters: int, eps: float):
         scale = _gradient_scale(la, lb)
         opt = torch.optim.LBFGS([theta], lr=1.0, max_iter=iters, line_search_fn="strong_wolfe")
 
-        def closure():
+        def closure(opt=opt, la=la, lb=lb, scale=scale):  # bound now: L-BFGS calls it within this step
             opt.zero_grad(set_to_none=True)
             v = _affine_field(theta, tuple(la.shape[-2:]))
             k = squarings(v, 0.5)

@@ -62,3 +62,11 @@ def warp(image: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     """``image∘phi``: ``image`` ``(B, C, H, W)`` read bilinearly at ``x + d(x)``."""
     h, w = d.shape[-2:]
     return sample(image, _grid(h, w, d) + d)
+
+
+def bending(v):
+    """Mean bending energy of ``v`` ``(B, 2, H, W)``: ``v_xx**2 + 2 v_xy**2 + v_yy**2``."""
+    vxx = v[..., :, 2:] - 2 * v[..., :, 1:-1] + v[..., :, :-2]
+    vyy = v[..., 2:, :] - 2 * v[..., 1:-1, :] + v[..., :-2, :]
+    vxy = v[..., 1:, 1:] - v[..., 1:, :-1] - v[..., :-1, 1:] + v[..., :-1, :-1]
+    return (vxx**2).mean() + (vyy**2).mean() + 2 * (vxy**2).mean()

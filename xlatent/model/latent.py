@@ -40,9 +40,11 @@ class LatentAdvection(nn.Module):
 
     @property
     def stages(self) -> int:
+        """Number of advection stages N."""
         return self.config.stages
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:
+        """E: the latent of an image (the image itself for image-space advection)."""
         return image if self.identity else self.encoder(image)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from xlatent.config import LatentConfig
+from xlatent.model.integrate import bending
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -42,8 +43,6 @@ def stationary_penalty(fields: torch.Tensor, prior: torch.Tensor | None, config:
     """Regularisation of a stationary velocity: the bending energy (and magnitude) of F's
     correction of the prior, not of the field itself, so an exact prior (rotation, shear:
     affine, no bending) costs nothing to keep."""
-    from xlatent.methods.svf import bending
-
     v = fields[:, 0]
     correction = v if prior is None else v - prior
     return config.l_bend * bending(correction) + config.l_mag * (correction**2).mean()
