@@ -135,3 +135,21 @@ def test_svf_prior_ignores_edge_padding():
     padded = core.prior(np.pad(a, pad, mode="edge"), np.pad(b, pad, mode="edge"))
     np.testing.assert_allclose(padded[:, 24:-16, 8:-32], core.prior(a, b), atol=1e-4)
     assert np.abs(padded).max() < 6.0
+
+
+def test_flow_dataset_carries_the_confidence_and_it_ranks_the_error():
+    """The latent method's per-cell confidence is a CF-described variable of the flow Dataset
+    (units "1", valid_range [0, 1], on the grid with its CRS), and the motion's error is larger
+    where it is low (rank correlation on a vortex with the true velocity)."""
+    from scipy.stats import spearmanr
+
+    case = datasets.analytic("vortex", size=64)
+    _, flow = case.first.latentdyn.interpolate(case.last, steps=4, progress=False, max_iters=5)
+    conf = flow.confidence
+    assert conf.dims == ("y", "x") and conf.attrs["units"] == "1"
+    assert list(conf.attrs["valid_range"]) == [0.0, 1.0] and "grid_mapping" in conf.encoding | conf.attrs
+    values = conf.values
+    assert np.nanmin(values) >= 0 and np.nanmax(values) <= 1
+    err = np.hypot(flow.u.mean("time") - case.flow.u.mean("time"), flow.v.mean("time") - case.flow.v.mean("time")).values
+    ok = np.isfinite(values) & np.isfinite(err)
+    assert spearmanr(values[ok], err[ok]).statistic < -0.3

@@ -69,6 +69,17 @@ def _flow_xr(pair: Pair, fields: np.ndarray, attrs: dict, kind: str | None = Non
     return cf.describe_flow(flow, kind, cf.lon_lat_axes(pair.source, pair.grid), pair.grid.x_dim, pair.grid.y_dim)
 
 
+def _with_confidence(flow: xr.Dataset, pair: Pair, confidence: np.ndarray) -> xr.Dataset:
+    """``flow`` with the per-cell ``confidence`` of the motion (``(H, W)`` in [0, 1]), NaN where
+    an input is missing: low where the two images, carried half-way, disagree or the texture does
+    not pin the motion (:func:`xlatent.methods.svf.confidence`)."""
+    values = np.where(pair.mask, np.asarray(confidence, dtype=np.float32), np.nan)
+    attrs = {"long_name": "confidence of the motion estimate", "units": "1", "valid_range": np.array([0.0, 1.0], "f4"),
+             "comment": "1: the two images carried half-way along the motion agree and the texture pins the motion; "
+                        "0: they disagree, the texture is flat, or the path leaves the grid. Mask u/v where it is low."}
+    return geo.add_map(flow, "confidence", values, pair.source, pair.grid, attrs)
+
+
 def _provenance(method: str, info: Mapping[str, Any], *, source: xr.DataArray | None = None,
                 config: LatentConfig | None = None, call: str | None = None) -> dict:
     """Attributes of every output: CF ``Conventions``, ``history`` (the input's, plus ``call``),
@@ -284,6 +295,8 @@ def interpolate(
     attrs = _provenance(method, result.info, source=pair.source, config=fitted_config, call=call)
     frames = _frames_xr(pair, result.frames, fractions, attrs, clip)
     flow = None if result.fields is None else _flow_xr(pair, result.fields, attrs, kind)
+    if flow is not None and result.info.get("confidence") is not None:
+        flow = _with_confidence(flow, pair, result.info["confidence"])
     return frames, flow
 
 

@@ -736,3 +736,13 @@ def flow_to_xarray(
     ds = ds.drop_vars([c for c in ds.coords if grid.channel_dim is not None and grid.channel_dim in ds[c].dims])
     ds.attrs = dict(attrs)
     return write_crs_like(ds, source, grid)
+
+
+def add_map(ds: xr.Dataset, name: str, values: np.ndarray, source: xr.DataArray, grid: Grid, attrs: dict) -> xr.Dataset:
+    """``ds`` with a time-independent ``(row, column)`` field added as ``name`` on the source's
+    spatial dims (in the source's dim order), with ``attrs`` and the CRS link of every variable."""
+    dims = tuple(d for d in source.dims if d in (grid.y_dim, grid.x_dim))
+    if dims != (grid.y_dim, grid.x_dim):
+        values = values.T
+    ds = ds.assign({name: (dims, values, dict(attrs))})
+    return write_crs_like(ds, source, grid)
