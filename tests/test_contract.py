@@ -34,7 +34,8 @@ def test_endpoints_equal_inputs(quick_result, rotation_case):
 def test_flow_contract(quick_result, rotation_case):
     _, flow = quick_result
     stages = xlatent.LatentConfig().stages
-    assert set(flow.data_vars) == {"u", "v"}
+    assert set(flow.data_vars) == {"u", "v", "confidence"}  # the latent method's motion confidence
+    assert flow.confidence.dims == ("y", "x") and flow.confidence.attrs["units"] == "1"
     assert flow.u.dims == ("time", "y", "x") and flow.sizes["time"] == stages
     np.testing.assert_allclose(flow.interp_fraction, (np.arange(stages) + 0.5) / stages)
     assert flow.u.attrs["units"] == "m s-1"

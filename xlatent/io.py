@@ -549,7 +549,9 @@ def open_result(path: str | os.PathLike, **kwargs: Any) -> tuple[xr.DataArray, x
         raise InputFileError(f"No such file: {path}")
     ds = xr.open_dataset(path, decode_coords="all", **kwargs)
     flow_vars = [v for v in ds.data_vars if FLOW_TIME in ds[v].dims]
-    frame_vars = [v for v in ds.data_vars if v not in flow_vars and ds[v].ndim >= 2]
+    frame_vars = [v for v in ds.data_vars if v not in flow_vars and "time" in ds[v].dims and ds[v].ndim >= 2]
+    # time-independent maps of the flow (the motion's ``confidence``) go back with u/v
+    flow_vars += [v for v in ds.data_vars if v not in flow_vars and v not in frame_vars and ds[v].ndim >= 2]
     if len(frame_vars) != 1:
         raise UnknownVariableError(f"{path.name} is not an xlatent result file (frames variables found: {frame_vars}).")
     attrs = {k: v for k, v in ds.attrs.items() if _is_global(k)}
