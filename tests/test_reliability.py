@@ -234,3 +234,30 @@ def test_one_time_coord_warning_points_at_the_caller():
     with pytest.warns(UserWarning, match="Only the first image") as seen:
         xlatent.interpolate(a, b.drop_vars("time"), steps=2, method="linear", progress=False)
     assert seen[0].filename == __file__
+
+
+def test_detached_grid_mapping_warns_instead_of_dropping_the_crs(tmp_path):
+    """``xr.open_dataset(path)["var"]`` keeps ``grid_mapping`` as an attribute but not the
+    variable it names: the CRS must not vanish without a word."""
+    import rioxarray  # noqa: F401  (registers .rio)
+    import xarray as xr
+
+    from xlatent.exceptions import CRSNotFoundWarning
+
+    a, b = (x.rio.write_crs("EPSG:3413") for x in plain_pair())
+    xr.Dataset({"first": a, "last": b}).to_netcdf(tmp_path / "pair.nc")
+    with xr.open_dataset(tmp_path / "pair.nc") as ds:
+        first, last = ds["first"].load(), ds["last"].load()
+    assert "spatial_ref" not in first.coords and first.attrs["grid_mapping"] == "spatial_ref"
+    with pytest.warns(CRSNotFoundWarning, match="decode_coords='all'"):
+        xlatent.interpolate(first, last, method="linear", steps=1)
+    with xr.open_dataset(tmp_path / "pair.nc", decode_coords="all") as ds:
+        first, last = ds["first"].load(), ds["last"].load()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CRSNotFoundWarning)
+        frames, _ = xlatent.interpolate(first, last, method="linear", steps=1)
+    assert frames.rio.crs is not None
+    dropped = a.drop_vars("spatial_ref")  # the documented way to work in grid cells: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CRSNotFoundWarning)
+        xlatent.interpolate(dropped, b.drop_vars("spatial_ref"), method="linear", steps=1)

@@ -81,6 +81,11 @@ class CRSError(XlatentError, ValueError):
     """The operation needs a coordinate reference system the data does not have."""
 
 
+class CRSNotFoundWarning(XlatentWarning):
+    """An input names a grid-mapping variable that is not attached to it, so its CRS is unknown
+    and distances and speeds are in grid cells."""
+
+
 class NonFiniteWarning(XlatentWarning):
     """An input holds ``inf`` cells: they are treated as missing, like NaN."""
 

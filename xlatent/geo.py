@@ -17,6 +17,7 @@ import xarray as xr
 
 from xlatent.exceptions import (
     CRSError,
+    CRSNotFoundWarning,
     GridMismatchError,
     InputError,
     InputTypeError,
@@ -402,6 +403,7 @@ def _crs(da: xr.DataArray):
         return crs
     mapping = _grid_mapping_attrs(da)
     if mapping is None and error is None:
+        _warn_detached_grid_mapping(da)
         return None
     found, cf_error = _crs_from_cf(mapping) if mapping is not None else (None, None)
     if found is not None:
@@ -413,6 +415,25 @@ def _crs(da: xr.DataArray):
         "Fix it, e.g. da.rio.write_crs('EPSG:3413'), or drop it to work in grid cells: "
         "da.drop_vars('spatial_ref') / del da.attrs['crs']."
     ) from cause
+
+
+def _warn_detached_grid_mapping(da: xr.DataArray) -> None:
+    """Warn when ``da`` names a grid-mapping variable it does not carry: what
+    ``xr.open_dataset(path)["var"]`` gives (xarray attaches grid mappings only with
+    ``decode_coords="all"``), and the CRS would otherwise be lost without a word. Only the
+    attribute counts: a reference left in ``encoding`` is what dropping the coordinate on
+    purpose leaves (the way to work in grid cells)."""
+    name = da.attrs.get("grid_mapping")
+    if not isinstance(name, str) or name in da.coords:
+        return
+    warnings.warn(
+        f"The input names the grid mapping {name!r} but does not carry it, so its CRS is unknown and the "
+        f"flow is in grid cells. Open the file with xr.open_dataset(path, decode_coords='all'), attach it "
+        f"with ds.set_coords({name!r}) before selecting the variable, or drop the reference "
+        f"(da.attrs.pop('grid_mapping')) to silence this.",
+        CRSNotFoundWarning,
+        stacklevel=4,
+    )
 
 
 def _grid_mapping_name(da: xr.DataArray) -> Hashable:
