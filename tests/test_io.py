@@ -244,3 +244,20 @@ def test_write_errors_name_the_users_path(tmp_path, monkeypatch):
         xlatent.to_netcdf(image, tmp_path / "out.nc")
     _no_temporary_name(err.value, tmp_path / "out.nc")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adir.nc"]
+
+
+def test_time_dim_xarray_cannot_decode_is_found_and_selectable(tmp_path):
+    """A time dim not called ``time`` whose units xarray cannot decode ("months since"): the file
+    opens with a warning instead of being unreadable, and a step can be chosen."""
+    from xlatent.exceptions import TimeNotDateWarning
+
+    values = np.random.default_rng(0).random((3, 20, 20)).astype("float32")
+    t = xr.DataArray([0, 1, 2], dims="t", attrs={"units": "months since 2000-01-01", "axis": "T"})
+    da = xr.DataArray(values, dims=("t", "y", "x"), coords={"t": t, "y": np.arange(20.0), "x": np.arange(20.0)}, name="v")
+    da.to_dataset().to_netcdf(tmp_path / "months.nc", encoding={"t": {"dtype": "int32"}})
+    with pytest.warns(TimeNotDateWarning, match="cannot be decoded"):
+        img = xlatent.open_image(tmp_path / "months.nc", time_index=2)
+    assert img.dims == ("y", "x") and int(img["t"]) == 2
+    np.testing.assert_array_equal(img.values, values[2])
+    with pytest.warns(TimeNotDateWarning), pytest.raises(InputError, match="out of range.*0..2"):
+        xlatent.open_image(tmp_path / "months.nc", time_index=3)

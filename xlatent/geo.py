@@ -155,11 +155,19 @@ def _is_time_value(value: Any) -> bool:
 
 
 def time_dim(da: xr.DataArray) -> Hashable | None:
-    """The dim holding dates (``time``, or the only dim whose coord is datetime/cftime)."""
+    """The dim holding dates: ``time``, or the only dim whose coord is datetime/cftime or, left
+    undecoded (``decode_times=False``), numbers with CF ``units`` ``"<unit> since <date>"`` or
+    marked ``axis="T"`` / ``standard_name="time"``."""
     if "time" in da.dims:
         return "time"
-    found = [d for d in da.dims if d in da.coords and da.sizes[d] > 0 and _holds_dates(da[d].values)]
+    found = [d for d in da.dims if d in da.coords and da.sizes[d] > 0 and _is_time_coord(da[d])]
     return found[0] if len(found) == 1 else None
+
+
+def _is_time_coord(coord: xr.DataArray) -> bool:
+    attrs = coord.attrs
+    declared = " since " in str(attrs.get("units", "")) or attrs.get("axis") == "T" or attrs.get("standard_name") == "time"
+    return _holds_dates(coord.values) or (declared and np.issubdtype(coord.dtype, np.number))
 
 
 def _decode_time(coord: xr.DataArray):

@@ -26,7 +26,7 @@ import numpy as np
 import xarray as xr
 
 from xlatent._dask import bands
-from xlatent.exceptions import InputError, InputFileError, UnknownVariableError
+from xlatent.exceptions import InputError, InputFileError, TimeNotDateWarning, UnknownVariableError
 from xlatent.geo import scalar_time, time_coord_name, time_dim
 
 # GDAL rasters read with rioxarray; everything else goes to xarray first.
@@ -105,7 +105,7 @@ def open_image(
         da = _open_raster(path, variable, chunks)
     else:
         try:
-            ds = xr.open_dataset(path, decode_coords="all", chunks=chunks, engine="zarr" if zarr else engine)
+            ds = _open_dataset(path, chunks, "zarr" if zarr else engine)
         except Exception as xr_err:  # not a format xarray reads: let GDAL try
             if zarr and isinstance(xr_err, ImportError):
                 raise InputFileError(f"Cannot read the Zarr store {path}: it needs the zarr package: "
@@ -125,6 +125,24 @@ def open_image(
         da = da.load()
         da.close()
     return da
+
+
+def _open_dataset(path: Path, chunks, engine) -> xr.Dataset:
+    """``xr.open_dataset`` with the grid mapping attached; times that xarray cannot decode
+    (``"months since"``, a calendar without cftime) are read as numbers with a warning rather
+    than making the file unreadable."""
+    try:
+        return xr.open_dataset(path, decode_coords="all", chunks=chunks, engine=engine)
+    except ValueError as err:
+        if "decode_times=False" not in str(err):
+            raise
+        warnings.warn(
+            f"{path.name}: its times cannot be decoded ({err}); they are read as numbers, so the flow is per "
+            "interval rather than per second. Decode them yourself (e.g. install cftime) to get m s-1.",
+            TimeNotDateWarning,
+            stacklevel=4,
+        )
+        return xr.open_dataset(path, decode_coords="all", decode_times=False, chunks=chunks, engine=engine)
 
 
 ZARR_MARKERS = ("zarr.json", ".zgroup", ".zarray", ".zmetadata")  # Zarr v3, v2 group/array, consolidated v2
