@@ -212,9 +212,9 @@ WAVE_RUN = dict(width=8, static_channels=4, dynamic_channels=4, ode_hidden=16, t
 def test_wave_training_beats_persistence_at_t_plus_5(one_thread):
     """60 steps on three 16² sequences (waves cross ~3.5 cells in 5 frames: persistence is poor at
     t+5), scored on a held-out sequence. Measured: MSE ratio latent/persistence 0.38-0.48 over model
-    seeds 0-2 and context 3-4, 0.50-0.55 after 40 steps, 3.0 untrained (lr ~0: the decoder gives the
-    training mean); 5-15 s of training on the loaded 2-core machine. The benchmark's setting (32²,
-    default config, 257 steps) gives 21.0 against 15.3 dB at t+5 (benchmarks/RESULTS.md 27)."""
+    seeds 0-2 and context 3-4, 0.50-0.55 after 40 steps, 0.61 at the paper's lr 4e-4, 3.0 untrained
+    (lr ~0 or one step: the decoder gives the training mean); 1.3-8 s on the loaded 2-core machine.
+    The benchmark's setting (32², default config) is in benchmarks/RESULTS.md 27 and 29."""
     train = [wave_equation(16, 40, seed=100 + i) for i in range(3)]
     test = wave_equation(16, 40, seed=900)
     f = xlatent.fit_forecaster(train, context=3, max_iters=60, seed=0, **WAVE_RUN)
