@@ -1,4 +1,4 @@
-"""Forecast skill by lead time: latent (Donà et al. 2021), its ablation without S, flow, persistence.
+"""Forecast skill by lead time: latent (Donà et al. 2021), its ablation without S, flow, pysteps, persistence.
 
 Not a timed test. Two datasets:
 
@@ -11,12 +11,18 @@ Not a timed test. Two datasets:
 PSNR uses the range of the true frames of the case; SSIM (scikit-image) the same range; MAE in
 the data's units. Prints markdown tables and writes ``benchmarks/out/forecast_skill.png``.
 
-Run: ``python benchmarks/forecast.py --budget 150`` (seconds of training per latent model).
+Methods: ``persistence``; ``flow`` (the library's semi-Lagrangian extrapolation along its TV-L1
+motion); ``pysteps`` / ``pysteps VET`` (pysteps' Lucas-Kanade / VET motion on the last 3 frames,
+dBR for rain, and its semi-Lagrangian extrapolation: the nowcasting reference); ``latent``.
+
+Run: ``python benchmarks/forecast.py --budget 150`` (seconds of training per latent model);
+``--methods persistence flow pysteps "pysteps VET"`` skips the latent training (seconds).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import time
 from pathlib import Path
 
@@ -29,6 +35,7 @@ from xlatent.datasets import wave_equation
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OUT = Path(__file__).resolve().parent / "out"
 CONTEXT, HORIZON = 4, 12
+METHODS = ["persistence", "flow", "pysteps", "pysteps VET", "latent"]
 
 
 def scores(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -56,12 +63,46 @@ def evaluate(cases, forecasters) -> dict[str, np.ndarray]:
     return {k: np.mean(v, axis=0) for k, v in table.items()}
 
 
-def baselines() -> dict:
+def baselines(db: bool) -> dict:
     kw = dict(horizon=HORIZON, context=CONTEXT, progress=False)
     return {
         "persistence": lambda s: s.latentdyn.forecast(method="persistence", **kw),
         "flow": lambda s: s.latentdyn.forecast(method="flow", **kw),
+        "pysteps": pysteps_forecaster("LK", db),
+        "pysteps VET": pysteps_forecaster("VET", db),
     }
+
+
+def models(chosen: list[str], db: bool, train, budget: float, seed: int, **options) -> dict:
+    """The forecasters named in ``chosen`` (the latent ones are trained only when asked for)."""
+    out = {k: v for k, v in baselines(db).items() if k in chosen}
+    if "latent" in chosen:
+        out.update(latent_models(train, budget, seed, **options))
+    return out
+
+
+def pysteps_forecaster(motion: str = "LK", db: bool = False):
+    """pysteps' reference nowcast: ``motion.get_method(motion)`` on the last 3 frames (VET's most; in
+    dBR for rain, ``db=True``, as pysteps' examples do), then ``nowcasts.get_method("extrapolation")``
+    (semi-Lagrangian, linear interpolation) of the last frame; cells advected in from outside the
+    domain get the last frame's minimum (no rain)."""
+    from pysteps import motion as pm
+    from pysteps import nowcasts
+    from pysteps.utils import transformation
+
+    def fn(s: xr.DataArray) -> xr.DataArray:
+        frames = np.asarray(s.values[-3:], dtype=np.float64)
+        low = np.nanmin(frames)
+        filled = np.where(np.isfinite(frames), frames, low)  # the motion methods need NaN-free fields
+        fields = transformation.dB_transform(filled, threshold=0.1, zerovalue=-15.0)[0] if db else filled
+        kw = {"verbose": False} if motion == "VET" else {}
+        velocity = pm.get_method(motion)(fields, **kw)
+        out = nowcasts.get_method("extrapolation")(filled[-1], velocity, HORIZON,
+                                                   extrap_kwargs={"outval": "min"})
+        template = s.latentdyn.forecast(method="persistence", horizon=HORIZON, context=CONTEXT, progress=False)
+        return template.copy(data=np.where(np.isfinite(template.values), out, np.nan).astype(template.dtype))
+
+    return fn
 
 
 def latent_models(train, budget: float, seed: int, **options) -> dict:
@@ -76,21 +117,19 @@ def latent_models(train, budget: float, seed: int, **options) -> dict:
     return out
 
 
-def wave(budget: float, n_train: int, seed: int) -> dict[str, np.ndarray]:
+def wave(budget: float, n_train: int, seed: int, chosen: list[str]) -> dict[str, np.ndarray]:
     train = [wave_equation(32, 60, seed=100 + i) for i in range(n_train)]
     tests = [wave_equation(32, 60, seed=900 + i) for i in range(2)]
     cases = [(w.isel(time=slice(0, t0)), w.isel(time=slice(t0, t0 + HORIZON))) for w in tests for t0 in (16, 28, 40)]
-    models = {**baselines(), **latent_models(train, budget, seed, patch=32, stride=4)}
-    return evaluate(cases, models)
+    return evaluate(cases, models(chosen, False, train, budget, seed, patch=32, stride=4))
 
 
-def radar(budget: float, seed: int) -> dict[str, np.ndarray]:
+def radar(budget: float, seed: int, chosen: list[str]) -> dict[str, np.ndarray]:
     series = [xr.open_dataset(p, decode_coords="all").rainfall_rate.load() for p in sorted(DATA.glob("mch_*.nc"))]
     t0 = 28
     train = [s.isel(time=slice(0, t0)) for s in series]
     cases = [(s.isel(time=slice(0, t0)), s.isel(time=slice(t0, t0 + HORIZON))) for s in series]
-    models = {**baselines(), **latent_models(train, budget, seed, patch=64, stride=8)}
-    return evaluate(cases, models)
+    return evaluate(cases, models(chosen, True, train, budget, seed, patch=64, stride=8))
 
 
 def markdown(title: str, result: dict[str, np.ndarray], step: str) -> str:
@@ -133,14 +172,19 @@ def main() -> None:
     parser.add_argument("--wave-train", type=int, default=6, help="WaveEq training sequences")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-radar", action="store_true")
+    parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS,
+                        help="columns to compute (latent: both latent models, the slow part)")
     args = parser.parse_args()
+    if "pysteps" in args.methods and importlib.util.find_spec("cv2") is None:
+        print("pysteps' Lucas-Kanade needs opencv (pip install opencv-python-headless): column left out")
+        args.methods = [m for m in args.methods if m != "pysteps"]
     results = {}
     print("WaveEq 32x32", flush=True)
-    results["WaveEq 32x32 (2 ms step)"] = wave(args.budget, args.wave_train, args.seed)
+    results["WaveEq 32x32 (2 ms step)"] = wave(args.budget, args.wave_train, args.seed, args.methods)
     print(markdown("WaveEq 32x32", results["WaveEq 32x32 (2 ms step)"], "2 ms"), flush=True)
     if not args.skip_radar and DATA.is_dir():
         print("Radar (MeteoSwiss, 3 series)", flush=True)
-        results["Radar 128x128 (5 min step)"] = radar(args.budget, args.seed)
+        results["Radar 128x128 (5 min step)"] = radar(args.budget, args.seed, args.methods)
         print(markdown("Radar, mm h-1", results["Radar 128x128 (5 min step)"], "5 min"), flush=True)
     figure(results, OUT / "forecast_skill.png")
     print(f"figure: {OUT / 'forecast_skill.png'}")

@@ -1,7 +1,5 @@
 """Forecasting (issue 15): errors before training, output shape/time/CRS, S invariance, save/load."""
 
-import os
-
 import numpy as np
 import pytest
 import xarray as xr
@@ -28,6 +26,18 @@ def wave():
 @pytest.fixture(scope="module")
 def tiny(wave):
     return xlatent.fit_forecaster(wave, context=3, max_iters=4, seed=0, **TINY)
+
+
+@pytest.fixture()
+def one_thread():
+    """One torch thread for a training test: on the shared 2-core machine two threads made the same
+    60 steps 13x slower (61.5 s against 4.7 s, load ~7, measured), one thread waiting on the other."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture()
@@ -163,7 +173,7 @@ def _relative_change(a, b):
     return float(np.sum((a - b) ** 2) / np.sum(a**2 + b**2))
 
 
-def test_static_code_nearly_invariant_within_a_sequence():
+def test_static_code_nearly_invariant_within_a_sequence(one_thread):
     """After a short training, S moves much less than the frames between two distant windows of
     one sequence, and less than with the invariance loss switched off (lambda_s=0, same seed and
     steps). Measured on this setup: S 0.062, S without the loss 0.101, frames 0.161."""
@@ -185,17 +195,39 @@ def test_no_static_ablation_has_no_code(wave):
     assert s is None and t.shape[0] == TINY["static_channels"] + TINY["dynamic_channels"]
 
 
-@pytest.mark.skipif(not os.environ.get("XLATENT_SLOW_TESTS"), reason="minutes of CPU training: set XLATENT_SLOW_TESTS=1")
-def test_wave_training_beats_persistence_at_t_plus_5():
-    """Measured: a 20-30 s training cannot do it on a shared 2-core CPU (40-120 steps on 16² left the
-    latent forecast level with or below persistence at t+5), so this runs on demand. 250 steps on
-    32² (the benchmark's setting) do: benchmarks/RESULTS.md."""
-    train = [wave_equation(32, 60, seed=100 + i) for i in range(3)]
-    test = wave_equation(32, 60, seed=900)
-    f = xlatent.fit_forecaster(train, context=4, max_iters=250, seed=0, progress=False, patch=32, stride=4)
+def _t_plus_5(f, series, context):
+    """MSE at t+5 of the latent forecast and of persistence, from windows spread over ``series``."""
     lat, per = [], []
-    for t0 in (16, 28, 40):
-        truth = test.isel(time=t0 + 4).values
-        lat.append(np.mean((f.forecast(test.isel(time=slice(t0 - 4, t0)), 5).values[4] - truth) ** 2))
-        per.append(np.mean((test.isel(time=t0 - 1).values - truth) ** 2))
-    assert np.mean(lat) < 0.7 * np.mean(per), (lat, per)
+    for t0 in range(context + 6, series.sizes["time"] - 5, 4):
+        truth = series.isel(time=t0 + 4).values
+        lat.append(np.mean((f.forecast(series.isel(time=slice(t0 - context, t0)), 5).values[4] - truth) ** 2))
+        per.append(np.mean((series.isel(time=t0 - 1).values - truth) ** 2))
+    return float(np.mean(lat)), float(np.mean(per))
+
+
+WAVE_RUN = dict(width=8, static_channels=4, dynamic_channels=4, ode_hidden=16, train_horizon=6, batch_size=4,
+                patch=16, stride=4, lr=2e-3, progress=False)
+
+
+def test_wave_training_beats_persistence_at_t_plus_5(one_thread):
+    """60 steps on three 16² sequences (waves cross ~3.5 cells in 5 frames: persistence is poor at
+    t+5), scored on a held-out sequence. Measured: MSE ratio latent/persistence 0.38-0.48 over model
+    seeds 0-2 and context 3-4, 0.50-0.55 after 40 steps, 0.61 at the paper's lr 4e-4, 3.0 untrained
+    (lr ~0 or one step: the decoder gives the training mean); 1.3-8 s on the loaded 2-core machine.
+    lr 2e-3 suits this small model only: the default-size model at 32² stalled with it (ratio 4.3
+    after 150 steps, 0.56 at 4e-4). The benchmark's setting is in benchmarks/RESULTS.md 27 and 29."""
+    train = [wave_equation(16, 40, seed=100 + i) for i in range(3)]
+    test = wave_equation(16, 40, seed=900)
+    f = xlatent.fit_forecaster(train, context=3, max_iters=60, seed=0, **WAVE_RUN)
+    lat, per = _t_plus_5(f, test, 3)
+    assert lat < 0.7 * per, (lat, per)
+
+
+def test_wave_equation_without_rioxarray_imported():
+    """The generator registers ``.rio`` itself (it raised AttributeError in a fresh process)."""
+    import subprocess
+    import sys
+
+    code = "from xlatent.datasets import wave_equation; print(wave_equation(8, 2).rio.crs)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "3413" in done.stdout, done.stderr[-500:]

@@ -94,6 +94,8 @@ def wave_equation(size: int = 64, frames: int = 150, seed: int = 0) -> xr.DataAr
 
 
 def _georeference(data: np.ndarray, c: float, f0: float) -> xr.DataArray:
+    import rioxarray  # noqa: F401  (registers ``.rio``; imported here so that ``import xlatent`` stays light)
+
     n, size = data.shape[0], data.shape[1]
     idx = np.arange(size, dtype=float)
     step = np.timedelta64(int(FRAME_DT * 1e9), "ns")

@@ -47,15 +47,13 @@ _REAL = {"lambda_pred": (0.0, False), "lambda_ae": (0.0, False), "lambda_s": (0.
          "min_delta": (0.0, False)}
 
 
-
 def _torch_side():
     """The torch modules (model, advection, training loop), imported on first use so that
     ``import xlatent`` does not load torch."""
     from xlatent import train
-    from xlatent.model import advection
-    from xlatent.model import forecast as model
+    from xlatent.model import advection, forecast  # the model module; shadows forecast() only here
 
-    return model, advection, train
+    return forecast, advection, train
 
 
 @dataclass
@@ -295,7 +293,6 @@ class Forecaster:
     def _tensor(self, s: _Series):
         import torch
 
-
         x, _ = _normalise(s.values[-self.context :], self._mean, self._std)
         return _torch_side()[0].flat_context(torch.from_numpy(x)[None].to(self._device))
 
@@ -303,7 +300,6 @@ class Forecaster:
         """``(S, T_0)`` from the last ``context`` frames of ``window``: the static latent map
         ``(static_channels, H/4, W/4)`` (None without S) and the initial dynamic state."""
         import torch
-
 
         s = _series(window, self.context, *self._dims, label="window", fitting=False)
         ctx = _torch_side()[0].pad_to(self._tensor(s))[0]
@@ -319,7 +315,6 @@ class Forecaster:
         ``lead_time`` coord; NaN where the last frame of the window is.
         """
         import torch
-
 
         horizon = _check_whole("horizon", horizon, 1)
         s = _series(context_window, self.context, *self._dims, label="context_window", fitting=False)
@@ -367,13 +362,11 @@ def _encode_step(step) -> list | None:
 
 
 def _attrs(method: str, s: _Series, config, call: str, device=None) -> dict:
-
     info = {"device": str(device)} if device is not None else {}
     return _provenance(method, info, source=s.source, config=config, call=call)
 
 
 def _build_model(channels: int, context: int, config: ForecastConfig):
-
     return _torch_side()[0].SpatioTemporal(channels, context, static_channels=config.static_channels,
                           dynamic_channels=config.dynamic_channels, width=config.width, ode_hidden=config.ode_hidden,
                           ode_blocks=config.ode_blocks, static=config.static)
@@ -406,7 +399,6 @@ def _train(model, data: list[tuple[np.ndarray, np.ndarray]], config: ForecastCon
            seed, progress):
     """Fit ``model`` on random (window, patch) draws from the normalised series in ``data``."""
     import torch
-
 
     length = context + min(config.train_horizon, min(x.shape[0] for x, _ in data) - context)
     shape = data[0][0].shape[-2:]
