@@ -10,8 +10,8 @@ import xlatent
 import xlatent.train
 from xlatent import datasets
 from xlatent.config import LatentConfig
+from xlatent.engine import LatentCore
 from xlatent.exceptions import ModelFileError
-from xlatent.methods.latent import LatentCore
 
 
 def test_fit_frames_flow_history(rotation_case):

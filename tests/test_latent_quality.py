@@ -8,7 +8,7 @@ import torch
 import xlatent
 from xlatent import datasets
 from xlatent.config import LatentConfig
-from xlatent.methods.latent import LatentCore
+from xlatent.engine import LatentCore
 from xlatent.model.integrate import exp_field, warp
 from xlatent.model.latent import LatentAdvection
 

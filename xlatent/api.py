@@ -21,7 +21,7 @@ from xlatent import backends, cf, geo, methods, modelfile
 from xlatent._version import __version__
 from xlatent.config import LatentConfig
 from xlatent.device import check_device
-from xlatent.engine import LatentCore, core_from_state, core_state
+from xlatent.engine import LatentCore
 from xlatent.exceptions import ConfigError, InputError
 from xlatent.options import check_options
 from xlatent.pair import Pair
@@ -114,7 +114,7 @@ def _patch_sizes(value, stride, grid: geo.Grid, shape: tuple[int, int], config: 
             f"patch {patch} is larger than the image ({shape[0]} x {shape[1]} cells). "
             "Pass a smaller patch= or select a larger area."
         )
-    multiple = 2 ** (config.unet_levels - 1) * config.flow_pool
+    multiple = config.alignment
     patch = tuple(max(multiple, min(p, s) // multiple * multiple) for p, s in zip(patch, shape))
     return patch, per_axis(stride, config.stride)
 
@@ -456,7 +456,7 @@ class LatentInterpolator:
         """
         import torch
 
-        meta, tensors = core_state(self._core)
+        meta, tensors = self._core.to_state()
         meta = {
             "format": _FORMAT,
             "format_version": _FORMAT_VERSION,
@@ -494,7 +494,7 @@ class LatentInterpolator:
         """
         check_device(device)
         meta, tensors = modelfile.read(path, _FORMAT, _FORMAT_VERSION, "model", "LatentInterpolator.save")
-        core = core_from_state(meta, tensors, device)
+        core = LatentCore.from_state(meta, tensors, device)
         return cls(core, meta["mean"], meta["std"], None, *meta["dims"])
 
 

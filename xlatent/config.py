@@ -92,7 +92,7 @@ class LatentConfig:
     prior_relax : float
         ``flow_prior="svf"`` only: the starting field is refitted with 0.3 and 0.1 times the
         SVF's bending weight while each step cuts the data term by more than this fraction
-        (0: never; see :meth:`xlatent.methods.latent.LatentCore.prior`).
+        (0: never; see :meth:`xlatent.engine.LatentCore.prior`).
     motion_choice : str
         ``"objective"`` (default): after training, keep the trained motion or the starting
         field, whichever has the lower SVF objective on the two inputs (symmetric half-way
@@ -219,6 +219,12 @@ class LatentConfig:
         if self.flow_prior is not None and not isinstance(self.flow_prior, str):
             _fail(f"flow_prior must be None or a name ('svf', 'tvl1', 'vet', 'lk'), got {self.flow_prior!r}.")
         check_options(self.flow_prior or "tvl1", self.motion_transform, what="flow_prior")
+
+    @property
+    def alignment(self) -> int:
+        """Tile and patch origins must be multiples of this (the U-Nets' pooling grid, in cells)
+        for tiled runs to equal untiled ones."""
+        return 2 ** (self.unet_levels - 1) * self.flow_pool
 
     def for_scene(self, shape: tuple[int, int]) -> LatentConfig:
         """The configuration with the scene-dependent defaults (``prior_coarsen``) fixed."""
