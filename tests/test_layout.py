@@ -16,7 +16,7 @@ LAYERS = [
     {"xlatent.exceptions", "xlatent._version", "xlatent.options", "xlatent._synthetic"}, {"xlatent.modelfile"},
     {"xlatent.config", "xlatent.device", "xlatent._dask", "xlatent.patches", "xlatent.resample"},
     {"xlatent.model", "xlatent.model.networks", "xlatent.model.advection", "xlatent.model.integrate",
-     "xlatent.model.autoencoder", "xlatent.model.latent", "xlatent.model.losses", "xlatent.model.forecast"},
+     "xlatent.model.autoencoder", "xlatent.model.latent_advection", "xlatent.model.losses", "xlatent.model.forecast"},
     {"xlatent.train", "xlatent.geo", "xlatent.cf", "xlatent.path_energy", "xlatent.pair", "xlatent.datasets",
      "xlatent.datasets_wave"},
     {"xlatent.methods.base", "xlatent.methods.motion", "xlatent.methods.svf", "xlatent.methods.flow",

@@ -75,9 +75,9 @@ def data_term_of(a, b, field: np.ndarray) -> float:
 def _torch_side() -> SimpleNamespace:
     """The torch-side modules' names, imported on first use (``import xlatent`` does not load torch)."""
     from xlatent import train
-    from xlatent.model import integrate, latent, networks
+    from xlatent.model import integrate, latent_advection, networks
 
-    return SimpleNamespace(LatentAdvection=latent.LatentAdvection, exp_field=integrate.exp_field,
+    return SimpleNamespace(LatentAdvection=latent_advection.LatentAdvection, exp_field=integrate.exp_field,
                            unet_reach=networks.unet_reach, train=train.train)
 
 

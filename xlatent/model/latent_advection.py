@@ -1,4 +1,4 @@
-"""The latent advection model of Han, Lee & Gelb (paper 000): E, F, N advection stages, D."""
+"""The latent advection model of Han, Lee & Gelb (arXiv 2310.09495): E, F, N advection stages, D."""
 
 from __future__ import annotations
 
