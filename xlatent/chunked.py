@@ -572,13 +572,9 @@ def training_windows(first: da.Array, last: da.Array, mask: da.Array, patch, str
 
 def fit_core(core, first: da.Array, last: da.Array, mask: da.Array, patch, stride, seed=0, progress=True):
     """Train ``core`` on windows sampled from the dask arrays; returns the history."""
-    from xlatent.train import train_windows  # torch
-
     windows = training_windows(first, last, mask, patch, stride, core.config, seed, core.mean, core.std)
     log.info("training on %d patches cut from a %s scene", len(windows), first.shape)
-    core.history = train_windows(core.model, windows, first.shape[0], bool(core.config.flow_prior), core.config,
-                                 core.device, seed=seed, progress=progress)
-    return core.history
+    return core.fit_windows(windows, seed=seed, progress=progress)
 
 
 def _depths(core) -> tuple[int, int]:

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from xlatent.config import LatentConfig
+from xlatent.config import LatentConfig, ModelConfig, RunOptions, TrainConfig
 from xlatent.device import resolve_device
 from xlatent.methods.base import physical
 from xlatent.methods.motion import estimate, motion_space
@@ -78,7 +78,13 @@ def _torch_side() -> SimpleNamespace:
     from xlatent.model import integrate, latent_advection, networks
 
     return SimpleNamespace(LatentAdvection=latent_advection.LatentAdvection, exp_field=integrate.exp_field,
-                           unet_reach=networks.unet_reach, train=train.train)
+                           unet_reach=networks.unet_reach, train=train.train, train_windows=train.train_windows)
+
+
+def _with_run(config: LatentConfig, run: Mapping[str, Any]) -> LatentConfig:
+    """``config`` with the :class:`~xlatent.config.RunOptions` fields ``run`` replaced (checked)."""
+    options = RunOptions.from_dict({**config.run_part().to_dict(), **run})
+    return LatentConfig.from_parts(config.model_part(), config.train_part(), options)
 
 
 def _numpy(*tensors) -> list[np.ndarray]:
@@ -148,9 +154,19 @@ class LatentCore:
         self.std = np.ones(channels, np.float32) if std is None else np.asarray(std, np.float32)
         self.requested_device = str(device)  # "auto" resolves anew where the model is rebuilt
         self.device = resolve_device(device)
-        self.model = LatentAdvection(channels, config).to(self.device).eval()
+        self.model = LatentAdvection(channels, config.model_part()).to(self.device).eval()
         self.history = None
         self._torch = torch
+
+    @property
+    def run_options(self) -> RunOptions:
+        """The options runs use now (tile, ``inference_dtype``, dask overlaps)."""
+        return self.config.run_part()
+
+    def use(self, **run: Any) -> None:
+        """Run with other :class:`~xlatent.config.RunOptions` (``tile=``, ``inference_dtype=``...)
+        from now on; the model and its weights are unchanged. Checked first (ConfigError)."""
+        self.config = _with_run(self.config, run)
 
     def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """The state of the fitted model.
@@ -158,32 +174,53 @@ class LatentCore:
         Returns
         -------
         meta : dict
-            JSON-able: ``channels``, ``config`` (:meth:`LatentConfig.to_dict`), ``mean`` and
-            ``std`` (the per-channel normalisation, lists of floats).
+            JSON-able: ``channels``, the configuration in its three parts ``model``
+            (:class:`~xlatent.config.ModelConfig`, what the weights depend on), ``train`` and
+            ``run`` (as dicts), ``mean`` and ``std`` (the per-channel normalisation, lists of floats).
         tensors : dict of str to numpy.ndarray
             The weights (torch's ``state_dict``, on the CPU, as numpy arrays).
         """
         meta = {
             "channels": self.model.channels,
-            "config": self.config.to_dict(),
+            "model": self.config.model_part().to_dict(),
+            "train": self.config.train_part().to_dict(),
+            "run": self.config.run_part().to_dict(),
             "mean": np.asarray(self.mean, np.float32).tolist(),
             "std": np.asarray(self.std, np.float32).tolist(),
         }
         tensors = {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
         return meta, tensors
 
+    @staticmethod
+    def config_of(meta: Mapping[str, Any], run: Mapping[str, Any] | None = None) -> LatentConfig:
+        """The configuration a state describes, with the ``run`` options replacing the saved ones.
+
+        Reads both layouts: the three parts (``model``, ``train``, ``run``; :meth:`to_state`) and
+        one flat ``config`` (model files of format version 1).
+        """
+        if "model" in meta:
+            config = LatentConfig.from_parts(ModelConfig.from_dict(meta["model"]), TrainConfig.from_dict(meta["train"]),
+                                             RunOptions.from_dict(meta["run"]))
+        else:
+            config = LatentConfig.from_dict(meta["config"])
+        return _with_run(config, run) if run else config
+
     @classmethod
-    def from_state(cls, meta: Mapping[str, Any], tensors: Mapping[str, Any], device: Any = "auto") -> LatentCore:
+    def from_state(cls, meta: Mapping[str, Any], tensors: Mapping[str, Any], device: Any = "auto",
+                   run: Mapping[str, Any] | None = None) -> LatentCore:
         """The model described by ``meta`` with the weights ``tensors``, on ``device``.
 
         Parameters
         ----------
         meta : mapping
-            As given by :meth:`to_state` (a model file's description has these keys too).
+            As given by :meth:`to_state` (a model file's description has these keys too, or
+            one flat ``config`` in files of format version 1).
         tensors : mapping of str to numpy.ndarray or torch.Tensor
             The weights.
         device : str or torch.device
             Where to build it (``"auto"``: CUDA, else MPS, else CPU).
+        run : mapping, optional
+            :class:`~xlatent.config.RunOptions` fields replacing the saved ones.
 
         Returns
         -------
@@ -191,7 +228,7 @@ class LatentCore:
         """
         import torch
 
-        core = cls(int(meta["channels"]), LatentConfig.from_dict(meta["config"]), device, None,
+        core = cls(int(meta["channels"]), cls.config_of(meta, run), device, None,
                    meta.get("mean") or None, meta.get("std") or None)
         core.model.load_state_dict({k: torch.from_numpy(np.array(v)) if isinstance(v, np.ndarray) else v
                                     for k, v in tensors.items()})
@@ -294,6 +331,14 @@ class LatentCore:
             self.model, first, last, mask.astype(np.float32), prior, self.config, patch, stride,
             self.device, seed=seed, progress=progress,
         )
+        return self.history
+
+    def fit_windows(self, windows: np.ndarray, seed=0, progress=True):
+        """Train on windows ``(P, L, h, w)`` cut from a scene (first, last, mask and, with a
+        starting field, its two channels; :func:`xlatent.chunked.training_windows`); returns the history."""
+        self.history = _torch_side().train_windows(self.model, windows, self.model.channels,
+                                                   bool(self.config.flow_prior), self.config, self.device,
+                                                   seed=seed, progress=progress)
         return self.history
 
     def _run(self, window: np.ndarray, c: int, fractions, fields=None, blend="transport"):
