@@ -1,4 +1,5 @@
-"""``latent`` (default): latent space advection (Han, Lee & Gelb), fitted to the pair at hand.
+"""``latent`` (default): latent space advection (Han, Lee & Gelb, "Learning In-between
+Imagery Dynamics via Physical Latent Spaces", arXiv 2310.09495), fitted to the pair at hand.
 
 Numpy in, numpy out: an adapter from the method contract (:mod:`xlatent.methods.base`) to the
 fitted model's owner, :class:`xlatent.engine.LatentCore` (training, tiling, rendering; the
