@@ -146,15 +146,13 @@ class LatentCore:
 
         if seed is not None:  # the initial weights are part of what the seed fixes
             torch.manual_seed(seed)
-        LatentAdvection = _torch_side().LatentAdvection
-
         self.config = config
         # the normalisation, undone for the starting-field estimator (log of rain rate...)
         self.mean = np.zeros(channels, np.float32) if mean is None else np.asarray(mean, np.float32)
         self.std = np.ones(channels, np.float32) if std is None else np.asarray(std, np.float32)
         self.requested_device = str(device)  # "auto" resolves anew where the model is rebuilt
         self.device = resolve_device(device)
-        self.model = LatentAdvection(channels, config.model_part()).to(self.device).eval()
+        self.model = _torch_side().LatentAdvection(channels, config.model_part()).to(self.device).eval()
         self.history = None
         self._torch = torch
 
@@ -162,11 +160,6 @@ class LatentCore:
     def run_options(self) -> RunOptions:
         """The options runs use now (tile, ``inference_dtype``, dask overlaps)."""
         return self.config.run_part()
-
-    def use(self, **run: Any) -> None:
-        """Run with other :class:`~xlatent.config.RunOptions` (``tile=``, ``inference_dtype=``...)
-        from now on; the model and its weights are unchanged. Checked first (ConfigError)."""
-        self.config = _with_run(self.config, run)
 
     def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """The state of the fitted model.
