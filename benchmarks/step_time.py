@@ -8,7 +8,7 @@ import time
 import torch
 
 from xlatent.config import LatentConfig
-from xlatent.model.latent import LatentAdvection
+from xlatent.model.latent_advection import LatentAdvection
 from xlatent.model.losses import total_loss
 
 

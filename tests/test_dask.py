@@ -168,7 +168,7 @@ def test_outlier_starting_field_falls_back_to_the_coarse_motion(monkeypatch, big
     """A per-chunk starting field far from the scene's coarse motion (as on a repetitive texture,
     where TV-L1 found 100+ cells for a 5-cell shift) is replaced by the coarse motion there,
     with a warning per chunk; the frames stay close to the in-memory ones."""
-    from xlatent.methods.latent import LatentCore
+    from xlatent.engine import LatentCore
 
     real = LatentCore.prior
     east = np.array([120.0, 0.0], np.float32)[:, None, None]  # 120 cells more toward +column

@@ -8,10 +8,10 @@ from conftest import QUICK
 
 import xlatent
 import xlatent.train
-from xlatent import datasets
-from xlatent.config import LatentConfig
-from xlatent.exceptions import ModelFileError
-from xlatent.methods.latent import LatentCore
+from xlatent import datasets, modelfile
+from xlatent.config import LatentConfig, ModelConfig, RunOptions, TrainConfig
+from xlatent.engine import LatentCore
+from xlatent.exceptions import ConfigError, ModelFileError
 
 
 def test_fit_frames_flow_history(rotation_case):
@@ -57,6 +57,73 @@ def test_netcdf_round_trip_keeps_crs_time_units(tmp_path, quick_result, rotation
     assert np.issubdtype(f2.time.dtype, np.datetime64)
     assert w2.u.attrs["units"] == "m s-1"
     np.testing.assert_allclose(f2.interp_fraction, frames.interp_fraction)
+
+
+def test_config_parts_are_frozen_and_cover_every_field():
+    cfg = LatentConfig(max_iters=7, tile=64, stages=3)
+    model, train, run = cfg.model_part(), cfg.train_part(), cfg.run_part()
+    names = [*model.to_dict(), *train.to_dict(), *run.to_dict()]
+    assert sorted(names) == sorted(cfg.to_dict())
+    assert (model.stages, train.max_iters, run.tile) == (3, 7, 64)
+    with pytest.raises(AttributeError):  # dataclasses.FrozenInstanceError
+        model.stages = 4
+    assert LatentConfig.from_parts(model, train, run) == cfg
+    with pytest.raises(ConfigError, match="tile"):
+        RunOptions(tile=0)
+    with pytest.raises(ConfigError, match="stages"):
+        ModelConfig(stages=0)
+    with pytest.raises(ConfigError, match="Unknown TrainConfig"):
+        TrainConfig.from_dict({"tile": 3})
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory, rotation_case):
+    """A fitted model with non-trivial weights (the outputs start at zero), saved."""
+    model = xlatent.fit(rotation_case.first, rotation_case.last, **QUICK)
+    torch.manual_seed(0)
+    for p in model._core.model.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    return model, model.save(tmp_path_factory.mktemp("model") / "model.pt")
+
+
+def test_load_with_another_tile_and_bfloat16(saved_model, rotation_case):
+    model, path = saved_model
+    pair = (rotation_case.first, rotation_case.last)
+    whole = xlatent.load(path).frames(2, *pair, progress=False).values
+    np.testing.assert_allclose(whole, model.frames(2, progress=False).values, atol=1e-5)
+    tiled_model = xlatent.load(path, tile=16)
+    assert tiled_model.run_options.tile == 16 and tiled_model.config.model_part() == model.config.model_part()
+    tiled = tiled_model.frames(2, *pair, progress=False).values
+    assert np.abs(tiled - whole).mean() < 1e-5  # as tiled = untiled (float32 conv algorithms differ by size)
+    np.testing.assert_allclose(tiled, whole, atol=1e-3)
+    bf16_model = xlatent.load(path, inference_dtype="bfloat16")
+    assert bf16_model.run_options.inference_dtype == "bfloat16"
+    bf16 = bf16_model.frames(2, *pair, progress=False).values
+    spread = float(np.nanstd(whole))
+    assert not np.array_equal(bf16, whole)  # it did run in bfloat16
+    np.testing.assert_allclose(bf16, whole, atol=0.05 * spread)
+
+
+def test_load_reads_format_version_1(saved_model, rotation_case, tmp_path):
+    """Files written before the configuration was split (one flat ``config``) still load."""
+    model, path = saved_model
+    meta, tensors = modelfile.read(path, "xlatent-latent-model", 2, "model", "save")
+    flat = {**meta["model"], **meta["train"], **meta["run"]}
+    old = {"format": meta["format"], "format_version": 1, "channels": meta["channels"], "config": flat,
+           "mean": meta["mean"], "std": meta["std"], "dims": meta["dims"]}
+    modelfile.write(tmp_path / "v1.pt", old, tensors)
+    loaded = xlatent.load(tmp_path / "v1.pt", tile=16)
+    assert loaded.config == LatentConfig.from_dict({**flat, "tile": 16})
+    pair = (rotation_case.first, rotation_case.last)
+    np.testing.assert_allclose(loaded.frames(2, *pair, progress=False), model.frames(2, progress=False), atol=1e-3)
+
+
+@pytest.mark.parametrize("options", [{"tile": 0}, {"tile": 2.5}, {"inference_dtype": "float16"}])
+def test_bad_run_option_at_load_fails_before_reading(tmp_path, options):
+    with pytest.raises(ConfigError, match=next(iter(options))):
+        xlatent.load(tmp_path / "missing.pt", **options)  # ConfigError, not "No model file"
+    with pytest.raises(ConfigError):
+        xlatent.LatentInterpolator.load(tmp_path / "missing.pt", **options)
 
 
 def test_tiled_equals_untiled():

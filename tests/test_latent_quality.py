@@ -8,9 +8,9 @@ import torch
 import xlatent
 from xlatent import datasets
 from xlatent.config import LatentConfig
-from xlatent.methods.latent import LatentCore
+from xlatent.engine import LatentCore
 from xlatent.model.integrate import exp_field, warp
-from xlatent.model.latent import LatentAdvection
+from xlatent.model.latent_advection import LatentAdvection
 
 N = 48
 QUICK = {"max_iters": 12, "patch": 32, "stride": 16, "batch_size": 2, "progress": False}

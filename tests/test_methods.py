@@ -121,7 +121,7 @@ def test_motion_sees_log_of_non_negative_fields():
 
 def test_advection_method_has_no_codec(translation_case):
     from xlatent.config import LatentConfig
-    from xlatent.model.latent import LatentAdvection
+    from xlatent.model.latent_advection import LatentAdvection
 
     model = LatentAdvection(1, LatentConfig(codec="identity", latent_channels=0))
     assert model.encoder is None and model.decoder_net is None

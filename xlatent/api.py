@@ -19,15 +19,15 @@ import xarray as xr
 
 from xlatent import backends, cf, geo, methods, modelfile
 from xlatent._version import __version__
-from xlatent.config import LatentConfig
+from xlatent.config import LatentConfig, RunOptions, check_values
 from xlatent.device import check_device
-from xlatent.engine import LatentCore, core_from_state, core_state
+from xlatent.engine import LatentCore
 from xlatent.exceptions import ConfigError, InputError
 from xlatent.options import check_options
 from xlatent.pair import Pair
 
 _FORMAT = "xlatent-latent-model"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # 2: the configuration in three parts (model, train, run); 1: one flat config
 BLENDS = ("transport", "symmetric", "residual")
 
 
@@ -114,7 +114,7 @@ def _patch_sizes(value, stride, grid: geo.Grid, shape: tuple[int, int], config: 
             f"patch {patch} is larger than the image ({shape[0]} x {shape[1]} cells). "
             "Pass a smaller patch= or select a larger area."
         )
-    multiple = 2 ** (config.unet_levels - 1) * config.flow_pool
+    multiple = config.alignment
     patch = tuple(max(multiple, min(p, s) // multiple * multiple) for p, s in zip(patch, shape))
     return patch, per_axis(stride, config.stride)
 
@@ -324,6 +324,12 @@ class LatentInterpolator:
         return self._core.config
 
     @property
+    def run_options(self) -> RunOptions:
+        """The options :meth:`frames` and :meth:`flow` run with (tile, ``inference_dtype``...):
+        the fitted ones, or those given to :meth:`load`."""
+        return self._core.run_options
+
+    @property
     def history(self) -> dict | None:
         """Training history: ``loss`` per step (and its parts), ``seconds``, ``stopped``."""
         return None if self._core.history is None else self._core.history.to_dict()
@@ -456,28 +462,28 @@ class LatentInterpolator:
         """
         import torch
 
-        meta, tensors = core_state(self._core)
-        meta = {
-            "format": _FORMAT,
-            "format_version": _FORMAT_VERSION,
-            "channels": meta["channels"],
-            "config": meta["config"],
-            "mean": self._mean.tolist(),
-            "std": self._std.tolist(),
-            "dims": list(self._dims),
-        }
+        meta, tensors = self._core.to_state()
+        meta = {"format": _FORMAT, "format_version": _FORMAT_VERSION, **meta, "mean": self._mean.tolist(),
+                "std": self._std.tolist(), "dims": list(self._dims)}
         return modelfile.write(path, meta, {k: torch.from_numpy(v) for k, v in tensors.items()})
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto") -> LatentInterpolator:
+    def load(cls, path: str | Path, device: str = "auto", *, tile: int | None = None,
+             inference_dtype: str | None = None) -> LatentInterpolator:
         """Read a model written by :meth:`save`; nothing but tensors and JSON is unpickled.
 
         Parameters
         ----------
         path : str or pathlib.Path
-            A file written by :meth:`save` (format version 1).
+            A file written by :meth:`save` (format version 1 or 2).
         device : str
             Torch device to run it on: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
+        tile : int, optional
+            Core size of inference tiles in cells, instead of the saved one (the frames do not
+            depend on it beyond float rounding; smaller tiles need less memory).
+        inference_dtype : {"float32", "bfloat16"}, optional
+            Instead of the saved one: ``"bfloat16"`` autocasts inference (about 2x less GPU
+            memory; frames differ by about 1e-2 of the data's standard deviation).
 
         Returns
         -------
@@ -488,13 +494,16 @@ class LatentInterpolator:
         ------
         DeviceError
             For a device torch does not know or this machine lacks.
+        ConfigError
+            For a bad ``tile`` or ``inference_dtype`` (checked before the file is read).
         ModelFileError
             When ``path`` does not exist or is not an xlatent model file of a version this
             xlatent reads.
         """
+        run = check_values({k: v for k, v in {"tile": tile, "inference_dtype": inference_dtype}.items() if v is not None})
         check_device(device)
         meta, tensors = modelfile.read(path, _FORMAT, _FORMAT_VERSION, "model", "LatentInterpolator.save")
-        core = core_from_state(meta, tensors, device)
+        core = LatentCore.from_state(meta, tensors, device, run)
         return cls(core, meta["mean"], meta["std"], None, *meta["dims"])
 
 
@@ -569,7 +578,8 @@ def fit(
     return LatentInterpolator(core, pair.mean, pair.std, pair, x_dim, y_dim, kind, backend)
 
 
-def load(path: str | Path, device: str = "auto") -> LatentInterpolator:
+def load(path: str | Path, device: str = "auto", *, tile: int | None = None,
+         inference_dtype: str | None = None) -> LatentInterpolator:
     """Read a model saved with :meth:`LatentInterpolator.save`.
 
     Parameters
@@ -578,6 +588,10 @@ def load(path: str | Path, device: str = "auto") -> LatentInterpolator:
         The model file.
     device : str
         Torch device to run it on (see :meth:`LatentInterpolator.load`).
+    tile : int, optional
+        Core size of inference tiles, instead of the saved one (see :meth:`LatentInterpolator.load`).
+    inference_dtype : {"float32", "bfloat16"}, optional
+        Instead of the saved one (see :meth:`LatentInterpolator.load`).
 
     Returns
     -------
@@ -588,7 +602,9 @@ def load(path: str | Path, device: str = "auto") -> LatentInterpolator:
     ------
     DeviceError
         For a device torch does not know or this machine lacks.
+    ConfigError
+        For a bad ``tile`` or ``inference_dtype`` (checked before the file is read).
     ModelFileError
         When ``path`` is not an xlatent model file of a version this xlatent reads.
     """
-    return LatentInterpolator.load(path, device)
+    return LatentInterpolator.load(path, device, tile=tile, inference_dtype=inference_dtype)

@@ -31,7 +31,7 @@ runs as it is on dask arrays. ``ot`` is global (one transport plan over the scen
 are loaded, with a warning.
 
 The model travels in the graph once, as a single task holding its weights (numpy arrays and a
-JSON-able description; :class:`ModelState`, from :func:`xlatent.engine.core_state`), which
+JSON-able description; :class:`ModelState`, from :meth:`xlatent.engine.LatentCore.to_state`), which
 each worker turns into a torch model once and keeps (:func:`core_for`, the latest few). Every
 block sets torch's thread count from the dask worker's, and holds a per-device lock around GPU
 work so that dask threads never share one GPU at once.
@@ -56,7 +56,7 @@ import xarray as xr
 from xlatent import geo
 from xlatent._dask import bands, torch_threads
 from xlatent.config import LatentConfig
-from xlatent.engine import LatentCore, core_from_state, core_state
+from xlatent.engine import LatentCore
 from xlatent.exceptions import InputError
 from xlatent.methods.base import MethodResult
 from xlatent.methods.flow import flow as flow_method
@@ -156,7 +156,7 @@ def prepare(first: xr.DataArray, last: xr.DataArray, x_dim=None, y_dim=None, mea
 
 @dataclass(frozen=True)
 class ModelState:
-    """What a worker needs to rebuild the model (:func:`xlatent.engine.core_state`), the device
+    """What a worker needs to rebuild the model (:meth:`xlatent.engine.LatentCore.to_state`), the device
     it was asked for, and a token naming the weights: picklable, no torch objects."""
 
     meta: dict
@@ -184,7 +184,7 @@ def _keep(token: str, core) -> None:
 def state_of(core) -> ModelState:
     """The :class:`ModelState` of a fitted :class:`~xlatent.engine.LatentCore`; the core itself
     is kept so that tasks in this process use it without a copy."""
-    meta, tensors = core_state(core)
+    meta, tensors = core.to_state()
     digest = hashlib.sha1()
     for key in sorted(tensors):
         digest.update(key.encode())
@@ -204,7 +204,7 @@ def core_for(state: ModelState):
     with _CORES_LOCK:
         core = _CORES.get(state.token)
         if core is None:
-            core = core_from_state(state.meta, state.tensors, state.device)
+            core = LatentCore.from_state(state.meta, state.tensors, state.device)
             builds += 1
         _keep(state.token, core)
         return core
@@ -572,13 +572,9 @@ def training_windows(first: da.Array, last: da.Array, mask: da.Array, patch, str
 
 def fit_core(core, first: da.Array, last: da.Array, mask: da.Array, patch, stride, seed=0, progress=True):
     """Train ``core`` on windows sampled from the dask arrays; returns the history."""
-    from xlatent.train import train_windows  # torch
-
     windows = training_windows(first, last, mask, patch, stride, core.config, seed, core.mean, core.std)
     log.info("training on %d patches cut from a %s scene", len(windows), first.shape)
-    core.history = train_windows(core.model, windows, first.shape[0], bool(core.config.flow_prior), core.config,
-                                 core.device, seed=seed, progress=progress)
-    return core.history
+    return core.fit_windows(windows, seed=seed, progress=progress)
 
 
 def _depths(core) -> tuple[int, int]:

@@ -1,13 +1,24 @@
-"""The one configuration of the latent advection model: network sizes, loss weights, training.
+"""The configuration of the latent advection model, and its three parts.
 
-Plain dataclass (no torch, no xarray) so that it is saved as JSON beside the weights. Every field
-is checked when the configuration is built (a :class:`~xlatent.exceptions.ConfigError` names it).
-Defaults were chosen by measurement; ``docs/method.md`` gives the evidence.
+:class:`LatentConfig` is the flat settings object users pass (every field, one place, the
+defaults); it builds its three parts, each frozen and checked where it is built:
+
+- :class:`ModelConfig` (:meth:`LatentConfig.model_part`): the architecture and what the weights
+  depend on (sizes, stages, starting field); saved with the weights, never changed after.
+- :class:`TrainConfig` (:meth:`LatentConfig.train_part`): loss weights, iterations, learning
+  rate, patches; kept with a saved model as a record of how it was trained.
+- :class:`RunOptions` (:meth:`LatentConfig.run_part`): inference tile, ``inference_dtype`` and
+  the dask overlaps, chosen per run: :func:`xlatent.load` takes new ones for a saved model.
+
+Plain dataclasses (no torch, no xarray), saved as JSON beside the weights. Every field is checked
+when a configuration is built (a :class:`~xlatent.exceptions.ConfigError` names it). Defaults
+were chosen by measurement; ``docs/method.md`` gives the evidence.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, make_dataclass, replace
 from typing import Any, NoReturn
 
 import numpy as np
@@ -29,6 +40,15 @@ _REAL = {"flow_scale": (0.0, True), "l_ae": (0.0, False), "l_lat": (0.0, False),
          "min_delta": (0.0, False)}
 _CHOICES = {"codec": ("learned", "identity"), "inference_dtype": ("float32", "bfloat16"),
             "motion_choice": ("objective", "trained", "prior")}
+
+
+# the three parts (every LatentConfig field is in exactly one)
+MODEL_FIELDS = ("codec", "latent_channels", "encoder_width", "unet_width", "unet_levels", "stages", "flow_sees_last",
+                "flow_scale", "flow_pool", "stationary", "flow_prior", "motion_choice", "prior_relax",
+                "motion_transform", "prior_coarsen")
+TRAIN_FIELDS = ("l_ae", "l_lat", "l_mag", "l_smooth", "l_time", "l_bend", "l_transport", "pyramid", "patch", "stride",
+                "batch_size", "max_iters", "time_budget", "lr", "lr_final", "patience", "min_delta", "sample_patches")
+RUN_FIELDS = ("tile", "inference_dtype", "prior_margin", "max_displacement")
 
 
 def _fail(message: str) -> NoReturn:
@@ -92,7 +112,7 @@ class LatentConfig:
     prior_relax : float
         ``flow_prior="svf"`` only: the starting field is refitted with 0.3 and 0.1 times the
         SVF's bending weight while each step cuts the data term by more than this fraction
-        (0: never; see :meth:`xlatent.methods.latent.LatentCore.prior`).
+        (0: never; see :meth:`xlatent.engine.LatentCore.prior`).
     motion_choice : str
         ``"objective"`` (default): after training, keep the trained motion or the starting
         field, whichever has the lower SVF objective on the two inputs (symmetric half-way
@@ -200,25 +220,32 @@ class LatentConfig:
         """Check every field (types and ranges) at construction, so that ``from_dict``,
         ``dataclasses.replace`` and the options of :func:`xlatent.interpolate` all fail before
         any work, with a :class:`~xlatent.exceptions.ConfigError` naming the field."""
-        for name, low in _WHOLE.items():
-            setattr(self, name, _whole(name, getattr(self, name), low))
-        for name, (low, strict) in _REAL.items():
-            setattr(self, name, _real(name, getattr(self, name), low, strict))
-        if self.prior_coarsen is not None:
-            self.prior_coarsen = _whole("prior_coarsen", self.prior_coarsen, 1, "None or ")
-        for name in ("time_budget", "max_displacement"):
-            if getattr(self, name) is not None:
-                setattr(self, name, _real(name, getattr(self, name), 0.0, True, "None or "))
-        for name in ("flow_sees_last", "stationary"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                _fail(f"{name} must be True or False, got {getattr(self, name)!r}.")
-            setattr(self, name, bool(getattr(self, name)))
-        for name, allowed in _CHOICES.items():
-            if getattr(self, name) not in allowed:
-                _fail(f"Unknown {name} {getattr(self, name)!r}: use one of {', '.join(map(repr, allowed))}.")
-        if self.flow_prior is not None and not isinstance(self.flow_prior, str):
-            _fail(f"flow_prior must be None or a name ('svf', 'tvl1', 'vet', 'lk'), got {self.flow_prior!r}.")
-        check_options(self.flow_prior or "tvl1", self.motion_transform, what="flow_prior")
+        for name, value in check_values(asdict(self)).items():
+            setattr(self, name, value)
+
+    @property
+    def alignment(self) -> int:
+        """Tile and patch origins are multiples of this (see :attr:`ModelConfig.alignment`)."""
+        return _alignment(self.unet_levels, self.flow_pool)
+
+    def model_part(self) -> ModelConfig:
+        """The architecture: what the weights depend on (saved with them)."""
+        return ModelConfig(**{k: getattr(self, k) for k in MODEL_FIELDS})
+
+    def train_part(self) -> TrainConfig:
+        """The training settings."""
+        return TrainConfig(**{k: getattr(self, k) for k in TRAIN_FIELDS})
+
+    def run_part(self) -> RunOptions:
+        """The options of a run (tile, ``inference_dtype``, dask overlaps)."""
+        return RunOptions(**{k: getattr(self, k) for k in RUN_FIELDS})
+
+    @classmethod
+    def from_parts(cls, model: ModelConfig, train: TrainConfig | None = None,
+                   run: RunOptions | None = None) -> LatentConfig:
+        """The flat configuration of three parts (defaults for a part not given)."""
+        parts = (model, train or TrainConfig(), run or RunOptions())
+        return cls(**{k: v for part in parts for k, v in part.to_dict().items()})
 
     def for_scene(self, shape: tuple[int, int]) -> LatentConfig:
         """The configuration with the scene-dependent defaults (``prior_coarsen``) fixed."""
@@ -234,12 +261,105 @@ class LatentConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> LatentConfig:
         """Build from a dict, rejecting unknown keys with a clear message."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-                    raise ConfigError(
-                f"Unknown LatentConfig option(s): {sorted(unknown)}. Known: {sorted(known)}."
-            )
+        _check_names(cls, values)
         # saved before the stationary model existed: per-stage fields, weights shaped for them
         values = {"stationary": False, **values} if "stationary" not in values else values
         return cls(**values)
+
+
+def _alignment(unet_levels: int, flow_pool: int) -> int:
+    return 2 ** (unet_levels - 1) * flow_pool
+
+
+def _check_names(cls: type, values: Mapping[str, Any]) -> None:
+    known = {f.name for f in fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"Unknown {cls.__name__} option(s): {sorted(unknown)}. Known: {sorted(known)}.")
+
+
+def check_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The configuration ``values`` checked (types and ranges), whole numbers as int; only the
+    fields present are checked, so a part or a few run options check the same way.
+
+    Raises
+    ------
+    ConfigError
+        Naming the first field with a bad value.
+    """
+    out = dict(values)
+    for name, low in _WHOLE.items():
+        if name in out:
+            out[name] = _whole(name, out[name], low)
+    for name, (low, strict) in _REAL.items():
+        if name in out:
+            out[name] = _real(name, out[name], low, strict)
+    if out.get("prior_coarsen") is not None:
+        out["prior_coarsen"] = _whole("prior_coarsen", out["prior_coarsen"], 1, "None or ")
+    for name in ("time_budget", "max_displacement"):
+        if out.get(name) is not None:
+            out[name] = _real(name, out[name], 0.0, True, "None or ")
+    for name in ("flow_sees_last", "stationary"):
+        if name in out:
+            if not isinstance(out[name], (bool, np.bool_)):
+                _fail(f"{name} must be True or False, got {out[name]!r}.")
+            out[name] = bool(out[name])
+    for name, allowed in _CHOICES.items():
+        if name in out and out[name] not in allowed:
+            _fail(f"Unknown {name} {out[name]!r}: use one of {', '.join(map(repr, allowed))}.")
+    if "flow_prior" in out:
+        if out["flow_prior"] is not None and not isinstance(out["flow_prior"], str):
+            _fail(f"flow_prior must be None or a name ('svf', 'tvl1', 'vet', 'lk'), got {out['flow_prior']!r}.")
+        check_options(out["flow_prior"] or "tvl1", out.get("motion_transform", "auto"), what="flow_prior")
+    elif "motion_transform" in out:
+        check_options("tvl1", out["motion_transform"])
+    return out
+
+
+class _Part:
+    """A frozen part of :class:`LatentConfig`: fields checked at construction."""
+
+    def __post_init__(self) -> None:
+        for name, value in check_values(asdict(self)).items():
+            object.__setattr__(self, name, value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The part as a JSON-serialisable dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]):
+        """Build from a dict, rejecting unknown keys with a clear message."""
+        _check_names(cls, values)
+        return cls(**values)
+
+
+def _part(name: str, names: tuple[str, ...], doc: str, namespace: dict | None = None) -> type:
+    """A frozen dataclass of the ``names`` fields of :class:`LatentConfig`, with its defaults."""
+    specs = [(f.name, f.type, field(default=f.default)) for f in fields(LatentConfig) if f.name in names]
+    return make_dataclass(name, specs, bases=(_Part,), frozen=True,
+                          namespace={"__doc__": doc, "__module__": __name__, **(namespace or {})})
+
+
+ModelConfig = _part("ModelConfig", MODEL_FIELDS, """The architecture of the latent model: what its weights depend on.
+
+    Frozen; saved with the weights. Fields as in :class:`LatentConfig`: ``codec``,
+    ``latent_channels``, ``encoder_width``, ``unet_width``, ``unet_levels``, ``stages``,
+    ``flow_sees_last``, ``flow_scale``, ``flow_pool``, ``stationary``, ``flow_prior``,
+    ``motion_choice``, ``prior_relax``, ``motion_transform``, ``prior_coarsen``.
+    """, {"alignment": property(lambda self: _alignment(self.unet_levels, self.flow_pool),
+                                doc="Tile and patch origins must be multiples of this (the U-Nets' pooling "
+                                    "grid, in cells) for tiled runs to equal untiled ones.")})
+TrainConfig = _part("TrainConfig", TRAIN_FIELDS, """How the latent model is trained: loss weights, patches, steps, learning rate.
+
+    Frozen. Fields as in :class:`LatentConfig`: ``l_ae``, ``l_lat``, ``l_mag``, ``l_smooth``,
+    ``l_time``, ``l_bend``, ``l_transport``, ``pyramid``, ``patch``, ``stride``, ``batch_size``,
+    ``max_iters``, ``time_budget``, ``lr``, ``lr_final``, ``patience``, ``min_delta``,
+    ``sample_patches``.
+    """)
+RunOptions = _part("RunOptions", RUN_FIELDS, """Options of one run of a fitted model, chosen per call.
+
+    Frozen. Fields as in :class:`LatentConfig`: ``tile``, ``inference_dtype``,
+    ``prior_margin``, ``max_displacement``. :func:`xlatent.load` takes new ``tile`` and
+    ``inference_dtype`` for a saved model.
+    """)

@@ -13,7 +13,7 @@ import torch
 
 from xlatent.config import LatentConfig
 from xlatent.device import resolve_device  # noqa: F401  (read from here by earlier callers)
-from xlatent.model.latent import LatentAdvection
+from xlatent.model.latent_advection import LatentAdvection
 from xlatent.model.losses import total_loss
 from xlatent.patches import patch_origins
 

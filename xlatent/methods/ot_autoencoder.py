@@ -1,7 +1,7 @@
 """``ot-autoencoder``: an autoencoder whose straight latent lines decode to least-energy paths.
 
 Feng & Strohmer (2024), "Improving Autoencoder Image Interpolation via Dynamic Optimal
-Transport" (paper 003): a convolutional autoencoder ``(E, D)`` is fitted to the pair at hand
+Transport" (slides): a convolutional autoencoder ``(E, D)`` is fitted to the pair at hand
 with the loss
 
     ||D(E(x0)) - x0||^2 + ||D(E(x1)) - x1||^2 + alpha * J(D((1 - t) z0 + t z1), t in T)

@@ -1,6 +1,6 @@
 """Torch part of xlatent: networks, advection operator, latent model, losses. No xarray here."""
 
 from xlatent.model.advection import advect
-from xlatent.model.latent import LatentAdvection
+from xlatent.model.latent_advection import LatentAdvection
 
 __all__ = ["advect", "LatentAdvection"]

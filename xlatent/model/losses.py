@@ -59,7 +59,7 @@ def transport_mse(model, first, last, fields, mask) -> torch.Tensor:
 
 
 def total_loss(model, first, last, mask, config: LatentConfig, prior=None) -> tuple[torch.Tensor, dict[str, float]]:
-    """The training loss of DESIGN.md section 2 on one batch, with its parts for the history.
+    """The training loss (``docs/method.md``) on one batch, with its parts for the history.
 
     With a stationary model (``config.stationary``) the field penalties are replaced by
     :func:`stationary_penalty` and the half-way transport match (:func:`transport_mse`,

@@ -1,4 +1,4 @@
-"""The latent advection model of Han, Lee & Gelb (paper 000): E, F, N advection stages, D."""
+"""The latent advection model of Han, Lee & Gelb (arXiv 2310.09495): E, F, N advection stages, D."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ class LatentAdvection(nn.Module):
     @property
     def alignment(self) -> int:
         """Tile origins must be multiples of this for tiled runs to equal untiled ones."""
-        return 2 ** (self.config.unet_levels - 1) * self.config.flow_pool
+        return self.config.alignment
 
     def field_reach(self) -> int:
         """Receptive radius of F in grid cells."""
