@@ -21,6 +21,23 @@ def test_fit_frames_flow_history(rotation_case):
     assert model.flow(progress=False).sizes["time"] == model.config.stages
 
 
+@pytest.mark.parametrize("choice", ["objective", "prior"])
+def test_fit_renders_with_the_motion_interpolate_chooses(rotation_case, choice):
+    """``fit(...).frames()``/``.flow()`` apply the same choice between the trained motion and the
+    starting field as ``interpolate`` (same seed: same frames, same decision) and the flow
+    carries the confidence map."""
+    a, b = rotation_case.first, rotation_case.last
+    opts = dict(steps=2, seed=3, motion_choice=choice, **QUICK)
+    frames, flow = xlatent.interpolate(a, b, **opts)
+    model = xlatent.fit(a, b, seed=3, motion_choice=choice, **QUICK)
+    got, got_flow = model.frames(2, progress=False), model.flow(progress=False)
+    np.testing.assert_allclose(got, frames, atol=1e-5)
+    np.testing.assert_allclose(got_flow.u, flow.u, rtol=1e-5, atol=1e-9)
+    assert got.attrs["xlatent_motion_choice"] == frames.attrs["xlatent_motion_choice"]
+    assert got_flow.attrs["xlatent_motion_choice"] == flow.attrs["xlatent_motion_choice"]
+    np.testing.assert_allclose(got_flow["confidence"], flow["confidence"], atol=1e-6)
+
+
 def test_save_load_round_trip(tmp_path, rotation_case):
     model = xlatent.fit(rotation_case.first, rotation_case.last, **QUICK)
     path = model.save(tmp_path / "model.pt")
@@ -78,8 +95,9 @@ def test_config_parts_are_frozen_and_cover_every_field():
 
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory, rotation_case):
-    """A fitted model with non-trivial weights (the outputs start at zero), saved."""
-    model = xlatent.fit(rotation_case.first, rotation_case.last, **QUICK)
+    """A fitted model with non-trivial weights (the outputs start at zero), saved; it renders with
+    its trained motion (``motion_choice="trained"``), so the network runs at every render."""
+    model = xlatent.fit(rotation_case.first, rotation_case.last, motion_choice="trained", **QUICK)
     torch.manual_seed(0)
     for p in model._core.model.parameters():
         torch.nn.init.normal_(p, std=0.05)
@@ -186,10 +204,11 @@ def test_training_recovers_motion_and_beats_linear(translation_case):
 
 
 def test_training_moves_off_the_starting_field(translation_case):
-    """With the default starting field, training still changes the weights and lowers the loss."""
+    """With the default starting field, training still changes the weights and lowers the loss
+    (rendered with the trained motion: the default choice may keep the starting field)."""
     case = translation_case
-    start = xlatent.fit(case.first, case.last, max_iters=1, progress=False)
-    model = xlatent.fit(case.first, case.last, max_iters=30, progress=False)
+    start = xlatent.fit(case.first, case.last, max_iters=1, progress=False, motion_choice="trained")
+    model = xlatent.fit(case.first, case.last, max_iters=30, progress=False, motion_choice="trained")
     loss = np.array(model.history["loss"])
     assert loss[-5:].mean() < 0.7 * loss[:5].mean()  # measured 0.23 -> 0.10-0.11 (seeds 0, 1)
     a, b = start.frames(2, progress=False), model.frames(2, progress=False)

@@ -353,15 +353,16 @@ class LatentInterpolator:
         self._inputs = (first, last, (pair, backend))
         return pair, backend
 
-    def _fields(self, pair: Pair, backend, progress: bool):
+    def _motion(self, pair: Pair, backend, progress: bool) -> tuple[Any, dict]:
+        """The fields the model renders ``pair`` with and what was decided (cached per pair)."""
         if self._fields_cache is not None and self._fields_cache[0] is pair:
-            return self._fields_cache[1]
-        fields = backend.fields(self._core, pair, progress)
-        self._fields_cache = (pair, fields)
-        return fields
+            return self._fields_cache[1:]
+        fields, decided = backend.motion(self._core, pair, progress)
+        self._fields_cache = (pair, fields, decided)
+        return fields, decided
 
-    def _attrs(self, pair: Pair, call: str) -> dict:
-        info = {"device": str(self._core.device)}
+    def _attrs(self, pair: Pair, call: str, decided: Mapping[str, Any]) -> dict:
+        info = {"device": str(self._core.device), **decided}
         return _provenance("latent", info, source=pair.source, config=self.config, call=call)
 
     def frames(self, steps: int = 8, first: xr.DataArray | None = None, last: xr.DataArray | None = None, *,
@@ -407,11 +408,11 @@ class LatentInterpolator:
         _check_flags(exact_endpoints=exact_endpoints, clip=clip, progress=progress)
         geo.warn_undated(first, last)
         pair, backend = self._pair_for(first, last)
-        fields = self._fields(pair, backend, progress)
+        fields, decided = self._motion(pair, backend, progress)
         frames, fields = backend.frames(self._core, pair, fractions, exact_endpoints, blend, progress, fields)
-        self._fields_cache = (pair, fields)  # flow() then shares the frames' work (dask: their tasks)
+        self._fields_cache = (pair, fields, decided)  # flow() then shares the frames' work (dask: their tasks)
         call = cf.call_repr("LatentInterpolator.frames", steps=int(steps), blend=blend)
-        return _frames_xr(pair, frames, fractions, self._attrs(pair, call), clip)
+        return _frames_xr(pair, frames, fractions, self._attrs(pair, call, decided), clip)
 
     def flow(self, first: xr.DataArray | None = None, last: xr.DataArray | None = None, *, kind: str | None = None,
              progress: bool = True) -> xr.Dataset:
@@ -431,7 +432,9 @@ class LatentInterpolator:
         -------
         xarray.Dataset
             ``u``, ``v`` ``(time, y, x)``, one field per advection stage stamped at its midpoint,
-            as :func:`interpolate` returns them.
+            as :func:`interpolate` returns them: the trained motion or the starting field, as
+            ``config.motion_choice`` decides (``xlatent_motion_choice`` and both objectives in
+            the attributes), with the ``confidence`` map (in memory; not on dask-backed inputs).
 
         Raises
         ------
@@ -445,7 +448,11 @@ class LatentInterpolator:
         geo.warn_undated(first, last)
         pair, backend = self._pair_for(first, last)
         call = cf.call_repr("LatentInterpolator.flow", kind=kind)
-        return _flow_xr(pair, self._fields(pair, backend, progress), self._attrs(pair, call), kind)
+        fields, decided = self._motion(pair, backend, progress)
+        flow = _flow_xr(pair, fields, self._attrs(pair, call, decided), kind)
+        if decided.get("confidence") is not None:
+            flow = _with_confidence(flow, pair, decided["confidence"])
+        return flow
 
     def save(self, path: str | Path) -> Path:
         """Write the weights and a JSON description to one file.

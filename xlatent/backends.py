@@ -71,6 +71,13 @@ class InMemory:
         """Stage fields ``(N, 2, H, W)`` of ``core`` on the pair."""
         return core.fields(pair.first, pair.last, progress)
 
+    def motion(self, core, pair: Pair, progress=True) -> tuple[np.ndarray, dict]:
+        """Stage fields of ``core`` on the pair with the choice between trained and starting motion
+        applied (:meth:`xlatent.engine.LatentCore.motion`), and what was decided, with the
+        ``confidence`` map."""
+        fields, decided, certainty = core.motion(pair.first, pair.last, pair.mask, progress)
+        return fields, {**decided, "confidence": certainty}
+
     def frames(self, core, pair: Pair, fractions, exact_endpoints=True, blend="transport", progress=True,
                fields=None) -> tuple[np.ndarray, np.ndarray]:
         """Frames ``(K, C, H, W)`` at ``fractions``, and ``fields`` (computed when not given)."""
@@ -103,6 +110,11 @@ class Dask:
     def fields(self, core, pair: Pair, progress=True):
         """Stage fields of ``core``, lazily, chunk by chunk."""
         return self._chunked.fields(core, pair.first, pair.last)
+
+    def motion(self, core, pair: Pair, progress=True) -> tuple[Any, dict]:
+        """Stage fields of ``core``, lazily, chunk by chunk: the trained motion of each chunk (the
+        choice between it and the starting field and the confidence map are made in memory only)."""
+        return self.fields(core, pair, progress), {}
 
     def frames(self, core, pair: Pair, fractions, exact_endpoints=True, blend="transport", progress=True,
                fields=None):
