@@ -30,6 +30,7 @@ SVF_OPTIONS = {"weight": 1000.0, "iters": 50, "eps": 0.01}  # weight chosen on t
 _COARSEST = 16  # cells a side of the coarsest level
 _AFFINE_MAX = 64  # cells a side of the finest level the affine start is fitted on
 _MULTIRES = 3  # coarser grids in the multi-resolution parameterisation of each level
+_ANGLES = np.arange(-45.0, 45.1, 1.5)  # degrees over the interval searched for the affine start
 
 
 def _torch_side():
@@ -198,32 +199,94 @@ def _affine_field(theta, shape: tuple[int, int]):
     return (torch.einsum("ij,jhw->ihw", theta, basis) * cells)[None]
 
 
+def _shift(a: np.ndarray, b: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    """Translation ``s`` (column, row cells) with ``b(x) ≈ a(x - s)``: the peak of the phase
+    correlation of the two (zero-mean, ``weights``-tapered) images, refined to a fraction of a
+    cell by a parabola through the peak and its neighbours."""
+    fa = np.fft.fft2((a - np.average(a, weights=weights)) * weights)
+    fb = np.fft.fft2((b - np.average(b, weights=weights)) * weights)
+    cross = fb * np.conj(fa)
+    corr = np.real(np.fft.ifft2(cross / np.maximum(np.abs(cross), 1e-12)))
+    h, w = corr.shape
+    r, c = np.unravel_index(int(np.argmax(corr)), corr.shape)
+    out = []
+    for pos, n, line in ((c, w, corr[r]), (r, h, corr[:, c])):
+        lo, mid, hi = line[(pos - 1) % n], line[pos], line[(pos + 1) % n]
+        den = lo - 2 * mid + hi
+        frac = 0.5 * (lo - hi) / den if den < 0 else 0.0
+        out.append(((pos + n // 2) % n - n // 2) + float(np.clip(frac, -0.5, 0.5)))
+    return out[0], out[1]
+
+
+def _search_affine(a, b, eps: float):
+    """Rotation and translation of the affine start by a global search on one level ``a``,
+    ``b`` ``(1, 1, h, w)``: for each angle in ``_ANGLES``, both images are turned half way
+    toward each other along the rotation's flow, the translation left between them is read off
+    their phase correlation, and the candidate with the lowest data term goes on. Gradient
+    descent from zero cannot find a large rotation (its basin is a fraction of the texture's
+    wavelength); a search over the one angle plus a correlation over all translations can."""
+    import torch
+
+    integrate = _torch_side()[1]
+    exp_field, squarings, warp = integrate.exp_field, integrate.squarings, integrate.warp
+
+    h, w = a.shape[-2:]
+    weights = np.outer(np.hanning(h + 2)[1:-1], np.hanning(w + 2)[1:-1])
+    scale = _gradient_scale(a, b)
+    best, best_cost = torch.zeros(2, 3), math.inf
+    for deg in _ANGLES:
+        omega = math.radians(deg)
+        theta = torch.zeros(2, 3)
+        theta[0, 1], theta[1, 0] = -omega * (h - 1) / max(w - 1, 1), omega * (w - 1) / max(h - 1, 1)
+        for _ in range(2):  # the translation read after turning, then once more with it applied
+            v = _affine_field(theta, (h, w))
+            k = squarings(v, 0.5)
+            back, ahead = exp_field(v, -0.5, k), exp_field(v, 0.5, k)
+            wa, wb = warp(a, back), warp(b, ahead)
+            mask = _inside(back) * _inside(ahead)
+            sc, sr = _shift(wa[0, 0].numpy(), wb[0, 0].numpy(), weights * mask[0, 0].numpy() + 1e-9)
+            theta[0, 2] += sc / max((w - 1) / 2, 0.5)
+            theta[1, 2] += sr / max((h - 1) / 2, 0.5)
+        v = _affine_field(theta, (h, w))
+        k = squarings(v, 0.5)
+        back, ahead = exp_field(v, -0.5, k), exp_field(v, 0.5, k)
+        mask = _inside(back) * _inside(ahead)
+        if float(mask.mean()) < 0.25:  # too little overlap left to judge the match
+            continue
+        rho = torch.sqrt((warp(a, back) - warp(b, ahead)) ** 2 + eps**2)
+        cost = float((mask * rho).sum() / mask.sum()) / scale
+        if cost < best_cost:
+            best, best_cost = theta.clone(), cost
+    return best
+
+
 def _fit_affine(pa: list, pb: list, iters: int, eps: float):
-    """Affine velocity fitted coarse to fine on the levels up to ``_AFFINE_MAX`` cells a side
+    """Affine velocity: rotation and translation searched globally (:func:`_search_affine`) on
+    the finest level up to ``_AFFINE_MAX`` cells a side, then all six parameters refined on it
     (curved paths from ``exp``: a rotation is an affine velocity)."""
     import torch
 
     integrate = _torch_side()[1]
     exp_field, squarings, warp = integrate.exp_field, integrate.squarings, integrate.warp
 
-    theta = torch.zeros(2, 3, requires_grad=True)
-    for la, lb in zip(pa, pb):
-        if max(la.shape[-2:]) > _AFFINE_MAX and la is not pa[0]:
-            break
-        scale = _gradient_scale(la, lb)
-        opt = torch.optim.LBFGS([theta], lr=1.0, max_iter=iters, line_search_fn="strong_wolfe")
+    fitted = [(la, lb) for la, lb in zip(pa, pb) if max(la.shape[-2:]) <= _AFFINE_MAX] or [(pa[0], pb[0])]
+    la, lb = fitted[-1]
+    with torch.no_grad():
+        theta = _search_affine(la, lb, eps).requires_grad_(True)
+    scale = _gradient_scale(la, lb)
+    opt = torch.optim.LBFGS([theta], lr=1.0, max_iter=iters, line_search_fn="strong_wolfe")
 
-        def closure(opt=opt, la=la, lb=lb, scale=scale):  # bound now: L-BFGS calls it within this step
-            opt.zero_grad(set_to_none=True)
-            v = _affine_field(theta, tuple(la.shape[-2:]))
-            k = squarings(v, 0.5)
-            r = warp(la, exp_field(v, -0.5, k)) - warp(lb, exp_field(v, 0.5, k))
-            loss = torch.sqrt(r**2 + eps**2).mean() / scale
-            loss.backward()
-            return loss
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        v = _affine_field(theta, tuple(la.shape[-2:]))
+        k = squarings(v, 0.5)
+        r = warp(la, exp_field(v, -0.5, k)) - warp(lb, exp_field(v, 0.5, k))
+        loss = torch.sqrt(r**2 + eps**2).mean() / scale
+        loss.backward()
+        return loss
 
-        with torch.enable_grad():
-            opt.step(closure)
+    with torch.enable_grad():
+        opt.step(closure)
     return theta.detach()
 
 
