@@ -11,10 +11,13 @@ meet half way, neither is privileged), with
   any affine field, so rotation, shear and strain cost nothing, unlike TV, which favours
   piecewise-constant fields;
 - coarse to fine: a pyramid of images halved down to ``_COARSEST`` cells a side. The coarsest
-  level is fitted from two starts, zero and an affine velocity fitted first (a rotation is
-  affine: its velocity has no bending energy, but plain descent from zero does not reach it),
-  and the lower objective goes on; each level is refined with L-BFGS over a multi-resolution
-  parameterisation of the field (see :func:`_fit_level`).
+  level is fitted from two starts, zero and an affine velocity (a rotation is affine: its
+  velocity has no bending energy, but plain descent from zero does not reach it), and the
+  lower objective goes on; each level is refined with L-BFGS over a multi-resolution
+  parameterisation of the field (see :func:`_fit_level`). The affine start comes from a global
+  search over the rotation angle, each angle with the translation read off a phase
+  correlation (:func:`_search_affine`), refined by descent: descent alone, from zero, stops
+  wherever the motion exceeds a fraction of the texture's wavelength on the level it sees.
 
 Cells whose paths leave the grid carry no data term (what enters through the border cannot
 be matched).
@@ -319,8 +322,7 @@ def fit(a: np.ndarray, b: np.ndarray, *, init: np.ndarray | None = None, weight:
     if init is not None:
         starts = [_resize_field(torch.from_numpy(np.asarray(init, dtype=np.float32))[None], shape0)]
     else:
-        deep = max(0, int(math.floor(math.log2(min(a.shape) / 8))))
-        starts.append(_affine_field(_fit_affine(_pyramid(ta, deep), _pyramid(tb, deep), iters, eps), shape0))
+        starts.append(_affine_field(_fit_affine(pa, pb, iters, eps), shape0))
     with torch.enable_grad():
         # the coarsest level from each start; the lower objective goes on (local optima differ:
         # an affine start finds large rotations, a zero start keeps a vortex's still surround)
