@@ -99,11 +99,11 @@ def test_flow_svf_frames():
 
 
 def _plane_waves(cols: np.ndarray, rows: np.ndarray, seed: int = 0) -> np.ndarray:
-    """A texture defined everywhere (no border to clamp): random plane waves, 3-8 cells long."""
+    """A texture defined everywhere (no border to clamp): random plane waves, 2.5-5 cells long."""
     rng = np.random.default_rng(seed)
     out = np.zeros_like(cols)
     for _ in range(40):
-        k = 2 * np.pi / rng.uniform(3, 8)
+        k = 2 * np.pi / rng.uniform(2.5, 5)
         angle, phase = rng.uniform(0, np.pi), rng.uniform(0, 2 * np.pi)
         out += np.cos(k * (np.cos(angle) * cols + np.sin(angle) * rows) + phase)
     return (out - out.min()) / np.ptp(out)
@@ -111,9 +111,11 @@ def _plane_waves(cols: np.ndarray, rows: np.ndarray, seed: int = 0) -> np.ndarra
 
 def test_fit_finds_large_rotation_and_translation():
     """A 30-degree turn plus a (6, -4)-cell shift of a fine texture (up to ~26 cells at the
-    corners of 64², wavelengths 3-8 cells): descent from zero motion, or from an affine fit
-    started at zero, stops in a local optimum; the global search over angle and translation
-    of the affine start does not (the 256² ``rotation20`` case failed this way)."""
+    corners of 64², wavelengths 2.5-5 cells): descent from zero motion, or from an affine fit
+    started at zero, stops in a local optimum (15.4 cells of error), as the 192² and 256²
+    ``rotation20`` cases did; the global search over angle and translation finds the affine
+    start. The texture is averaged away on the coarsest level (16²), so the starts are compared
+    at full resolution: compared there, the zero start won (14.9 cells; ``rotation20`` at 512²)."""
     n, omega = 64, np.deg2rad(30)
     rows, cols = torch.meshgrid(torch.arange(n, dtype=torch.float32), torch.arange(n, dtype=torch.float32), indexing="ij")
     c = (n - 1) / 2

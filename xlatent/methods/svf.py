@@ -10,10 +10,10 @@ meet half way, neither is privileged), with
 - second-order smoothness (bending energy, the squared second derivatives of ``v``): zero for
   any affine field, so rotation, shear and strain cost nothing, unlike TV, which favours
   piecewise-constant fields;
-- coarse to fine: a pyramid of images halved down to ``_COARSEST`` cells a side. The coarsest
-  level is fitted from two starts, zero and an affine velocity (a rotation is affine: its
-  velocity has no bending energy, but plain descent from zero does not reach it), and the
-  lower objective goes on; each level is refined with L-BFGS over a multi-resolution
+- coarse to fine: a pyramid of images halved down to ``_COARSEST`` cells a side, descended
+  from two starts, zero and an affine velocity (a rotation is affine: its velocity has no
+  bending energy, but plain descent from zero does not reach it); the lower objective at full
+  resolution wins. Each level is refined with L-BFGS over a multi-resolution
   parameterisation of the field (see :func:`_fit_level`). The affine start comes from a global
   search over the rotation angle, each angle with the translation read off a phase
   correlation (:func:`_search_affine`), refined by descent: descent alone, from zero, stops
@@ -324,12 +324,35 @@ def fit(a: np.ndarray, b: np.ndarray, *, init: np.ndarray | None = None, weight:
     else:
         starts.append(_affine_field(_fit_affine(pa, pb, iters, eps), shape0))
     with torch.enable_grad():
-        # the coarsest level from each start; the lower objective goes on (local optima differ:
-        # an affine start finds large rotations, a zero start keeps a vortex's still surround)
-        fits = [_fit_level(pa[0], pb[0], s, weight, iters, eps) for s in starts]
-        with torch.no_grad():
-            costs = [float(objective(pa[0], pb[0], v, weight, eps)) for v in fits]
-        v = fits[int(np.argmin(costs))]
-        for la, lb in zip(pa[1:], pb[1:]):
-            v = _fit_level(la, lb, _resize_field(v, tuple(la.shape[-2:])), weight, iters, eps)
-    return v[0].numpy().astype(np.float32)
+        # each start down the whole pyramid; the lower objective at full resolution wins (local
+        # optima differ: an affine start finds large rotations, a zero start keeps a vortex's
+        # still surround). Compared on a coarse level instead, where the texture is averaged
+        # away, the wrong one can win (rotation20 at 512²).
+        fits = [_descend(pa, pb, s, weight, iters, eps) for s in starts]
+    return _lowest(pa[-1], pb[-1], fits, weight, eps)[0].numpy().astype(np.float32)
+
+
+def _descend(pa: list, pb: list, v, weight: float, iters: int, eps: float):
+    """``v`` (on the coarsest level) refined level by level down the pyramids ``pa``, ``pb``."""
+    for i, (la, lb) in enumerate(zip(pa, pb)):
+        v = _fit_level(la, lb, v if i == 0 else _resize_field(v, tuple(la.shape[-2:])), weight, iters, eps)
+    return v
+
+
+def _lowest(a, b, fields: list, weight: float, eps: float):
+    """The field of ``fields`` with the lowest :func:`objective`, the data term taken over the
+    cells where every candidate's half-way paths stay on the grid (a fair comparison)."""
+    import torch
+
+    integrate = _torch_side()[1]
+    exp_field, squarings = integrate.exp_field, integrate.squarings
+
+    if len(fields) == 1:
+        return fields[0]
+    with torch.no_grad():
+        mask = torch.ones_like(a)
+        for v in fields:
+            k = squarings(v, 0.5)
+            mask = mask * _inside(exp_field(v, -0.5, k)) * _inside(exp_field(v, 0.5, k))
+        costs = [float(objective(a, b, v, weight, eps, mask)) for v in fields]
+    return fields[int(np.argmin(costs))]
