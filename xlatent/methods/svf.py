@@ -10,11 +10,14 @@ meet half way, neither is privileged), with
 - second-order smoothness (bending energy, the squared second derivatives of ``v``): zero for
   any affine field, so rotation, shear and strain cost nothing, unlike TV, which favours
   piecewise-constant fields;
-- coarse to fine: a pyramid of images halved down to ``_COARSEST`` cells a side. The coarsest
-  level is fitted from two starts, zero and an affine velocity fitted first (a rotation is
-  affine: its velocity has no bending energy, but plain descent from zero does not reach it),
-  and the lower objective goes on; each level is refined with L-BFGS over a multi-resolution
-  parameterisation of the field (see :func:`_fit_level`).
+- coarse to fine: a pyramid of images halved down to ``_COARSEST`` cells a side, descended
+  from two starts, zero and an affine velocity (a rotation is affine: its velocity has no
+  bending energy, but plain descent from zero does not reach it); the lower objective at full
+  resolution wins. Each level is refined with L-BFGS over a multi-resolution
+  parameterisation of the field (see :func:`_fit_level`). The affine start comes from a global
+  search over the rotation angle, each angle with the translation read off a phase
+  correlation (:func:`_search_affine`), refined by descent: descent alone, from zero, stops
+  wherever the motion exceeds a fraction of the texture's wavelength on the level it sees.
 
 Cells whose paths leave the grid carry no data term (what enters through the border cannot
 be matched).
@@ -30,6 +33,7 @@ SVF_OPTIONS = {"weight": 1000.0, "iters": 50, "eps": 0.01}  # weight chosen on t
 _COARSEST = 16  # cells a side of the coarsest level
 _AFFINE_MAX = 64  # cells a side of the finest level the affine start is fitted on
 _MULTIRES = 3  # coarser grids in the multi-resolution parameterisation of each level
+_ANGLES = np.arange(-45.0, 45.1, 1.5)  # degrees over the interval searched for the affine start
 
 
 def _torch_side():
@@ -198,32 +202,94 @@ def _affine_field(theta, shape: tuple[int, int]):
     return (torch.einsum("ij,jhw->ihw", theta, basis) * cells)[None]
 
 
+def _shift(a: np.ndarray, b: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    """Translation ``s`` (column, row cells) with ``b(x) ≈ a(x - s)``: the peak of the phase
+    correlation of the two (zero-mean, ``weights``-tapered) images, refined to a fraction of a
+    cell by a parabola through the peak and its neighbours."""
+    fa = np.fft.fft2((a - np.average(a, weights=weights)) * weights)
+    fb = np.fft.fft2((b - np.average(b, weights=weights)) * weights)
+    cross = fb * np.conj(fa)
+    corr = np.real(np.fft.ifft2(cross / np.maximum(np.abs(cross), 1e-12)))
+    h, w = corr.shape
+    r, c = np.unravel_index(int(np.argmax(corr)), corr.shape)
+    out = []
+    for pos, n, line in ((c, w, corr[r]), (r, h, corr[:, c])):
+        lo, mid, hi = line[(pos - 1) % n], line[pos], line[(pos + 1) % n]
+        den = lo - 2 * mid + hi
+        frac = 0.5 * (lo - hi) / den if den < 0 else 0.0
+        out.append(((pos + n // 2) % n - n // 2) + float(np.clip(frac, -0.5, 0.5)))
+    return out[0], out[1]
+
+
+def _search_affine(a, b, eps: float):
+    """Rotation and translation of the affine start by a global search on one level ``a``,
+    ``b`` ``(1, 1, h, w)``: for each angle in ``_ANGLES``, both images are turned half way
+    toward each other along the rotation's flow, the translation left between them is read off
+    their phase correlation, and the candidate with the lowest data term goes on. Gradient
+    descent from zero cannot find a large rotation (its basin is a fraction of the texture's
+    wavelength); a search over the one angle plus a correlation over all translations can."""
+    import torch
+
+    integrate = _torch_side()[1]
+    exp_field, squarings, warp = integrate.exp_field, integrate.squarings, integrate.warp
+
+    h, w = a.shape[-2:]
+    weights = np.outer(np.hanning(h + 2)[1:-1], np.hanning(w + 2)[1:-1])
+    scale = _gradient_scale(a, b)
+    best, best_cost = torch.zeros(2, 3), math.inf
+    for deg in _ANGLES:
+        omega = math.radians(deg)
+        theta = torch.zeros(2, 3)
+        theta[0, 1], theta[1, 0] = -omega * (h - 1) / max(w - 1, 1), omega * (w - 1) / max(h - 1, 1)
+        for _ in range(2):  # the translation read after turning, then once more with it applied
+            v = _affine_field(theta, (h, w))
+            k = squarings(v, 0.5)
+            back, ahead = exp_field(v, -0.5, k), exp_field(v, 0.5, k)
+            wa, wb = warp(a, back), warp(b, ahead)
+            mask = _inside(back) * _inside(ahead)
+            sc, sr = _shift(wa[0, 0].numpy(), wb[0, 0].numpy(), weights * mask[0, 0].numpy() + 1e-9)
+            theta[0, 2] += sc / max((w - 1) / 2, 0.5)
+            theta[1, 2] += sr / max((h - 1) / 2, 0.5)
+        v = _affine_field(theta, (h, w))
+        k = squarings(v, 0.5)
+        back, ahead = exp_field(v, -0.5, k), exp_field(v, 0.5, k)
+        mask = _inside(back) * _inside(ahead)
+        if float(mask.mean()) < 0.25:  # too little overlap left to judge the match
+            continue
+        rho = torch.sqrt((warp(a, back) - warp(b, ahead)) ** 2 + eps**2)
+        cost = float((mask * rho).sum() / mask.sum()) / scale
+        if cost < best_cost:
+            best, best_cost = theta.clone(), cost
+    return best
+
+
 def _fit_affine(pa: list, pb: list, iters: int, eps: float):
-    """Affine velocity fitted coarse to fine on the levels up to ``_AFFINE_MAX`` cells a side
+    """Affine velocity: rotation and translation searched globally (:func:`_search_affine`) on
+    the finest level up to ``_AFFINE_MAX`` cells a side, then all six parameters refined on it
     (curved paths from ``exp``: a rotation is an affine velocity)."""
     import torch
 
     integrate = _torch_side()[1]
     exp_field, squarings, warp = integrate.exp_field, integrate.squarings, integrate.warp
 
-    theta = torch.zeros(2, 3, requires_grad=True)
-    for la, lb in zip(pa, pb):
-        if max(la.shape[-2:]) > _AFFINE_MAX and la is not pa[0]:
-            break
-        scale = _gradient_scale(la, lb)
-        opt = torch.optim.LBFGS([theta], lr=1.0, max_iter=iters, line_search_fn="strong_wolfe")
+    fitted = [(la, lb) for la, lb in zip(pa, pb) if max(la.shape[-2:]) <= _AFFINE_MAX] or [(pa[0], pb[0])]
+    la, lb = fitted[-1]
+    with torch.no_grad():
+        theta = _search_affine(la, lb, eps).requires_grad_(True)
+    scale = _gradient_scale(la, lb)
+    opt = torch.optim.LBFGS([theta], lr=1.0, max_iter=iters, line_search_fn="strong_wolfe")
 
-        def closure(opt=opt, la=la, lb=lb, scale=scale):  # bound now: L-BFGS calls it within this step
-            opt.zero_grad(set_to_none=True)
-            v = _affine_field(theta, tuple(la.shape[-2:]))
-            k = squarings(v, 0.5)
-            r = warp(la, exp_field(v, -0.5, k)) - warp(lb, exp_field(v, 0.5, k))
-            loss = torch.sqrt(r**2 + eps**2).mean() / scale
-            loss.backward()
-            return loss
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        v = _affine_field(theta, tuple(la.shape[-2:]))
+        k = squarings(v, 0.5)
+        r = warp(la, exp_field(v, -0.5, k)) - warp(lb, exp_field(v, 0.5, k))
+        loss = torch.sqrt(r**2 + eps**2).mean() / scale
+        loss.backward()
+        return loss
 
-        with torch.enable_grad():
-            opt.step(closure)
+    with torch.enable_grad():
+        opt.step(closure)
     return theta.detach()
 
 
@@ -256,15 +322,37 @@ def fit(a: np.ndarray, b: np.ndarray, *, init: np.ndarray | None = None, weight:
     if init is not None:
         starts = [_resize_field(torch.from_numpy(np.asarray(init, dtype=np.float32))[None], shape0)]
     else:
-        deep = max(0, int(math.floor(math.log2(min(a.shape) / 8))))
-        starts.append(_affine_field(_fit_affine(_pyramid(ta, deep), _pyramid(tb, deep), iters, eps), shape0))
+        starts.append(_affine_field(_fit_affine(pa, pb, iters, eps), shape0))
     with torch.enable_grad():
-        # the coarsest level from each start; the lower objective goes on (local optima differ:
-        # an affine start finds large rotations, a zero start keeps a vortex's still surround)
-        fits = [_fit_level(pa[0], pb[0], s, weight, iters, eps) for s in starts]
-        with torch.no_grad():
-            costs = [float(objective(pa[0], pb[0], v, weight, eps)) for v in fits]
-        v = fits[int(np.argmin(costs))]
-        for la, lb in zip(pa[1:], pb[1:]):
-            v = _fit_level(la, lb, _resize_field(v, tuple(la.shape[-2:])), weight, iters, eps)
-    return v[0].numpy().astype(np.float32)
+        # each start down the whole pyramid; the lower objective at full resolution wins (local
+        # optima differ: an affine start finds large rotations, a zero start keeps a vortex's
+        # still surround). Compared on a coarse level instead, where the texture is averaged
+        # away, the wrong one can win (rotation20 at 512²).
+        fits = [_descend(pa, pb, s, weight, iters, eps) for s in starts]
+    return _lowest(pa[-1], pb[-1], fits, weight, eps)[0].numpy().astype(np.float32)
+
+
+def _descend(pa: list, pb: list, v, weight: float, iters: int, eps: float):
+    """``v`` (on the coarsest level) refined level by level down the pyramids ``pa``, ``pb``."""
+    for i, (la, lb) in enumerate(zip(pa, pb)):
+        v = _fit_level(la, lb, v if i == 0 else _resize_field(v, tuple(la.shape[-2:])), weight, iters, eps)
+    return v
+
+
+def _lowest(a, b, fields: list, weight: float, eps: float):
+    """The field of ``fields`` with the lowest :func:`objective`, the data term taken over the
+    cells where every candidate's half-way paths stay on the grid (a fair comparison)."""
+    import torch
+
+    integrate = _torch_side()[1]
+    exp_field, squarings = integrate.exp_field, integrate.squarings
+
+    if len(fields) == 1:
+        return fields[0]
+    with torch.no_grad():
+        mask = torch.ones_like(a)
+        for v in fields:
+            k = squarings(v, 0.5)
+            mask = mask * _inside(exp_field(v, -0.5, k)) * _inside(exp_field(v, 0.5, k))
+        costs = [float(objective(a, b, v, weight, eps, mask)) for v in fields]
+    return fields[int(np.argmin(costs))]
