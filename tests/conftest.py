@@ -5,6 +5,10 @@ import pytest
 import xarray as xr
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# One intra-op thread (torch, BLAS) unless the caller sets it: the tests' tensors are small, so
+# threads cost more in synchronisation than they give (measured on 2 idle cores, 3 training tests:
+# 41 s at one thread, 55 s at two; 13x slower at two when the cores are shared).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import xlatent  # noqa: E402
 from xlatent import datasets  # noqa: E402
