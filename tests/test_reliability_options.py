@@ -207,7 +207,7 @@ def test_frames_checks_blend_before_computing_the_motion(rotation_case, monkeypa
     def work(*args, **kwargs):
         raise AssertionError("the motion was computed before blend was checked")
 
-    monkeypatch.setattr(model, "_fields", work)
+    monkeypatch.setattr(model, "_motion", work)
     with pytest.raises(ConfigError, match="blend.*'transport'"):
         model.frames(2, blend="magic", progress=False)
 
