@@ -137,14 +137,16 @@ def test_svf_prior_ignores_edge_padding():
     assert np.abs(padded).max() < 6.0
 
 
-def test_flow_dataset_carries_the_confidence_and_it_ranks_the_error():
-    """The latent method's per-cell confidence is a CF-described variable of the flow Dataset
+@pytest.mark.parametrize("method", ["latent", "flow"])
+def test_flow_dataset_carries_the_confidence_and_it_ranks_the_error(method):
+    """The per-cell confidence of the motion is a CF-described variable of the flow Dataset
     (units "1", valid_range [0, 1], on the grid with its CRS), and the motion's error is larger
     where it is low (rank correlation on a vortex with the true velocity)."""
     from scipy.stats import spearmanr
 
     case = datasets.analytic("vortex", size=64)
-    _, flow = case.first.latentdyn.interpolate(case.last, steps=4, progress=False, max_iters=5)
+    options = {"max_iters": 5} if method == "latent" else {}
+    _, flow = case.first.latentdyn.interpolate(case.last, steps=4, progress=False, method=method, **options)
     conf = flow.confidence
     assert conf.dims == ("y", "x") and conf.attrs["units"] == "1"
     assert list(conf.attrs["valid_range"]) == [0.0, 1.0] and "grid_mapping" in conf.encoding | conf.attrs

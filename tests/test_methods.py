@@ -27,7 +27,7 @@ def test_every_method_keeps_the_contract(method, translation_case):
     if method == "linear":
         assert flow is None
     else:
-        with_confidence = {"latent", "advection"}  # the stationary model's motion confidence
+        with_confidence = {"latent", "advection", "flow"}  # the stationary velocity's motion confidence
         assert set(flow.data_vars) == {"u", "v"} | ({"confidence"} if method in with_confidence else set())
         assert flow.u.attrs["units"] == "m s-1"
         assert flow.rio.crs == first.rio.crs

@@ -8,15 +8,17 @@ paths each other's inverse. With ``motion="tvl1"`` (the earlier default), ``"vet
 the straight displacement estimate is taken as a steady field instead, ``first`` advected
 forward by ``t`` and ``last`` backward by ``1 - t`` in sub-steps, blended the same way. Assumes
 brightness is carried, not created: new features fade in where they are at the end (no motion
-can create them), and growth or decay is blended linearly.
+can create them), and growth or decay is blended linearly. With ``motion="svf"`` the result
+carries the per-cell confidence of the motion (:func:`xlatent.methods.svf.confidence`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from xlatent.methods.base import MethodResult, register
-from xlatent.methods.motion import estimate
+from xlatent.methods.base import MethodResult, physical, register
+from xlatent.methods.motion import estimate, motion_space
+from xlatent.methods.svf import confidence
 
 _SUBSTEPS = 8  # semi-Lagrangian sub-steps along the steady field
 
@@ -44,4 +46,8 @@ def flow(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.nd
                 fwd = advection.sample(a, advection.departure([u] * _SUBSTEPS, [t / _SUBSTEPS] * _SUBSTEPS)) if t > 0 else a
                 bwd = advection.sample(b, advection.arrival([u] * _SUBSTEPS, [(1 - t) / _SUBSTEPS] * _SUBSTEPS)) if t < 1 else b
             frames.append(((1 - t) * fwd + t * bwd)[0].numpy())
-    return MethodResult(frames=np.stack(frames), fields=field[None], info={"motion": motion})
+    info = {"motion": motion}
+    if motion == "svf":  # how well the images pin the fitted velocity, per cell (svf.confidence)
+        info["confidence"] = confidence(*motion_space(physical(first, mean, std), physical(last, mean, std),
+                                                      motion_transform), field)
+    return MethodResult(frames=np.stack(frames), fields=field[None], info=info)
