@@ -46,7 +46,7 @@ def test_interpolate_two_files(pair_files, tmp_path):
     assert ds.u.encoding["zlib"] and ds.attrs["Conventions"] == "CF-1.8"
     assert ds.attrs["history"].endswith("--out " + str(out) + " --method flow --quiet")
     frames, flow = xlatent.open_result(out)
-    assert set(flow.data_vars) == {"u", "v", "u_east", "v_north"} and frames.name == "backscatter"
+    assert set(flow.data_vars) == {"u", "v", "u_east", "v_north", "confidence"} and frames.name == "backscatter"
     assert _leftovers(tmp_path) == []
 
 

@@ -141,7 +141,7 @@ def test_result_file_round_trip(tmp_path):
     frames, flow = xlatent.interpolate(case.first, case.last, steps=2, kind="sea_ice", **FAST)
     path = xlatent.save_result(frames, flow, tmp_path / "result.nc", encoding={"u": {"zlib": True}})
     ds = xr.open_dataset(path, decode_coords="all")
-    assert set(ds.data_vars) == {"backscatter", "u", "v"}
+    assert set(ds.data_vars) == {"backscatter", "u", "v", "confidence"}  # flow (svf) carries it
     assert ds.u.dims == ("stage_time", "y", "x") and ds.backscatter.dims == ("time", "y", "x")
     assert ds.u.rio.crs.to_epsg() == 3413 and ds.backscatter.rio.crs.to_epsg() == 3413
     f2, w2 = xlatent.open_result(path)
