@@ -677,7 +677,7 @@ def _flow_block(block: np.ndarray, channels: int, fractions, mean, std, motion: 
     rows, cols = _region(block_id, edges)
     with _task_context(None):
         result = flow_method(block[:c], block[c:], np.ones(block.shape[-2:], bool), fractions, mean=mean, std=std,
-                             motion=motion, motion_transform=transform)
+                             motion=motion, motion_transform=transform, with_confidence=False)
     field = _crop(result.fields[0], depth)
     where = _describe(rows, cols)
     peak = float(np.abs(field).max())

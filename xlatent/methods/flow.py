@@ -25,9 +25,11 @@ _SUBSTEPS = 8  # semi-Lagrangian sub-steps along the steady field
 
 @register("flow", lazy=True, options={"motion": "svf", "motion_transform": "auto", "svf_weight": None})
 def flow(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.ndarray, *, mean, std,
-         motion: str = "svf", motion_transform: str = "auto", svf_weight: float | None = None, **_) -> MethodResult:
+         motion: str = "svf", motion_transform: str = "auto", svf_weight: float | None = None,
+         with_confidence: bool = True, **_) -> MethodResult:
     """Frames blended from both images advected along the estimated motion, and that motion as one
-    stage field (see the module docstring)."""
+    stage field (see the module docstring); ``with_confidence=False`` skips the confidence map
+    (the lazy path runs this per chunk and has no use for it)."""
     import torch
 
     from xlatent.model import advection, integrate  # torch
@@ -47,7 +49,7 @@ def flow(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.nd
                 bwd = advection.sample(b, advection.arrival([u] * _SUBSTEPS, [(1 - t) / _SUBSTEPS] * _SUBSTEPS)) if t < 1 else b
             frames.append(((1 - t) * fwd + t * bwd)[0].numpy())
     info = {"motion": motion}
-    if motion == "svf":  # how well the images pin the fitted velocity, per cell (svf.confidence)
+    if motion == "svf" and with_confidence:  # how well the images pin the fitted velocity, per cell (svf.confidence)
         info["confidence"] = confidence(*motion_space(physical(first, mean, std), physical(last, mean, std),
                                                       motion_transform), field)
     return MethodResult(frames=np.stack(frames), fields=field[None], info=info)
