@@ -1,3 +1,4 @@
+import contextlib
 import os
 
 import numpy as np
@@ -40,3 +41,17 @@ def plain_pair(ny=32, nx=40, seed=0):
     a = xr.DataArray(base, dims=("y", "x"), coords=coords, name="field")
     b = xr.DataArray(np.roll(base, 1, axis=1), dims=("y", "x"), coords=coords, name="field")
     return a, b
+
+
+@contextlib.contextmanager
+def strict_device():
+    """Any tensor created without an explicit ``device=`` lands on torch's ``meta`` device, and
+    mixing it with the real tensors raises: CI has no GPU, yet this catches the tensor that a
+    GPU run would find on the wrong device (a factory call that forgets ``device=``)."""
+    import torch
+
+    torch.set_default_device("meta")
+    try:
+        yield
+    finally:
+        torch.set_default_device(None)

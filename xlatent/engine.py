@@ -360,7 +360,7 @@ class LatentCore:
                 prior = x[:, 2 * c :] if self.config.flow_prior else None
                 return _numpy(self.model.fields(first, last, prior)[0])
             f = torch.from_numpy(np.ascontiguousarray(fields)).to(self.device)[None]
-            t = torch.tensor(np.asarray(fractions, dtype=np.float32)).view(-1, 1, 1, 1)
+            t = torch.tensor(np.asarray(fractions, dtype=np.float32), device=self.device).view(-1, 1, 1, 1)
             return _numpy(*_BLENDS[blend](self.model, first, last, f, fractions, t))
 
     def _autocast(self):
