@@ -9,7 +9,7 @@ import xarray as xr
 import xlatent
 from xlatent import methods
 from xlatent.exceptions import ConfigError, UnknownMethodError
-from xlatent.methods import motion
+from xlatent.motion import estimators as motion
 
 OPTIONS = {"latent": {"max_iters": 8}, "advection": {"max_iters": 8}, "ot": {"ot_grid": 24}}
 

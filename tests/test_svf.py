@@ -5,8 +5,9 @@ import torch
 
 import xlatent
 from xlatent import datasets
-from xlatent.methods import motion, svf
 from xlatent.model.integrate import bending, compose, exp_field, warp
+from xlatent.motion import estimators as motion
+from xlatent.motion import svf
 
 N = 48
 

@@ -106,7 +106,7 @@ class LatentConfig:
         before this option existed).
     flow_prior : str or None
         Starting field that F corrects: ``"svf"`` (default: the stationary velocity fitted to
-        the pair, :mod:`xlatent.methods.svf`, as ``method="flow"`` uses), ``"tvl1"``
+        the pair, :mod:`xlatent.motion.svf`, as ``method="flow"`` uses), ``"tvl1"``
         (pyramidal TV-L1 optical flow, scikit-image), ``"vet"`` or ``"lk"`` (pysteps, the
         ``pysteps`` extra), or None (F alone, as in the paper).
     prior_relax : float
@@ -116,11 +116,11 @@ class LatentConfig:
     motion_choice : str
         ``"objective"`` (default): after training, keep the trained motion or the starting
         field, whichever has the lower SVF objective on the two inputs (symmetric half-way
-        match plus bending energy, :func:`xlatent.methods.svf.objective`); ``"trained"`` or
+        match plus bending energy, :func:`xlatent.motion.svf.objective`); ``"trained"`` or
         ``"prior"`` force one. Only for a stationary model with a starting field.
     motion_transform : str
         What the starting-field estimator sees: ``"auto"`` (log of channels without negative
-        values, such as rain rate), ``"log"`` or ``"none"``; see :mod:`xlatent.methods.motion`.
+        values, such as rain rate), ``"log"`` or ``"none"``; see :mod:`xlatent.motion.estimators`.
     prior_coarsen : int or None
         The starting field is estimated on images block-averaged ``prior_coarsen`` times and
         upsampled: about ``prior_coarsen**2`` times cheaper. None (default): 1 for scenes of at

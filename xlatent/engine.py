@@ -35,8 +35,8 @@ import numpy as np
 from xlatent.config import LatentConfig, ModelConfig, RunOptions, TrainConfig
 from xlatent.device import resolve_device
 from xlatent.methods.base import physical
-from xlatent.methods.motion import estimate, motion_space
-from xlatent.methods.svf import SVF_OPTIONS, _inside, confidence, data_term, objective
+from xlatent.motion.estimators import estimate, motion_space
+from xlatent.motion.svf import SVF_OPTIONS, _inside, confidence, data_term, objective
 from xlatent.patches import count_tiles, run_tiled_retrying
 
 __all__ = ["LatentCore"]
@@ -66,7 +66,7 @@ def _informative(first: np.ndarray, last: np.ndarray) -> tuple[tuple[int, int], 
 
 
 def data_term_of(a, b, field: np.ndarray) -> float:
-    """:func:`xlatent.methods.svf.data_term` of a ``(2, H, W)`` field on ``(1, 1, H, W)`` images."""
+    """:func:`xlatent.motion.svf.data_term` of a ``(2, H, W)`` field on ``(1, 1, H, W)`` images."""
     import torch
 
     return data_term(a, b, torch.from_numpy(np.ascontiguousarray(field, dtype=np.float32))[None])
@@ -274,7 +274,7 @@ class LatentCore:
         return tuple(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, None] for x in (a, b))
 
     def motion_scores(self, first, last, mask, candidates) -> list[float]:
-        """SVF objective (:func:`xlatent.methods.svf.objective` at the SVF's weight) of each
+        """SVF objective (:func:`xlatent.motion.svf.objective` at the SVF's weight) of each
         stationary velocity ``(2, H, W)`` in ``candidates``, on the two inputs as the motion
         estimator sees them; the data term over the cells where every candidate's paths stay
         on the grid and ``mask`` is 1, so the scores compare."""
@@ -293,7 +293,7 @@ class LatentCore:
 
     def confidence(self, first, last, velocity) -> np.ndarray:
         """Per-cell confidence ``(H, W)`` in [0, 1] of a stationary ``velocity`` ``(2, H, W)``
-        (:func:`xlatent.methods.svf.confidence` on the pair as the motion estimator sees it)."""
+        (:func:`xlatent.motion.svf.confidence` on the pair as the motion estimator sees it)."""
         a, b = self._motion_images(first, last)
         return confidence(a[0, 0].numpy(), b[0, 0].numpy(), velocity)
 

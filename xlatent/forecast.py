@@ -32,7 +32,7 @@ from xlatent.exceptions import (
     IrregularTimeError,
     SeriesTooShortError,
 )
-from xlatent.methods.motion import estimate
+from xlatent.motion.estimators import estimate
 from xlatent.options import check_options
 from xlatent.patches import patch_origins
 

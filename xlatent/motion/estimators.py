@@ -27,8 +27,8 @@ from __future__ import annotations
 import numpy as np
 
 from xlatent.exceptions import ConfigError
-from xlatent.methods import svf
-from xlatent.methods.base import physical
+from xlatent.motion import svf
+from xlatent.normalise import physical
 from xlatent.options import ESTIMATORS, TRANSFORMS, check_options  # noqa: F401  (also read from here)
 from xlatent.resample import block_mean, upsample_field
 
