@@ -4,9 +4,8 @@ import numpy as np
 import torch
 
 import xlatent
-from xlatent import datasets
+from xlatent import datasets, motion
 from xlatent.model.integrate import bending, compose, exp_field, warp
-from xlatent.motion import estimators as motion
 from xlatent.motion import svf
 
 N = 48

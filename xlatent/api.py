@@ -23,7 +23,7 @@ from xlatent.config import LatentConfig, RunOptions, check_values
 from xlatent.device import check_device
 from xlatent.engine import LatentCore
 from xlatent.exceptions import ConfigError, InputError
-from xlatent.options import check_options
+from xlatent.motion import check_options
 from xlatent.pair import Pair
 
 _FORMAT = "xlatent-latent-model"

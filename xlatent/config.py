@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from xlatent.exceptions import ConfigError
-from xlatent.options import check_options
+from xlatent.motion import available, check_options
 
 _LARGE_SCENE = 2048 * 2048  # cells: above this the starting field is estimated coarser
 
@@ -309,7 +309,7 @@ def check_values(values: Mapping[str, Any]) -> dict[str, Any]:
             _fail(f"Unknown {name} {out[name]!r}: use one of {', '.join(map(repr, allowed))}.")
     if "flow_prior" in out:
         if out["flow_prior"] is not None and not isinstance(out["flow_prior"], str):
-            _fail(f"flow_prior must be None or a name ('svf', 'tvl1', 'vet', 'lk'), got {out['flow_prior']!r}.")
+            _fail(f"flow_prior must be None or a name ({', '.join(map(repr, available()))}), got {out['flow_prior']!r}.")
         check_options(out["flow_prior"] or "tvl1", out.get("motion_transform", "auto"), what="flow_prior")
     elif "motion_transform" in out:
         check_options("tvl1", out["motion_transform"])

@@ -35,7 +35,7 @@ import numpy as np
 from xlatent.config import LatentConfig, ModelConfig, RunOptions, TrainConfig
 from xlatent.device import resolve_device
 from xlatent.methods.base import physical
-from xlatent.motion.estimators import estimate, motion_space
+from xlatent.motion import estimate, motion_space
 from xlatent.motion.svf import SVF_OPTIONS, _inside, confidence, data_term, objective
 from xlatent.patches import count_tiles, run_tiled_retrying
 

@@ -32,8 +32,7 @@ from xlatent.exceptions import (
     IrregularTimeError,
     SeriesTooShortError,
 )
-from xlatent.motion.estimators import estimate
-from xlatent.options import check_options
+from xlatent.motion import check_options, estimate
 from xlatent.patches import patch_origins
 
 METHODS = ("latent", "flow", "persistence")

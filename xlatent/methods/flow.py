@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from xlatent.methods.base import MethodResult, physical, register
-from xlatent.motion.estimators import estimate, motion_space
+from xlatent.motion import estimate, motion_space
 from xlatent.motion.svf import confidence
 
 _SUBSTEPS = 8  # semi-Lagrangian sub-steps along the steady field

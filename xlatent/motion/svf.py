@@ -301,7 +301,7 @@ def fit(a: np.ndarray, b: np.ndarray, *, init: np.ndarray | None = None, weight:
     Parameters
     ----------
     a, b : ndarray ``(H, W)``
-        The two images as the estimator sees them (:func:`xlatent.methods.motion.motion_space`).
+        The two images as the estimator sees them (:func:`xlatent.motion.estimators.motion_space`).
     init : ndarray ``(2, H, W)``, optional
         Starting field (e.g. a TV-L1 estimate); zero by default.
     weight : float
