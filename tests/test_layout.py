@@ -13,15 +13,16 @@ ROOT = Path(__file__).resolve().parents[1] / "xlatent"
 # lowest first; a module may import modules of its own layer or lower ones (the package
 # ``xlatent.methods`` imports every method to register it, so it sits above them)
 LAYERS = [
-    {"xlatent.exceptions", "xlatent._version", "xlatent._synthetic", "xlatent.normalise"},
+    {"xlatent.exceptions", "xlatent._version", "xlatent.normalise"},
+    {"xlatent.datasets.grid", "xlatent.datasets.textures", "xlatent.datasets.kinematics"},
+    {"xlatent.datasets.cases", "xlatent.datasets.wave", "xlatent.datasets"},
     {"xlatent.modelfile", "xlatent.device", "xlatent._dask", "xlatent.patches", "xlatent.resample"},
     {"xlatent.model.networks", "xlatent.model.advection", "xlatent.model.integrate"},  # torch operators
     {"xlatent.motion.base", "xlatent.motion.svf", "xlatent.motion.estimators", "xlatent.motion"},
     {"xlatent.config"},
     {"xlatent.model", "xlatent.model.autoencoder", "xlatent.model.latent_advection", "xlatent.model.losses",
      "xlatent.model.forecast"},
-    {"xlatent.train", "xlatent.geo", "xlatent.cf", "xlatent.path_energy", "xlatent.pair", "xlatent.datasets",
-     "xlatent.datasets_wave"},
+    {"xlatent.train", "xlatent.geo", "xlatent.cf", "xlatent.path_energy", "xlatent.pair"},
     {"xlatent.methods.base", "xlatent.methods.flow",
      "xlatent.methods.linear", "xlatent.methods.ot", "xlatent.methods.dynamic_ot", "xlatent.methods.ot_autoencoder"},
     {"xlatent.engine"},
