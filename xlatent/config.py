@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from xlatent.checks import real, whole
 from xlatent.exceptions import ConfigError
 from xlatent.motion import available, check_options
 
@@ -53,23 +54,6 @@ RUN_FIELDS = ("tile", "inference_dtype", "prior_margin", "max_displacement")
 
 def _fail(message: str) -> NoReturn:
     raise ConfigError(message)
-
-
-def _whole(name: str, value: Any, low: int, prefix: str = "") -> int:
-    """``value`` as an int when it is a whole number >= ``low`` (``400.0`` passes), else fail."""
-    ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
-    if not ok or not np.isfinite(value) or int(value) != value or value < low:
-        _fail(f"{name} must be {prefix}a whole number >= {low}, got {value!r}.")
-    return int(value)
-
-
-def _real(name: str, value: Any, low: float, strict: bool, prefix: str = "") -> float:
-    """``value`` as a float when it is a finite number above ``low`` (or equal, unless ``strict``)."""
-    ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
-    if not ok or not np.isfinite(value) or value < low or (strict and value == low):
-        bound = f"> {low:g}" if strict else f">= {low:g}"
-        _fail(f"{name} must be {prefix}a finite number {bound}, got {value!r}.")
-    return float(value)
 
 
 @dataclass
@@ -290,15 +274,15 @@ def check_values(values: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(values)
     for name, low in _WHOLE.items():
         if name in out:
-            out[name] = _whole(name, out[name], low)
+            out[name] = whole(name, out[name], low, floats=True)
     for name, (low, strict) in _REAL.items():
         if name in out:
-            out[name] = _real(name, out[name], low, strict)
+            out[name] = real(name, out[name], low, strict)
     if out.get("prior_coarsen") is not None:
-        out["prior_coarsen"] = _whole("prior_coarsen", out["prior_coarsen"], 1, "None or ")
+        out["prior_coarsen"] = whole("prior_coarsen", out["prior_coarsen"], 1, floats=True, prefix="None or ")
     for name in ("time_budget", "max_displacement"):
         if out.get(name) is not None:
-            out[name] = _real(name, out[name], 0.0, True, "None or ")
+            out[name] = real(name, out[name], 0.0, True, "None or ")
     for name in ("flow_sees_last", "stationary"):
         if name in out:
             if not isinstance(out[name], (bool, np.bool_)):
