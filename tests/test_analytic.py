@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from xlatent import datasets
+from xlatent.datasets import kinematics
 
 SIZE = 48
 SECONDS = 12 * 3600.0
@@ -101,7 +102,7 @@ def test_shear_profile():
 
 def test_radial_departure_is_exact():
     """RK4 departure points of a linear radial flow (infinite radius) are closed-form."""
-    positions, _ = datasets._radial(0.3, 1e12, 0.0, 0.0)
+    positions, _ = kinematics.radial(0.3, 1e12, 0.0, 0.0)
     px, py = np.meshgrid(np.linspace(-20, 20, 9), np.linspace(-20, 20, 9))
     qx, qy = positions(0.7, px, py)
     np.testing.assert_allclose(qx, px * np.exp(-0.3 * 0.7), atol=1e-9)

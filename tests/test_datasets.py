@@ -5,6 +5,7 @@ import pytest
 import xarray as xr
 
 from xlatent import datasets
+from xlatent.datasets import cases, kinematics
 
 SIZE = 48
 HOURS_12 = np.timedelta64(12, "h")
@@ -149,8 +150,8 @@ def test_new_features_leads_appear():
     np.testing.assert_allclose(case.flow.u * 43200, 3000.0, rtol=1e-6)
     np.testing.assert_allclose(case.flow.v * 43200, -2000.0, rtol=1e-6)
     # Same texture without leads, same motion: identical up to t = 0.4.
-    clean = datasets._build(
-        "x", "x", SIZE, 5, 0, lambda n: datasets._shift(3.0, -2.0), cracks=False
+    clean = cases._build(
+        "x", "x", SIZE, 5, 0, lambda n: kinematics.shift(3.0, -2.0), cracks=False
     )
     assert case.frames.interp_fraction[2] == pytest.approx(0.4)
     np.testing.assert_array_equal(case.frames[:3].values, clean.frames[:3].values)

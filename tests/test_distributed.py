@@ -15,7 +15,7 @@ from xlatent import datasets
 distributed = pytest.importorskip("distributed")
 
 # a TV-L1 starting field, seconds a chunk: the cluster is under test (the default stationary velocity
-# per chunk runs the same per-chunk code, xlatent.methods.motion.estimate, and costs ~45 s more here)
+# per chunk runs the same per-chunk code, xlatent.motion.estimators.estimate, and costs ~45 s more here)
 SMALL = {"unet_levels": 2, "flow_pool": 2, "stages": 2, "flow_prior": "tvl1"}
 
 

@@ -107,7 +107,7 @@ def test_prior_relaxes_the_stiffness_only_when_the_match_gains(name, size, relax
 def test_confidence_is_low_where_the_motion_is_not_pinned():
     """High on texture matched by the right motion; low where the images are flat (nothing
     pins the motion), where the motion is wrong, and zero where paths leave the grid."""
-    from xlatent.methods.svf import confidence
+    from xlatent.motion.svf import confidence
 
     case = datasets.load("translation", size=64, steps=2)
     a, b = (np.asarray(x.values, np.float32) for x in (case.first, case.last))

@@ -7,9 +7,8 @@ import pytest
 import xarray as xr
 
 import xlatent
-from xlatent import methods
+from xlatent import methods, motion
 from xlatent.exceptions import ConfigError, UnknownMethodError
-from xlatent.methods import motion
 
 OPTIONS = {"latent": {"max_iters": 8}, "advection": {"max_iters": 8}, "ot": {"ot_grid": 24}}
 
@@ -117,6 +116,23 @@ def test_motion_sees_log_of_non_negative_fields():
     np.testing.assert_allclose(a[0], [0, 1 / 3, 2 / 3, 1])  # linear, scaled to [0, 1]
     a, _ = motion.motion_space(rain, rain, transform="none")
     np.testing.assert_allclose(a[0], rain[0, 0] / 100)
+
+
+def test_motion_registry(monkeypatch):
+    """Estimators are chosen by name from one registry: a new one is accepted everywhere a name
+    is checked (the config's ``flow_prior``, ``motion=``) and run by ``estimate``."""
+    from xlatent import LatentConfig
+    from xlatent.motion import base
+
+    assert motion.available() == ("tvl1", "vet", "lk", "svf")
+    assert motion.get_method("tvl1") is motion.estimators.tvl1
+    with pytest.raises(ConfigError, match="'tvl1', 'vet', 'lk', 'svf'"):
+        motion.get_method("magic")
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+    motion.register("shift")(lambda a, b: np.stack((np.ones_like(a), -np.ones_like(a))).astype(np.float32))
+    assert LatentConfig(flow_prior="shift").flow_prior == "shift"
+    field = motion.estimate(np.zeros((1, 4, 5)), np.eye(4, 5)[None], "shift")
+    np.testing.assert_array_equal(field[:, 0, 0], [1.0, -1.0])
 
 
 def test_advection_method_has_no_codec(translation_case):

@@ -153,13 +153,13 @@ def no_work(monkeypatch):
         raise AssertionError("work started before the options were checked")
 
     import xlatent.backends
-    import xlatent.methods.motion
+    import xlatent.motion.estimators
     import xlatent.train
 
     monkeypatch.setattr(xlatent.backends.InMemory, "prepare", work)
     monkeypatch.setattr(xlatent.backends.Dask, "prepare", work)
     monkeypatch.setattr(xlatent.train, "train", work)
-    monkeypatch.setattr(xlatent.methods.motion, "estimate", work)
+    monkeypatch.setattr(xlatent.motion.estimators, "estimate", work)
 
 
 def test_config_error_is_a_value_error_and_a_usage_exit():

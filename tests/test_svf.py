@@ -4,9 +4,9 @@ import numpy as np
 import torch
 
 import xlatent
-from xlatent import datasets
-from xlatent.methods import motion, svf
+from xlatent import datasets, motion
 from xlatent.model.integrate import bending, compose, exp_field, warp
+from xlatent.motion import svf
 
 N = 48
 

@@ -23,7 +23,7 @@ from xlatent.config import LatentConfig, RunOptions, check_values
 from xlatent.device import check_device
 from xlatent.engine import LatentCore
 from xlatent.exceptions import ConfigError, InputError
-from xlatent.options import check_options
+from xlatent.motion import check_options
 from xlatent.pair import Pair
 
 _FORMAT = "xlatent-latent-model"
@@ -72,7 +72,7 @@ def _flow_xr(pair: Pair, fields: np.ndarray, attrs: dict, kind: str | None = Non
 def _with_confidence(flow: xr.Dataset, pair: Pair, confidence: np.ndarray) -> xr.Dataset:
     """``flow`` with the per-cell ``confidence`` of the motion (``(H, W)`` in [0, 1]), NaN where
     an input is missing: low where the two images, carried half-way, disagree or the texture does
-    not pin the motion (:func:`xlatent.methods.svf.confidence`)."""
+    not pin the motion (:func:`xlatent.motion.svf.confidence`)."""
     values = np.where(pair.mask, np.asarray(confidence, dtype=np.float32), np.nan)
     attrs = {"long_name": "confidence of the motion estimate", "units": "1", "valid_range": np.array([0.0, 1.0], "f4"),
              "comment": "1: the two images carried half-way along the motion agree and the texture pins the motion; "

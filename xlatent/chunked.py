@@ -60,8 +60,7 @@ from xlatent.engine import LatentCore
 from xlatent.exceptions import InputError
 from xlatent.methods.base import MethodResult
 from xlatent.methods.flow import flow as flow_method
-from xlatent.methods.motion import estimate
-from xlatent.options import check_options
+from xlatent.motion import check_options, estimate
 from xlatent.pair import Pair, check_common, check_size
 from xlatent.patches import patch_origins
 

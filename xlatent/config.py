@@ -23,8 +23,9 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from xlatent.checks import real, whole
 from xlatent.exceptions import ConfigError
-from xlatent.options import check_options
+from xlatent.motion import available, check_options
 
 _LARGE_SCENE = 2048 * 2048  # cells: above this the starting field is estimated coarser
 
@@ -53,23 +54,6 @@ RUN_FIELDS = ("tile", "inference_dtype", "prior_margin", "max_displacement")
 
 def _fail(message: str) -> NoReturn:
     raise ConfigError(message)
-
-
-def _whole(name: str, value: Any, low: int, prefix: str = "") -> int:
-    """``value`` as an int when it is a whole number >= ``low`` (``400.0`` passes), else fail."""
-    ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
-    if not ok or not np.isfinite(value) or int(value) != value or value < low:
-        _fail(f"{name} must be {prefix}a whole number >= {low}, got {value!r}.")
-    return int(value)
-
-
-def _real(name: str, value: Any, low: float, strict: bool, prefix: str = "") -> float:
-    """``value`` as a float when it is a finite number above ``low`` (or equal, unless ``strict``)."""
-    ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
-    if not ok or not np.isfinite(value) or value < low or (strict and value == low):
-        bound = f"> {low:g}" if strict else f">= {low:g}"
-        _fail(f"{name} must be {prefix}a finite number {bound}, got {value!r}.")
-    return float(value)
 
 
 @dataclass
@@ -106,7 +90,7 @@ class LatentConfig:
         before this option existed).
     flow_prior : str or None
         Starting field that F corrects: ``"svf"`` (default: the stationary velocity fitted to
-        the pair, :mod:`xlatent.methods.svf`, as ``method="flow"`` uses), ``"tvl1"``
+        the pair, :mod:`xlatent.motion.svf`, as ``method="flow"`` uses), ``"tvl1"``
         (pyramidal TV-L1 optical flow, scikit-image), ``"vet"`` or ``"lk"`` (pysteps, the
         ``pysteps`` extra), or None (F alone, as in the paper).
     prior_relax : float
@@ -116,11 +100,11 @@ class LatentConfig:
     motion_choice : str
         ``"objective"`` (default): after training, keep the trained motion or the starting
         field, whichever has the lower SVF objective on the two inputs (symmetric half-way
-        match plus bending energy, :func:`xlatent.methods.svf.objective`); ``"trained"`` or
+        match plus bending energy, :func:`xlatent.motion.svf.objective`); ``"trained"`` or
         ``"prior"`` force one. Only for a stationary model with a starting field.
     motion_transform : str
         What the starting-field estimator sees: ``"auto"`` (log of channels without negative
-        values, such as rain rate), ``"log"`` or ``"none"``; see :mod:`xlatent.methods.motion`.
+        values, such as rain rate), ``"log"`` or ``"none"``; see :mod:`xlatent.motion.estimators`.
     prior_coarsen : int or None
         The starting field is estimated on images block-averaged ``prior_coarsen`` times and
         upsampled: about ``prior_coarsen**2`` times cheaper. None (default): 1 for scenes of at
@@ -290,15 +274,15 @@ def check_values(values: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(values)
     for name, low in _WHOLE.items():
         if name in out:
-            out[name] = _whole(name, out[name], low)
+            out[name] = whole(name, out[name], low, floats=True)
     for name, (low, strict) in _REAL.items():
         if name in out:
-            out[name] = _real(name, out[name], low, strict)
+            out[name] = real(name, out[name], low, strict)
     if out.get("prior_coarsen") is not None:
-        out["prior_coarsen"] = _whole("prior_coarsen", out["prior_coarsen"], 1, "None or ")
+        out["prior_coarsen"] = whole("prior_coarsen", out["prior_coarsen"], 1, floats=True, prefix="None or ")
     for name in ("time_budget", "max_displacement"):
         if out.get(name) is not None:
-            out[name] = _real(name, out[name], 0.0, True, "None or ")
+            out[name] = real(name, out[name], 0.0, True, "None or ")
     for name in ("flow_sees_last", "stationary"):
         if name in out:
             if not isinstance(out[name], (bool, np.bool_)):
@@ -309,7 +293,7 @@ def check_values(values: Mapping[str, Any]) -> dict[str, Any]:
             _fail(f"Unknown {name} {out[name]!r}: use one of {', '.join(map(repr, allowed))}.")
     if "flow_prior" in out:
         if out["flow_prior"] is not None and not isinstance(out["flow_prior"], str):
-            _fail(f"flow_prior must be None or a name ('svf', 'tvl1', 'vet', 'lk'), got {out['flow_prior']!r}.")
+            _fail(f"flow_prior must be None or a name ({', '.join(map(repr, available()))}), got {out['flow_prior']!r}.")
         check_options(out["flow_prior"] or "tvl1", out.get("motion_transform", "auto"), what="flow_prior")
     elif "motion_transform" in out:
         check_options("tvl1", out["motion_transform"])

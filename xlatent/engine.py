@@ -27,16 +27,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
+from xlatent._lazy import torch_side
 from xlatent.config import LatentConfig, ModelConfig, RunOptions, TrainConfig
 from xlatent.device import resolve_device
 from xlatent.methods.base import physical
-from xlatent.methods.motion import estimate, motion_space
-from xlatent.methods.svf import SVF_OPTIONS, _inside, confidence, data_term, objective
+from xlatent.motion import estimate, motion_space
+from xlatent.motion.svf import SVF_OPTIONS, _inside, confidence, data_term, objective
 from xlatent.patches import count_tiles, run_tiled_retrying
 
 __all__ = ["LatentCore"]
@@ -66,19 +66,10 @@ def _informative(first: np.ndarray, last: np.ndarray) -> tuple[tuple[int, int], 
 
 
 def data_term_of(a, b, field: np.ndarray) -> float:
-    """:func:`xlatent.methods.svf.data_term` of a ``(2, H, W)`` field on ``(1, 1, H, W)`` images."""
+    """:func:`xlatent.motion.svf.data_term` of a ``(2, H, W)`` field on ``(1, 1, H, W)`` images."""
     import torch
 
     return data_term(a, b, torch.from_numpy(np.ascontiguousarray(field, dtype=np.float32))[None])
-
-
-def _torch_side() -> SimpleNamespace:
-    """The torch-side modules' names, imported on first use (``import xlatent`` does not load torch)."""
-    from xlatent import train
-    from xlatent.model import integrate, latent_advection, networks
-
-    return SimpleNamespace(LatentAdvection=latent_advection.LatentAdvection, exp_field=integrate.exp_field,
-                           unet_reach=networks.unet_reach, train=train.train, train_windows=train.train_windows)
 
 
 def _with_run(config: LatentConfig, run: Mapping[str, Any]) -> LatentConfig:
@@ -152,7 +143,7 @@ class LatentCore:
         self.std = np.ones(channels, np.float32) if std is None else np.asarray(std, np.float32)
         self.requested_device = str(device)  # "auto" resolves anew where the model is rebuilt
         self.device = resolve_device(device)
-        self.model = _torch_side().LatentAdvection(channels, config.model_part()).to(self.device).eval()
+        self.model = torch_side("model.latent_advection").LatentAdvection(channels, config.model_part()).to(self.device).eval()
         self.history = None
         self._torch = torch
 
@@ -274,13 +265,13 @@ class LatentCore:
         return tuple(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, None] for x in (a, b))
 
     def motion_scores(self, first, last, mask, candidates) -> list[float]:
-        """SVF objective (:func:`xlatent.methods.svf.objective` at the SVF's weight) of each
+        """SVF objective (:func:`xlatent.motion.svf.objective` at the SVF's weight) of each
         stationary velocity ``(2, H, W)`` in ``candidates``, on the two inputs as the motion
         estimator sees them; the data term over the cells where every candidate's paths stay
         on the grid and ``mask`` is 1, so the scores compare."""
         import torch
 
-        exp_field = _torch_side().exp_field
+        exp_field = torch_side("model.integrate").exp_field
         ta, tb = self._motion_images(first, last)
         weight = getattr(self, "prior_weight", SVF_OPTIONS["weight"])
         # copies: a candidate may be a read-only (broadcast) view
@@ -293,7 +284,7 @@ class LatentCore:
 
     def confidence(self, first, last, velocity) -> np.ndarray:
         """Per-cell confidence ``(H, W)`` in [0, 1] of a stationary ``velocity`` ``(2, H, W)``
-        (:func:`xlatent.methods.svf.confidence` on the pair as the motion estimator sees it)."""
+        (:func:`xlatent.motion.svf.confidence` on the pair as the motion estimator sees it)."""
         a, b = self._motion_images(first, last)
         return confidence(a[0, 0].numpy(), b[0, 0].numpy(), velocity)
 
@@ -332,7 +323,7 @@ class LatentCore:
 
     def fit(self, first, last, mask, patch, stride, seed=0, progress=True, prior=None):
         """Train on the pair (normalised ``(C, H, W)`` arrays); returns the history."""
-        train = _torch_side().train
+        train = torch_side("train").train
         if prior is None:
             prior = self.prior(first, last)
         self.history = train(
@@ -344,7 +335,7 @@ class LatentCore:
     def fit_windows(self, windows: np.ndarray, seed=0, progress=True):
         """Train on windows ``(P, L, h, w)`` cut from a scene (first, last, mask and, with a
         starting field, its two channels; :func:`xlatent.chunked.training_windows`); returns the history."""
-        self.history = _torch_side().train_windows(self.model, windows, self.model.channels,
+        self.history = torch_side("train").train_windows(self.model, windows, self.model.channels,
                                                    bool(self.config.flow_prior), self.config, self.device,
                                                    seed=seed, progress=progress)
         return self.history
@@ -381,7 +372,7 @@ class LatentCore:
         """Cells of context each side that :meth:`frames` needs for these ``fields``: the reach of
         E and D plus twice the largest displacement (there and back for the carried-back end),
         plus the feather. F is not run by :meth:`frames`, so its reach does not count."""
-        unet_reach = _torch_side().unet_reach
+        unet_reach = torch_side("model.networks").unet_reach
         model = self.model
         reach = 0 if model.identity else len(model.encoder.body) // 2 + 1 + unet_reach(self.config.unet_levels)
         return reach + 2 * int(math.ceil(float(np.abs(fields).max()))) + _FEATHER

@@ -14,7 +14,7 @@ training loop shared with the interpolator.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,9 @@ import numpy as np
 import xarray as xr
 
 from xlatent import cf, geo, modelfile
+from xlatent._lazy import torch_side
 from xlatent.api import _check_flags, _check_seed, _provenance
-from xlatent.config import _real, _whole
+from xlatent.checks import real, whole
 from xlatent.device import check_device, resolve_device
 from xlatent.exceptions import (
     ConfigError,
@@ -32,11 +33,9 @@ from xlatent.exceptions import (
     IrregularTimeError,
     SeriesTooShortError,
 )
-from xlatent.methods.motion import estimate
-from xlatent.options import check_options
+from xlatent.motion import check_options, estimate
 from xlatent.patches import patch_origins
 
-METHODS = ("latent", "flow", "persistence")
 _FORMAT = "xlatent-forecast-model"
 _FORMAT_VERSION = 1
 _MIN_SIZE = 8
@@ -45,15 +44,6 @@ _WHOLE = {"static_channels": 1, "dynamic_channels": 1, "width": 1, "ode_hidden":
           "train_horizon": 1, "patch": 4, "stride": 1, "batch_size": 1, "max_iters": 1, "patience": 1}
 _REAL = {"lambda_pred": (0.0, False), "lambda_ae": (0.0, False), "lambda_s": (0.0, False), "lr": (0.0, True),
          "min_delta": (0.0, False)}
-
-
-def _torch_side():
-    """The torch modules (model, advection, training loop), imported on first use so that
-    ``import xlatent`` does not load torch."""
-    from xlatent import train
-    from xlatent.model import advection, forecast  # the model module; shadows forecast() only here
-
-    return forecast, advection, train
 
 
 @dataclass
@@ -110,13 +100,13 @@ class ForecastConfig:
 
     def __post_init__(self) -> None:
         for name, low in _WHOLE.items():
-            setattr(self, name, _whole(name, getattr(self, name), low))
+            setattr(self, name, whole(name, getattr(self, name), low, floats=True))
         for name, (low, strict) in _REAL.items():
-            setattr(self, name, _real(name, getattr(self, name), low, strict))
+            setattr(self, name, real(name, getattr(self, name), low, strict))
         if self.lambda_t is not None:
-            self.lambda_t = _real("lambda_t", self.lambda_t, 0.0, False, "None or ")
+            self.lambda_t = real("lambda_t", self.lambda_t, 0.0, False, "None or ")
         if self.time_budget is not None:
-            self.time_budget = _real("time_budget", self.time_budget, 0.0, True, "None or ")
+            self.time_budget = real("time_budget", self.time_budget, 0.0, True, "None or ")
         if not isinstance(self.static, (bool, np.bool_)):
             raise ConfigError(f"static must be True or False, got {self.static!r}.")
         betas = tuple(self.betas) if isinstance(self.betas, (tuple, list)) else ()
@@ -147,14 +137,6 @@ class _Series:
     times: np.ndarray
     step: Any
     values: np.ndarray
-
-
-def _times(series: xr.DataArray) -> np.ndarray:
-    coord = series["time"]
-    values = np.asarray(coord.values)
-    if np.issubdtype(values.dtype, np.number) and " since " in str(coord.attrs.get("units", "")):
-        values = np.asarray(xr.decode_cf(xr.Dataset(coords={"time": coord.variable.copy(deep=False)}))["time"].values)
-    return values
 
 
 def _check_step(times: np.ndarray, label: str):
@@ -191,7 +173,7 @@ def _series(series: Any, context: int, x_dim=None, y_dim=None, label: str = "ser
             f"{label} has {series.sizes['time']} frame(s); forecasting with context={context} needs at least "
             f"{least} ({why}). Pass a longer series or a smaller context=."
         )
-    times = _times(series)
+    times = geo.cf_time_values(series["time"])
     step = _check_step(times, label)
     grid = geo.describe(series.isel(time=0), x_dim=x_dim, y_dim=y_dim)
     order = ["time"] + ([grid.channel_dim] if grid.channel_dim is not None else []) + [grid.y_dim, grid.x_dim]
@@ -208,12 +190,6 @@ def _series(series: Any, context: int, x_dim=None, y_dim=None, label: str = "ser
             "to forecast from. Fill them (e.g. series.interpolate_na('time')) or select a stretch without them."
         )
     return _Series(series, grid, times, step, values)
-
-
-def _check_whole(name: str, value: Any, low: int, exc=ConfigError) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise exc(f"{name} must be a whole number >= {low}, got {value!r}.")
-    return int(value)
 
 
 def _normalise(values: np.ndarray, mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -252,7 +228,7 @@ def _flow_frames(values: np.ndarray, horizon: int, motion: str, motion_transform
     """Semi-Lagrangian extrapolation of the last frame along the motion between the last two."""
     import torch
 
-    _, advection, _ = _torch_side()
+    advection = torch_side("model.advection")
 
     prev, last = values[-2], values[-1]
     fill = np.nanmin(values, axis=(0, 2, 3))[:, None, None]  # the motion estimate needs NaN-free frames
@@ -294,7 +270,7 @@ class Forecaster:
         import torch
 
         x, _ = _normalise(s.values[-self.context :], self._mean, self._std)
-        return _torch_side()[0].flat_context(torch.from_numpy(x)[None].to(self._device))
+        return torch_side("model.forecast").flat_context(torch.from_numpy(x)[None].to(self._device))
 
     def codes(self, window: xr.DataArray) -> tuple[np.ndarray | None, np.ndarray]:
         """``(S, T_0)`` from the last ``context`` frames of ``window``: the static latent map
@@ -302,7 +278,7 @@ class Forecaster:
         import torch
 
         s = _series(window, self.context, *self._dims, label="window", fitting=False)
-        ctx = _torch_side()[0].pad_to(self._tensor(s))[0]
+        ctx = torch_side("model.forecast").pad_to(self._tensor(s))[0]
         with torch.inference_mode():
             static = self._model.encode_static(ctx)
             dynamic = self._model.encode_dynamic(ctx)
@@ -316,7 +292,7 @@ class Forecaster:
         """
         import torch
 
-        horizon = _check_whole("horizon", horizon, 1)
+        horizon = whole("horizon", horizon, 1)
         s = _series(context_window, self.context, *self._dims, label="context_window", fitting=False)
         if s.values.shape[1] != self._model.channels:
             raise InputError(f"The forecaster was fitted on {self._model.channels} channel(s); this window has "
@@ -326,7 +302,7 @@ class Forecaster:
                 f"context_window has a time step of {s.step}, the forecaster was fitted at {self._step_value()}: "
                 "forecast at the step it was fitted at (resample the window)."
             )
-        ctx, (h, w) = _torch_side()[0].pad_to(self._tensor(s))
+        ctx, (h, w) = torch_side("model.forecast").pad_to(self._tensor(s))
         with torch.inference_mode():
             frames = torch.stack(self._model.rollout(ctx, horizon), dim=1)[0, :, :, :h, :w].cpu().numpy()
         frames = frames * self._std[None, :, None, None] + self._mean[None, :, None, None]
@@ -367,7 +343,7 @@ def _attrs(method: str, s: _Series, config, call: str, device=None) -> dict:
 
 
 def _build_model(channels: int, context: int, config: ForecastConfig):
-    return _torch_side()[0].SpatioTemporal(channels, context, static_channels=config.static_channels,
+    return torch_side("model.forecast").SpatioTemporal(channels, context, static_channels=config.static_channels,
                           dynamic_channels=config.dynamic_channels, width=config.width, ode_hidden=config.ode_hidden,
                           ode_blocks=config.ode_blocks, static=config.static)
 
@@ -413,9 +389,10 @@ def _train(model, data: list[tuple[np.ndarray, np.ndarray]], config: ForecastCon
         where = origins[rng.integers(len(origins), size=config.batch_size)]
         frames = torch.stack([stacks[i][0][t : t + length, :, r : r + p, q : q + p] for (i, t), (r, q) in zip(picks, where)])
         masks = torch.stack([stacks[i][1][t : t + length, :, r : r + p, q : q + p] for (i, t), (r, q) in zip(picks, where)])
-        return _torch_side()[0].window_loss(model, frames, masks, weights, rng)
+        return torch_side("model.forecast").window_loss(model, frames, masks, weights, rng)
 
-    return _torch_side()[2].optimise(model, step, device=device, seed=seed, progress=progress, lr=config.lr, lr_final=config.lr,
+    optimise = torch_side("train").optimise
+    return optimise(model, step, device=device, seed=seed, progress=progress, lr=config.lr, lr_final=config.lr,
                     max_iters=config.max_iters, patience=config.patience, min_delta=config.min_delta,
                     time_budget=config.time_budget, keys=("loss", "pred", "ae", "reg_s", "reg_t"),
                     betas=config.betas, desc="xlatent forecaster")
@@ -452,7 +429,7 @@ def fit_forecaster(
     :class:`~xlatent.exceptions.SeriesTooShortError`, a frame without data an
     :class:`~xlatent.exceptions.InputError`.
     """
-    context = _check_whole("context", context, 1)
+    context = whole("context", context, 1)
     _check_flags(progress=progress)
     _check_seed(seed)
     cfg = _config(config, options)
@@ -527,28 +504,78 @@ def forecast(
         ``(time, [channel], y, x)``: ``time`` continues the series at its step, ``lead_time`` along
         it; name, attrs, coords and CRS of the series, CF ``history`` with this call appended.
     """
-    if method not in METHODS:
+    found = _METHODS.get(method) if isinstance(method, str) else None
+    if found is None:
         raise ConfigError(f"Unknown forecast method {method!r}: use one of {', '.join(map(repr, METHODS))}.")
-    horizon = _check_whole("horizon", horizon, 1)
-    context = _check_whole("context", context, 2 if method == "flow" else 1)
+    horizon = whole("horizon", horizon, 1)
+    context = whole("context", context, found.least_context)
     _check_flags(progress=progress, clip=clip)
     _check_seed(seed)
     check_options(motion, motion_transform)
-    if method != "latent" and (options or config is not None):
+    if not found.trained and (options or config is not None):
         raise ConfigError(f"Option(s) {sorted(options) + (['config'] if config is not None else [])} apply to "
                           f"method='latent' only, not {method!r}.")
-    cfg = _config(config, options) if method == "latent" else None
-    check_device(device, method, uses_device=method == "latent")
+    cfg = _config(config, options) if found.trained else None
+    check_device(device, method, uses_device=found.trained)
     s = _series(series, context, x_dim, y_dim)
     call = cf.call_repr("forecast", method=method, horizon=horizon, context=context, seed=seed, **options)
-    if method == "persistence":
-        frames = np.repeat(s.values[-1:], horizon, axis=0)
-        return _output(s, frames, horizon, _attrs(method, s, None, call), clip)
-    if method == "flow":
-        frames, _ = _flow_frames(s.values[-context:], horizon, motion, motion_transform)
-        return _output(s, frames, horizon, _attrs(method, s, None, call), clip)
-    fitted = fit_forecaster(series, context, x_dim=x_dim, y_dim=y_dim, device=device, seed=seed,
-                            progress=progress, config=cfg)
-    out = fitted.forecast(series, horizon, clip=clip)
-    out.attrs.update(_attrs("latent", s, cfg, call, fitted._device))
+    request = _Request(series, s, method, horizon, context, clip, motion, motion_transform, cfg, call, x_dim, y_dim,
+                       device, seed, progress)
+    return found.run(request)
+
+
+@dataclass(frozen=True)
+class _Request:
+    """A checked call of :func:`forecast`, as the method functions receive it."""
+
+    series: xr.DataArray
+    parsed: _Series
+    method: str
+    horizon: int
+    context: int
+    clip: bool
+    motion: str
+    motion_transform: str
+    config: ForecastConfig | None
+    call: str
+    x_dim: str | None
+    y_dim: str | None
+    device: str
+    seed: int | None
+    progress: bool
+
+
+def _persistence(r: _Request) -> xr.DataArray:
+    """The last frame, repeated."""
+    frames = np.repeat(r.parsed.values[-1:], r.horizon, axis=0)
+    return _output(r.parsed, frames, r.horizon, _attrs(r.method, r.parsed, None, r.call), r.clip)
+
+
+def _flow(r: _Request) -> xr.DataArray:
+    """The last frame extrapolated along the motion between the last two."""
+    frames, _ = _flow_frames(r.parsed.values[-r.context:], r.horizon, r.motion, r.motion_transform)
+    return _output(r.parsed, frames, r.horizon, _attrs(r.method, r.parsed, None, r.call), r.clip)
+
+
+def _latent(r: _Request) -> xr.DataArray:
+    """The forecaster fitted on the series' sliding windows, run from its last ``context`` frames."""
+    fitted = fit_forecaster(r.series, r.context, x_dim=r.x_dim, y_dim=r.y_dim, device=r.device, seed=r.seed,
+                            progress=r.progress, config=r.config)
+    out = fitted.forecast(r.series, r.horizon, clip=r.clip)
+    out.attrs.update(_attrs("latent", r.parsed, r.config, r.call, fitted._device))
     return out
+
+
+@dataclass(frozen=True)
+class _Method:
+    """A forecast method: its function, the least ``context`` it needs, and whether it is trained
+    (takes :class:`ForecastConfig` options and runs on the torch device)."""
+
+    run: Callable[[_Request], xr.DataArray]
+    least_context: int = 1
+    trained: bool = False
+
+
+_METHODS = {"latent": _Method(_latent, trained=True), "flow": _Method(_flow, least_context=2),
+            "persistence": _Method(_persistence)}
+METHODS = tuple(_METHODS)

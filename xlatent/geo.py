@@ -170,6 +170,16 @@ def _is_time_coord(coord: xr.DataArray) -> bool:
     return _holds_dates(coord.values) or (declared and np.issubdtype(coord.dtype, np.number))
 
 
+def cf_time_values(coord: xr.DataArray) -> np.ndarray:
+    """The values of the time coord ``coord`` (any shape), decoded like xarray does when they
+    are numbers with CF ``units`` ``"<unit> since <date>"`` (a file opened with
+    ``decode_times=False``); as they are otherwise (xarray decoded them already)."""
+    values = np.asarray(coord.values)
+    if np.issubdtype(values.dtype, np.number) and " since " in str(coord.attrs.get("units", "")):
+        values = np.asarray(xr.decode_cf(xr.Dataset(coords={"t": coord.variable.copy(deep=False)}))["t"].values)
+    return values
+
+
 def _decode_time(coord: xr.DataArray):
     """The date held by the scalar coord ``coord``, or None when it holds none.
 
@@ -178,9 +188,7 @@ def _decode_time(coord: xr.DataArray):
     ``decode_times=False``, decoded like xarray does; an ISO 8601 string (``"2024-03-01T12:00"``,
     a trailing ``Z`` or offset converted to UTC) parsed to ``datetime64[ns]``.
     """
-    value = np.asarray(coord.values)
-    if np.issubdtype(value.dtype, np.number) and " since " in str(coord.attrs.get("units", "")):
-        value = np.asarray(xr.decode_cf(xr.Dataset(coords={"t": coord.variable.copy(deep=False)}))["t"].values)
+    value = cf_time_values(coord)
     if np.issubdtype(value.dtype, np.datetime64):
         return value.astype("datetime64[ns]")[()]
     if _is_time_value(value):

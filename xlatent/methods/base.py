@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from xlatent.exceptions import UnknownMethodError
+from xlatent.normalise import physical  # noqa: F401  (the methods read it from here)
 
 
 @dataclass
@@ -32,11 +33,6 @@ class MethodResult:
 
 
 MethodFn = Callable[..., MethodResult]
-
-
-def physical(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """Undo the per-channel normalisation of ``(C, H, W)`` arrays (back to the inputs' units)."""
-    return x * np.asarray(std)[:, None, None] + np.asarray(mean)[:, None, None]
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from xlatent.checks import whole
 from xlatent.device import resolve_device
 from xlatent.exceptions import ConfigError
 from xlatent.methods.base import MethodResult, physical, register
@@ -313,12 +314,6 @@ def solve(rho0, rho1, steps: int = 16, iters: int = 2000, unbalanced: float | No
         return solver.geodesic(u, it, res)
 
 
-def _whole(name: str, value, least: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-        raise ConfigError(f"{name} must be a whole number >= {least}, got {value!r}.")
-    return int(value)
-
-
 def _obstacle_mask(obstacle, shape: tuple[int, int]) -> np.ndarray | None:
     if obstacle is None:
         return None
@@ -377,8 +372,8 @@ def dynamic_ot(first, last, mask, fractions, *, mean, std, device: str = "auto",
                **_) -> MethodResult:
     """Frames along the Benamou–Brenier geodesic of each channel and its velocity stages (see the
     module docstring)."""
-    opts = {"ot_steps": _whole("ot_steps", ot_steps, 1), "ot_iters": _whole("ot_iters", ot_iters, 1),
-            "ot_grid": _whole("ot_grid", ot_grid, 2), "unbalanced": unbalanced, "device": device}
+    opts = {"ot_steps": whole("ot_steps", ot_steps, 1), "ot_iters": whole("ot_iters", ot_iters, 1),
+            "ot_grid": whole("ot_grid", ot_grid, 2), "unbalanced": unbalanced, "device": device}
     if unbalanced is not None and (isinstance(unbalanced, bool) or not np.isfinite(unbalanced) or unbalanced <= 0):
         raise ConfigError(f"unbalanced must be None (balanced) or a positive number tau, got {unbalanced!r}.")
     opts["unbalanced"] = None if unbalanced is None else float(unbalanced)

@@ -1,7 +1,7 @@
 """``flow``: optical flow plus a semi-Lagrangian forward/backward blend, as geoscientists do.
 
 By default (``motion="svf"``) the motion is a stationary velocity ``v`` fitted so that its flow
-maps ``first`` onto ``last`` (:mod:`xlatent.methods.svf`; ``svf_weight`` sets its smoothness,
+maps ``first`` onto ``last`` (:mod:`xlatent.motion.svf`; ``svf_weight`` sets its smoothness,
 on log values for non-negative fields), and the frame at ``t`` is
 ``(1 - t) first∘exp(-t v) + t last∘exp((1 - t) v)``: curved paths, the forward and backward
 paths each other's inverse. With ``motion="tvl1"`` (the earlier default), ``"vet"`` or ``"lk"``
@@ -9,7 +9,7 @@ the straight displacement estimate is taken as a steady field instead, ``first``
 forward by ``t`` and ``last`` backward by ``1 - t`` in sub-steps, blended the same way. Assumes
 brightness is carried, not created: new features fade in where they are at the end (no motion
 can create them), and growth or decay is blended linearly. With ``motion="svf"`` the result
-carries the per-cell confidence of the motion (:func:`xlatent.methods.svf.confidence`).
+carries the per-cell confidence of the motion (:func:`xlatent.motion.svf.confidence`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from xlatent.methods.base import MethodResult, physical, register
-from xlatent.methods.motion import estimate, motion_space
-from xlatent.methods.svf import confidence
+from xlatent.motion import estimate, motion_space
+from xlatent.motion.svf import confidence
 
 _SUBSTEPS = 8  # semi-Lagrangian sub-steps along the steady field
 

@@ -43,10 +43,9 @@ import time
 
 import numpy as np
 
+from xlatent.checks import real, whole
 from xlatent.device import resolve_device
-from xlatent.exceptions import ConfigError
 from xlatent.methods.base import MethodResult, register
-from xlatent.methods.dynamic_ot import _whole
 from xlatent.patches import patch_origins, run_tiled_retrying
 from xlatent.path_energy import _cg, _quadratic_form
 
@@ -56,18 +55,11 @@ _OPTIONS = {"alpha": ALPHA, "ae_iters": 300, "ae_latent": 8, "ae_width": 16, "ae
             "ae_batch": 4, "ae_lr": 2e-3, "ae_grid": 32}
 
 
-def _positive(name: str, value, allow_zero: bool) -> float:
-    ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
-    if not ok or not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"{name} must be a finite number {'>=' if allow_zero else '>'} 0, got {value!r}.")
-    return float(value)
-
-
 def _check(opts: dict) -> dict:
-    out = {"alpha": _positive("alpha", opts["alpha"], True), "ae_lr": _positive("ae_lr", opts["ae_lr"], False)}
+    out = {"alpha": real("alpha", opts["alpha"], 0.0, False), "ae_lr": real("ae_lr", opts["ae_lr"], 0.0, True)}
     for name, least in (("ae_iters", 1), ("ae_latent", 1), ("ae_width", 2), ("ae_levels", 0), ("ae_path", 3),
                         ("ae_batch", 1), ("ae_grid", 2)):
-        out[name] = _whole(name, opts[name], least)
+        out[name] = whole(name, opts[name], least)
     return out
 
 

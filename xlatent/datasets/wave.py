@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from xlatent._synthetic import CELL, CRS, START, X_UL, Y_UL
+from xlatent.datasets.grid import CELL, CRS, START, X_UL, Y_UL
 
 __all__ = ["wave_equation"]
 

@@ -29,6 +29,8 @@ import math
 
 import numpy as np
 
+from xlatent._lazy import torch_side
+
 SVF_OPTIONS = {"weight": 1000.0, "iters": 50, "eps": 0.01}  # weight chosen on the whole benchmark (RESULTS.md, entry 25)
 _COARSEST = 16  # cells a side of the coarsest level
 _AFFINE_MAX = 64  # cells a side of the finest level the affine start is fitted on
@@ -37,10 +39,8 @@ _ANGLES = np.arange(-45.0, 45.1, 1.5)  # degrees over the interval searched for 
 
 
 def _torch_side():
-    """The torch-side modules, imported on first use (``import xlatent`` does not load torch)."""
-    from xlatent.model import advection, integrate
-
-    return advection, integrate
+    """The torch-side modules this module uses: ``(advection, integrate)``."""
+    return torch_side("model.advection"), torch_side("model.integrate")
 
 
 def _pyramid(image, levels: int) -> list:
@@ -301,7 +301,7 @@ def fit(a: np.ndarray, b: np.ndarray, *, init: np.ndarray | None = None, weight:
     Parameters
     ----------
     a, b : ndarray ``(H, W)``
-        The two images as the estimator sees them (:func:`xlatent.methods.motion.motion_space`).
+        The two images as the estimator sees them (:func:`xlatent.motion.estimators.motion_space`).
     init : ndarray ``(2, H, W)``, optional
         Starting field (e.g. a TV-L1 estimate); zero by default.
     weight : float

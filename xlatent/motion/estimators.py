@@ -13,7 +13,7 @@ Two choices matter more than the estimator (measured: benchmarks/RESULTS.md, ent
 Estimators: ``"tvl1"`` (scikit-image, always available), ``"vet"`` and ``"lk"`` (pysteps
 variational echo tracking and Lucas-Kanade, the ``pysteps`` extra; ``"lk"`` also needs OpenCV),
 and ``"svf"``, a stationary velocity fitted so that its flow over the interval maps ``first``
-onto ``last`` along curved paths (:mod:`xlatent.methods.svf`). All return ``(2, H, W)`` in grid
+onto ``last`` along curved paths (:mod:`xlatent.motion.svf`). All return ``(2, H, W)`` in grid
 cells (column, row): the first three the straight displacement from ``first`` to ``last``,
 ``"svf"`` the steady velocity whose exponential is the map (equal for a translation).
 
@@ -27,9 +27,9 @@ from __future__ import annotations
 import numpy as np
 
 from xlatent.exceptions import ConfigError
-from xlatent.methods import svf
-from xlatent.methods.base import physical
-from xlatent.options import ESTIMATORS, TRANSFORMS, check_options  # noqa: F401  (also read from here)
+from xlatent.motion import svf
+from xlatent.motion.base import check_options, register, spec
+from xlatent.normalise import physical
 from xlatent.resample import block_mean, upsample_field
 
 TVL1_OPTIONS = {"attachment": 5.0, "tightness": 0.3, "num_warp": 20, "num_iter": 30}
@@ -75,8 +75,9 @@ def estimate(first: np.ndarray, last: np.ndarray, estimator: str = "tvl1", trans
     ----------
     first, last : ndarray ``(C, H, W)``
         The two images (NaN-free), in physical units, or normalised with ``mean``/``std``.
-    estimator : {"tvl1", "vet", "lk"}
-        TV-L1 (scikit-image), or pysteps' VET or Lucas-Kanade.
+    estimator : str
+        A name of :func:`xlatent.motion.available`: ``"tvl1"`` (TV-L1, scikit-image), pysteps'
+        ``"vet"`` or ``"lk"`` (Lucas-Kanade), ``"svf"`` (stationary velocity fit).
     transform : {"auto", "log", "none"}
         What the estimator sees: ``"auto"`` logs channels without negative values.
     mean, std : ndarray ``(C,)``, optional
@@ -86,7 +87,7 @@ def estimate(first: np.ndarray, last: np.ndarray, estimator: str = "tvl1", trans
         Estimate on ``coarsen x coarsen`` block means and upsample the field (1: full resolution).
     svf_weight : float, optional
         ``"svf"`` only: weight of the bending energy (default
-        ``xlatent.methods.svf.SVF_OPTIONS["weight"]``; larger is smoother).
+        ``xlatent.motion.svf.SVF_OPTIONS["weight"]``; larger is smoother).
     """
     check_options(estimator, transform)
     if mean is not None:
@@ -106,18 +107,42 @@ def estimate(first: np.ndarray, last: np.ndarray, estimator: str = "tvl1", trans
 
 
 def _estimate(a: np.ndarray, b: np.ndarray, estimator: str, svf_weight: float | None = None) -> np.ndarray:
-    if estimator == "svf":
-        return svf.fit(a, b, weight=svf.SVF_OPTIONS["weight"] if svf_weight is None else float(svf_weight))
-    if estimator == "tvl1":
-        from skimage.registration import optical_flow_tvl1
-
-        rows, cols = optical_flow_tvl1(a, b, prefilter=True, **TVL1_OPTIONS)
-        return np.stack((cols, rows)).astype(np.float32)
-    uv = _pysteps(estimator, np.stack((a, b)))
-    return np.nan_to_num(np.asarray(uv, dtype=np.float32))
+    found = spec(estimator)
+    options = {"svf_weight": svf_weight}
+    return found.fn(a, b, **{k: v for k, v in options.items() if k in found.options})
 
 
-def _pysteps(estimator: str, pair: np.ndarray) -> np.ndarray:
+# registered in this order, the order the error messages list them in
+@register("tvl1")
+def tvl1(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """TV-L1 optical flow (scikit-image) with :data:`TVL1_OPTIONS`: the displacement ``a`` to ``b``."""
+    from skimage.registration import optical_flow_tvl1
+
+    rows, cols = optical_flow_tvl1(a, b, prefilter=True, **TVL1_OPTIONS)
+    return np.stack((cols, rows)).astype(np.float32)
+
+
+@register("vet")
+def vet(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Variational echo tracking (pysteps, the ``pysteps`` extra)."""
+    return _pysteps("vet", a, b)
+
+
+@register("lk")
+def lk(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Lucas-Kanade (pysteps, the ``pysteps`` extra, with OpenCV)."""
+    return _pysteps("lk", a, b)
+
+
+@register("svf", options=("svf_weight",))
+def stationary(a: np.ndarray, b: np.ndarray, svf_weight: float | None = None) -> np.ndarray:
+    """The stationary velocity fit (:func:`xlatent.motion.svf.fit`; ``svf_weight`` defaults to
+    ``SVF_OPTIONS["weight"]``)."""
+    return svf.fit(a, b, weight=svf.SVF_OPTIONS["weight"] if svf_weight is None else float(svf_weight))
+
+
+def _pysteps(estimator: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    pair = np.stack((a, b))
     try:
         from pysteps import motion
     except ImportError as err:
@@ -130,4 +155,5 @@ def _pysteps(estimator: str, pair: np.ndarray) -> np.ndarray:
         if "opencv" in str(err).lower():
             raise ImportError(f"motion estimator {estimator!r} needs OpenCV: pip install 'xlatent[pysteps]'") from err
         raise
-    return uv[0] if isinstance(uv, tuple) else uv  # pysteps (u, v): columns, rows per interval
+    uv = uv[0] if isinstance(uv, tuple) else uv  # pysteps (u, v): columns, rows per interval
+    return np.nan_to_num(np.asarray(uv, dtype=np.float32))
