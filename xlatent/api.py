@@ -61,23 +61,20 @@ def _frames_xr(pair: Pair, frames: np.ndarray, fractions: np.ndarray, attrs: dic
     return geo.frames_to_xarray(values, pair.source, pair.grid, pair.t_last, fractions, attrs)
 
 
-def _flow_xr(pair: Pair, fields: np.ndarray, attrs: dict, kind: str | None = None) -> xr.Dataset:
+def _flow_xr(pair: Pair, fields: np.ndarray, attrs: dict, kind: str | None = None,
+             maps: Mapping[str, np.ndarray] | None = None) -> xr.Dataset:
+    """The flow Dataset: ``u``/``v`` from the stage fields, and one variable per per-cell map
+    (``MethodResult.maps``: ``confidence``...), described by :data:`xlatent.cf.MAPS`, NaN where
+    an input is missing, on the grid with the input's CRS link (:func:`xlatent.geo.add_map`)."""
     n = fields.shape[0]
     fields = np.where(_chunked_like(pair.mask, fields), fields, np.nan)  # numpy or dask
     mid = (np.arange(n) + 0.5) / n
     flow = geo.flow_to_xarray(fields[:, 0], fields[:, 1], pair.source, pair.grid, pair.t_last, mid, attrs)
-    return cf.describe_flow(flow, kind, cf.lon_lat_axes(pair.source, pair.grid), pair.grid.x_dim, pair.grid.y_dim)
-
-
-def _with_confidence(flow: xr.Dataset, pair: Pair, confidence: np.ndarray) -> xr.Dataset:
-    """``flow`` with the per-cell ``confidence`` of the motion (``(H, W)`` in [0, 1]), NaN where
-    an input is missing: low where the two images, carried half-way, disagree or the texture does
-    not pin the motion (:func:`xlatent.motion.svf.confidence`)."""
-    values = np.where(pair.mask, np.asarray(confidence, dtype=np.float32), np.nan)
-    attrs = {"long_name": "confidence of the motion estimate", "units": "1", "valid_range": np.array([0.0, 1.0], "f4"),
-             "comment": "1: the two images carried half-way along the motion agree and the texture pins the motion; "
-                        "0: they disagree, the texture is flat, or the path leaves the grid. Mask u/v where it is low."}
-    return geo.add_map(flow, "confidence", values, pair.source, pair.grid, attrs)
+    flow = cf.describe_flow(flow, kind, cf.lon_lat_axes(pair.source, pair.grid), pair.grid.x_dim, pair.grid.y_dim)
+    for name, values in (maps or {}).items():
+        values = np.where(pair.mask, np.asarray(values, dtype=np.float32), np.nan)
+        flow = geo.add_map(flow, name, values, pair.source, pair.grid, cf.MAPS[name])
+    return flow
 
 
 def _provenance(method: str, info: Mapping[str, Any], *, source: xr.DataArray | None = None,
@@ -294,9 +291,7 @@ def interpolate(
     fitted_config = getattr(result.fitted, "config", cfg) if spec.trained else None
     attrs = _provenance(method, result.info, source=pair.source, config=fitted_config, call=call)
     frames = _frames_xr(pair, result.frames, fractions, attrs, clip)
-    flow = None if result.fields is None else _flow_xr(pair, result.fields, attrs, kind)
-    if flow is not None and result.info.get("confidence") is not None:
-        flow = _with_confidence(flow, pair, result.info["confidence"])
+    flow = None if result.fields is None else _flow_xr(pair, result.fields, attrs, kind, result.maps)
     return frames, flow
 
 
@@ -315,7 +310,7 @@ class LatentInterpolator:
         self._std = np.asarray(std, dtype=np.float32)
         self._fitted = None if pair is None else (pair, backend or backends.InMemory())
         self._dims = (x_dim, y_dim)
-        self._fields_cache: tuple[Pair, Any] | None = None
+        self._fields_cache: tuple[Pair, Any, dict, dict] | None = None
         self._inputs: tuple | None = None
 
     @property
@@ -353,13 +348,14 @@ class LatentInterpolator:
         self._inputs = (first, last, (pair, backend))
         return pair, backend
 
-    def _motion(self, pair: Pair, backend, progress: bool) -> tuple[Any, dict]:
-        """The fields the model renders ``pair`` with and what was decided (cached per pair)."""
+    def _motion(self, pair: Pair, backend, progress: bool) -> tuple[Any, dict, dict]:
+        """The fields the model renders ``pair`` with, what was decided and the per-cell maps
+        (cached per pair)."""
         if self._fields_cache is not None and self._fields_cache[0] is pair:
             return self._fields_cache[1:]
-        fields, decided = backend.motion(self._core, pair, progress)
-        self._fields_cache = (pair, fields, decided)
-        return fields, decided
+        fields, decided, maps = backend.motion(self._core, pair, progress)
+        self._fields_cache = (pair, fields, decided, maps)
+        return fields, decided, maps
 
     def _attrs(self, pair: Pair, call: str, decided: Mapping[str, Any]) -> dict:
         info = {"device": str(self._core.device), **decided}
@@ -408,9 +404,9 @@ class LatentInterpolator:
         _check_flags(exact_endpoints=exact_endpoints, clip=clip, progress=progress)
         geo.warn_undated(first, last)
         pair, backend = self._pair_for(first, last)
-        fields, decided = self._motion(pair, backend, progress)
+        fields, decided, maps = self._motion(pair, backend, progress)
         frames, fields = backend.frames(self._core, pair, fractions, exact_endpoints, blend, progress, fields)
-        self._fields_cache = (pair, fields, decided)  # flow() then shares the frames' work (dask: their tasks)
+        self._fields_cache = (pair, fields, decided, maps)  # flow() then shares the frames' work (dask: their tasks)
         call = cf.call_repr("LatentInterpolator.frames", steps=int(steps), blend=blend)
         return _frames_xr(pair, frames, fractions, self._attrs(pair, call, decided), clip)
 
@@ -448,11 +444,8 @@ class LatentInterpolator:
         geo.warn_undated(first, last)
         pair, backend = self._pair_for(first, last)
         call = cf.call_repr("LatentInterpolator.flow", kind=kind)
-        fields, decided = self._motion(pair, backend, progress)
-        flow = _flow_xr(pair, fields, self._attrs(pair, call, decided), kind)
-        if decided.get("confidence") is not None:
-            flow = _with_confidence(flow, pair, decided["confidence"])
-        return flow
+        fields, decided, maps = self._motion(pair, backend, progress)
+        return _flow_xr(pair, fields, self._attrs(pair, call, decided), kind, maps)
 
     def save(self, path: str | Path) -> Path:
         """Write the weights and a JSON description to one file.

@@ -71,12 +71,11 @@ class InMemory:
         """Stage fields ``(N, 2, H, W)`` of ``core`` on the pair."""
         return core.fields(pair.first, pair.last, progress)
 
-    def motion(self, core, pair: Pair, progress=True) -> tuple[np.ndarray, dict]:
+    def motion(self, core, pair: Pair, progress=True) -> tuple[np.ndarray, dict, dict]:
         """Stage fields of ``core`` on the pair with the choice between trained and starting motion
-        applied (:meth:`xlatent.engine.LatentCore.motion`), and what was decided, with the
-        ``confidence`` map."""
-        fields, decided, certainty = core.motion(pair.first, pair.last, pair.mask, progress)
-        return fields, {**decided, "confidence": certainty}
+        applied (:meth:`xlatent.engine.LatentCore.motion`), what was decided, and the per-cell
+        maps (``confidence``)."""
+        return core.motion(pair.first, pair.last, pair.mask, progress)
 
     def frames(self, core, pair: Pair, fractions, exact_endpoints=True, blend="transport", progress=True,
                fields=None) -> tuple[np.ndarray, np.ndarray]:
@@ -111,10 +110,10 @@ class Dask:
         """Stage fields of ``core``, lazily, chunk by chunk."""
         return self._chunked.fields(core, pair.first, pair.last)
 
-    def motion(self, core, pair: Pair, progress=True) -> tuple[Any, dict]:
+    def motion(self, core, pair: Pair, progress=True) -> tuple[Any, dict, dict]:
         """Stage fields of ``core``, lazily, chunk by chunk: the trained motion of each chunk (the
         choice between it and the starting field and the confidence map are made in memory only)."""
-        return self.fields(core, pair, progress), {}
+        return self.fields(core, pair, progress), {}, {}
 
     def frames(self, core, pair: Pair, fractions, exact_endpoints=True, blend="transport", progress=True,
                fields=None):

@@ -45,6 +45,17 @@ KINDS: dict[str, _Names] = {
 
 EARTH_NAMES = ("u_east", "v_north")  # variable names of earth-relative components
 
+# The per-cell maps a method may return with its motion (``MethodResult.maps``), by variable
+# name: their CF attributes. A new map is one entry here and one in the method's result.
+MAPS: dict[str, dict] = {
+    "confidence": {
+        "long_name": "confidence of the motion estimate", "units": "1",
+        "valid_range": np.array([0.0, 1.0], "f4"),
+        "comment": "1: the two images carried half-way along the motion agree and the texture pins the motion; "
+                   "0: they disagree, the texture is flat, or the path leaves the grid. Mask u/v where it is low.",
+    },
+}
+
 
 def check_kind(kind: str | None) -> str | None:
     """Return ``kind`` if it is None or known; raise :class:`UnknownKindError` otherwise."""

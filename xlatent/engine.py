@@ -306,20 +306,21 @@ class LatentCore:
             fields = np.broadcast_to(prior[None], fields.shape).astype(np.float32)
         return fields, info
 
-    def motion(self, first, last, mask, progress=False, prior=None) -> tuple[np.ndarray, dict, np.ndarray | None]:
+    def motion(self, first, last, mask, progress=False, prior=None) -> tuple[np.ndarray, dict, dict[str, np.ndarray]]:
         """The motion the model renders the pair with.
 
         Stage fields of F (:meth:`fields`), then :meth:`choose` between them and the starting
         field ``prior`` (fitted here when not given), and the :meth:`confidence` of what was kept.
         Returns the fields ``(N, 2, H, W)``, what was decided (for the output's attributes) and
-        the confidence ``(H, W)`` (None for a model without a stationary velocity).
+        the per-cell maps (:attr:`xlatent.methods.base.MethodResult.maps`): ``confidence``
+        ``(H, W)`` for a model with a stationary velocity, none otherwise.
         """
         if self.config.flow_prior and prior is None:
             prior = self.prior(first, last)
         fields = self.fields(first, last, progress, prior)
         fields, decided = self.choose(first, last, mask, prior, fields)
-        certainty = self.confidence(first, last, fields[0]) if self.model.stationary else None
-        return fields, decided, certainty
+        maps = {"confidence": self.confidence(first, last, fields[0])} if self.model.stationary else {}
+        return fields, decided, maps
 
     def fit(self, first, last, mask, patch, stride, seed=0, progress=True, prior=None):
         """Train on the pair (normalised ``(C, H, W)`` arrays); returns the history."""

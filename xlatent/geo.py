@@ -697,20 +697,24 @@ def _time_coords(grid: Grid, t_last, fractions: np.ndarray) -> dict:
 
 
 def write_crs_like(obj, source: xr.DataArray, grid: Grid):
-    """Give ``obj`` the CRS of ``source`` with a ``grid_mapping`` link on every variable."""
+    """Give ``obj`` the CRS of ``source`` with a ``grid_mapping`` link on every variable, to a
+    grid-mapping coordinate named as the source's (``spatial_ref``, ``crs``...; one, never a
+    stale copy next to a new one)."""
     crs = _crs(source)
     if crs is None:
         return obj
+    gm = _grid_mapping_name(source)
+    if gm not in source.coords:  # a CRS read from a ``crs`` attribute: the rioxarray default
+        gm = "spatial_ref"
     try:
         obj = obj.rio.set_spatial_dims(x_dim=grid.x_dim, y_dim=grid.y_dim)
     except Exception:
         pass
     with warnings.catch_warnings():  # pyproj's note on CF export of some projections (EPSG:21781)
         warnings.filterwarnings("ignore", message=".*lost in conversion to CF", category=UserWarning)
-        obj = obj.rio.write_crs(crs)
-    gm = "spatial_ref"
-    if "spatial_ref" in source.coords:  # keep GeoTransform and friends when present
-        obj = obj.assign_coords(spatial_ref=source.coords["spatial_ref"].variable.copy(deep=False))
+        obj = obj.rio.write_crs(crs, grid_mapping_name=gm)
+    if gm in source.coords:  # keep GeoTransform and friends when present
+        obj = obj.assign_coords({gm: source.coords[gm].variable.copy(deep=False)})
     try:
         obj = obj.rio.write_coordinate_system()
     except Exception:

@@ -1,5 +1,7 @@
-"""Training loops: the generic Adam loop (:func:`optimise`, shared by the trained models) and
-the latent model's training on one image pair: patches, Adam, decay, early stop."""
+"""The training loop of every trained model (:func:`fit_loop`, with callbacks: device, progress,
+early stop, time budget, validation, checkpoint), the set of callbacks the interpolator and the
+forecaster share (:func:`optimise`), and the latent model's training on one image pair
+(:func:`train`, :func:`train_windows`: patches, Adam, decay, early stop)."""
 
 from __future__ import annotations
 
@@ -141,55 +143,220 @@ def optimise(
     betas: tuple[float, float] = (0.9, 0.999),
     desc: str = "xlatent fit",
 ) -> History:
-    """Generic Adam loop shared by the trained models: seeding, exponential decay from ``lr`` to
-    ``lr_final``, early stop on a plateau of the smoothed loss, time budget, progress bar, History.
+    """:func:`fit_loop` with the callbacks the interpolator and the forecaster share: the model
+    on ``device`` in channels-last layout, a progress bar, early stop on a plateau of the
+    smoothed loss, a time budget; the learning rate decays exponentially from ``lr`` to
+    ``lr_final`` over ``max_iters`` steps."""
+    callbacks = [ToDevice(device), Progress(desc, max_iters, progress), EarlyStop(patience, min_delta)]
+    if time_budget is not None:
+        callbacks.append(TimeBudget(time_budget))
+    return fit_loop(model, step, lr=lr, decay=(lr_final / lr) ** (1.0 / max(max_iters, 1)), betas=betas,
+                    max_iters=max_iters, seed=seed, keys=keys, callbacks=callbacks)
 
-    ``step(rng)`` draws one batch with the numpy generator ``rng`` and returns the loss tensor and
-    a dict of floats (``"loss"`` and the parts named in ``keys``). The History's fixed fields
-    (``loss``, ``terminal``, ``autoencoder``) take those keys; any other key goes to ``parts``.
+
+@dataclass
+class LoopState:
+    """What the callbacks of :func:`fit_loop` see: the model, the history so far, the step just
+    taken (0-based), its values (``"loss"`` and parts), the smoothed loss and the start time."""
+
+    model: torch.nn.Module
+    history: History
+    max_iters: int
+    it: int = -1
+    values: dict = field(default_factory=dict)
+    smooth: float | None = None
+    start: float = 0.0
+
+
+class Callback:
+    """A hook of :func:`fit_loop`. ``start`` runs before the optimiser is built (move the model
+    there), ``step`` after every step (return a reason to stop, or None), ``end`` once, last
+    (also when a step raised)."""
+
+    def start(self, state: LoopState) -> None:
+        """Before the first step."""
+
+    def step(self, state: LoopState) -> str | None:
+        """After each step: a reason to stop (it becomes ``History.stopped``) or None."""
+        return None
+
+    def end(self, state: LoopState) -> None:
+        """After the last step."""
+
+
+class ToDevice(Callback):
+    """The model on ``device`` (channels-last memory layout unless told otherwise: measured 2.2x
+    faster training steps on CPU for these narrow nets)."""
+
+    def __init__(self, device: torch.device, channels_last: bool = True) -> None:
+        self.device, self.channels_last = device, channels_last
+
+    def start(self, state: LoopState) -> None:
+        """Move the model."""
+        fmt = torch.channels_last if self.channels_last else torch.preserve_format
+        state.model.to(device=self.device, memory_format=fmt)
+
+
+class Progress(Callback):
+    """A tqdm progress bar (``enabled=False``: none), the smoothed loss shown every 10 steps."""
+
+    def __init__(self, desc: str, total: int, enabled: bool = True) -> None:
+        self.desc, self.total, self.enabled, self.bar = desc, total, enabled, None
+
+    def start(self, state: LoopState) -> None:
+        """Open the bar."""
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.total, desc=self.desc, disable=not self.enabled, leave=False)
+
+    def step(self, state: LoopState) -> None:
+        """Advance the bar."""
+        self.bar.update(1)
+        if state.it % 10 == 0:
+            self.bar.set_postfix(loss=f"{state.smooth:.4g}")
+
+    def end(self, state: LoopState) -> None:
+        """Close the bar."""
+        if self.bar is not None:
+            self.bar.close()
+
+
+class EarlyStop(Callback):
+    """Stop when the smoothed loss has not improved by a fraction ``min_delta`` for ``patience``
+    steps."""
+
+    def __init__(self, patience: int, min_delta: float) -> None:
+        self.patience, self.min_delta = patience, min_delta
+        self.best, self.since_best = np.inf, 0
+
+    def step(self, state: LoopState) -> str | None:
+        """Count the steps since the best smoothed loss."""
+        if state.smooth < self.best * (1 - self.min_delta):
+            self.best, self.since_best = state.smooth, 0
+        else:
+            self.since_best += 1
+        return f"plateau after {state.it + 1} steps" if self.since_best >= self.patience else None
+
+
+class TimeBudget(Callback):
+    """Stop once ``seconds`` of training have passed."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def step(self, state: LoopState) -> str | None:
+        """Stop when the budget is spent."""
+        if time.perf_counter() - state.start >= self.seconds:
+            return f"time budget ({self.seconds:g} s) after {state.it + 1} steps"
+        return None
+
+
+class Validation(Callback):
+    """Every ``every`` steps, ``score(model)`` (a float, computed without gradients, the model in
+    eval mode) recorded in ``History.parts["validation"]`` with the step in
+    ``parts["validation_step"]``; with ``patience``, stop when it has not improved for that many
+    evaluations."""
+
+    def __init__(self, score: Callable[[torch.nn.Module], float], every: int = 50, patience: int | None = None) -> None:
+        self.score, self.every, self.patience = score, every, patience
+        self.best, self.since_best = np.inf, 0
+
+    def step(self, state: LoopState) -> str | None:
+        """Score the model every ``every`` steps."""
+        if (state.it + 1) % self.every:
+            return None
+        state.model.eval()
+        with torch.no_grad():
+            value = float(self.score(state.model))
+        state.model.train()
+        state.history.parts.setdefault("validation", []).append(value)
+        state.history.parts.setdefault("validation_step", []).append(state.it + 1)
+        self.best, self.since_best = (value, 0) if value < self.best else (self.best, self.since_best + 1)
+        if self.patience is not None and self.since_best >= self.patience:
+            return f"validation plateau after {state.it + 1} steps"
+        return None
+
+
+class Checkpoint(Callback):
+    """Every ``every`` steps and at the end, the model's weights, the step and the history
+    written to ``path`` (``torch.save``, replaced atomically): a long fit can be inspected or
+    resumed from there."""
+
+    def __init__(self, path, every: int = 100) -> None:
+        from pathlib import Path
+
+        self.path, self.every = Path(path), every
+
+    def _save(self, state: LoopState) -> None:
+        tmp = self.path.with_name(self.path.name + ".part")
+        torch.save({"step": state.it + 1, "model": state.model.state_dict(), "history": state.history.to_dict()}, tmp)
+        tmp.replace(self.path)
+
+    def step(self, state: LoopState) -> None:
+        """Save every ``every`` steps."""
+        if (state.it + 1) % self.every == 0:
+            self._save(state)
+
+    def end(self, state: LoopState) -> None:
+        """Save the last step."""
+        if state.it >= 0:
+            self._save(state)
+
+
+def fit_loop(
+    model: torch.nn.Module,
+    step: Callable[[np.random.Generator], tuple[torch.Tensor, dict]],
+    *,
+    lr: float,
+    max_iters: int,
+    seed: int | None,
+    decay: float = 1.0,
+    betas: tuple[float, float] = (0.9, 0.999),
+    keys: Sequence[str] = ("loss",),
+    callbacks: Sequence[Callback] = (),
+) -> History:
+    """The training loop of every trained model: Adam with an exponential learning-rate
+    ``decay`` per step, ``max_iters`` steps unless a callback stops it.
+
+    ``step(rng)`` draws one batch with the numpy generator ``rng`` (seeded with ``seed``; torch
+    is seeded with it too) and returns the loss tensor and a dict of floats: ``"loss"`` and the
+    parts named in ``keys``, recorded in the :class:`History` (its fixed fields ``loss``,
+    ``terminal``, ``autoencoder``; any other key goes to ``parts``). ``callbacks`` run in order
+    (:class:`Callback`): moving the model (:class:`ToDevice`), :class:`Progress`,
+    :class:`EarlyStop`, :class:`TimeBudget`, :class:`Validation`, :class:`Checkpoint`; the first
+    that gives a reason to stop ends the loop after that step. The model is left in eval mode.
     """
-    from tqdm.auto import tqdm
-
     rng = np.random.default_rng(seed)
     if seed is not None:
         torch.manual_seed(seed)
-    # channels_last: measured 2.2x faster training steps on CPU for these narrow nets
-    model.to(device=device, memory_format=torch.channels_last).train()
-    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=betas)
-    gamma = (lr_final / lr) ** (1.0 / max(max_iters, 1))
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma)
-    history = History()
-    best, since_best, smooth = np.inf, 0, None
-    start = time.perf_counter()
-    bar = tqdm(total=max_iters, desc=desc, disable=not progress, leave=False)
+    state = LoopState(model, History(), max_iters)
     try:
+        for cb in callbacks:
+            cb.start(state)
+        model.train()
+        opt = torch.optim.Adam(model.parameters(), lr=lr, betas=betas)
+        sched = torch.optim.lr_scheduler.ExponentialLR(opt, decay)
+        state.start = time.perf_counter()
         for it in range(max_iters):
-            loss, parts = step(rng)
+            loss, values = step(rng)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            history.record(parts, keys)
-            smooth = parts["loss"] if smooth is None else 0.95 * smooth + 0.05 * parts["loss"]
-            if smooth < best * (1 - min_delta):
-                best, since_best = smooth, 0
-            else:
-                since_best += 1
-            bar.update(1)
-            if it % 10 == 0:
-                bar.set_postfix(loss=f"{smooth:.4g}")
-            elapsed = time.perf_counter() - start
-            if since_best >= patience:
-                history.stopped = f"plateau after {it + 1} steps"
-                break
-            if time_budget is not None and elapsed >= time_budget:
-                history.stopped = f"time budget ({time_budget:g} s) after {it + 1} steps"
+            state.history.record(values, keys)
+            state.it, state.values = it, values
+            state.smooth = values["loss"] if state.smooth is None else 0.95 * state.smooth + 0.05 * values["loss"]
+            reason = next((r for cb in callbacks if (r := cb.step(state))), None)
+            if reason:
+                state.history.stopped = reason
                 break
         else:
-            history.stopped = f"max_iters ({max_iters})"
+            state.history.stopped = f"max_iters ({max_iters})"
     finally:
-        bar.close()
-    history.seconds = time.perf_counter() - start
-    log.info("training stopped: %s, %.1f s, final loss %.4g", history.stopped, history.seconds, smooth or 0)
+        for cb in callbacks:
+            cb.end(state)
+    state.history.seconds = time.perf_counter() - state.start
+    log.info("training stopped: %s, %.1f s, final loss %.4g", state.history.stopped, state.history.seconds,
+             state.smooth or 0)
     model.eval()
-    return history
+    return state.history

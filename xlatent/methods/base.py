@@ -4,7 +4,8 @@ A method takes the two images as normalised, NaN-free ``(C, H, W)`` float32 arra
 validity mask, the wanted fractions and the per-channel ``mean``/``std`` that undo the
 normalisation (keywords), and returns frames ``(K, C, H, W)`` and, when it has
 one, the motion as per-stage fields ``(N, 2, H, W)`` in grid cells per unit of
-``interp_fraction`` (index space: column, row). Geo handling stays in :mod:`xlatent.geo`.
+``interp_fraction`` (index space: column, row), with per-cell maps ``(H, W)`` such as the
+motion's ``confidence`` (``maps``). Geo handling stays in :mod:`xlatent.geo`.
 
 This module holds that contract and the registry (:func:`register`, :func:`spec`); the
 built-in methods register on import of :mod:`xlatent.methods`, which imports them all.
@@ -30,6 +31,10 @@ class MethodResult:
     fields: np.ndarray | None
     info: dict[str, Any] = field(default_factory=dict)
     fitted: Any = None
+    maps: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per-cell ``(H, W)`` maps that go with the motion, by output variable name (``confidence``):
+    the xarray edge turns each into a CF variable of the flow Dataset (:data:`xlatent.cf.MAPS`
+    describes them)."""
 
 
 MethodFn = Callable[..., MethodResult]

@@ -48,8 +48,8 @@ def flow(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.nd
                 fwd = advection.sample(a, advection.departure([u] * _SUBSTEPS, [t / _SUBSTEPS] * _SUBSTEPS)) if t > 0 else a
                 bwd = advection.sample(b, advection.arrival([u] * _SUBSTEPS, [(1 - t) / _SUBSTEPS] * _SUBSTEPS)) if t < 1 else b
             frames.append(((1 - t) * fwd + t * bwd)[0].numpy())
-    info = {"motion": motion}
+    maps = {}
     if motion == "svf" and with_confidence:  # how well the images pin the fitted velocity, per cell (svf.confidence)
-        info["confidence"] = confidence(*motion_space(physical(first, mean, std), physical(last, mean, std),
+        maps["confidence"] = confidence(*motion_space(physical(first, mean, std), physical(last, mean, std),
                                                       motion_transform), field)
-    return MethodResult(frames=np.stack(frames), fields=field[None], info=info)
+    return MethodResult(frames=np.stack(frames), fields=field[None], info={"motion": motion}, maps=maps)

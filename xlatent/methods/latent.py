@@ -21,9 +21,7 @@ def latent(first, last, mask, fractions, *, config: LatentConfig, patch, stride,
     core = LatentCore(first.shape[0], config, device, seed, mean, std)
     prior = core.prior(first, last)
     history = core.fit(first, last, mask, patch, stride, seed=seed, progress=progress, prior=prior)
-    fields, decided, certainty = core.motion(first, last, mask, progress, prior)
+    fields, decided, maps = core.motion(first, last, mask, progress, prior)
     frames = core.frames(first, last, fields, fractions, exact_endpoints, progress, blend)
     info = {"device": str(core.device), "train_seconds": history.seconds, "stopped": history.stopped, **decided}
-    if certainty is not None:
-        info["confidence"] = certainty
-    return MethodResult(frames=frames, fields=fields, info=info, fitted=core)
+    return MethodResult(frames=frames, fields=fields, info=info, fitted=core, maps=maps)

@@ -39,10 +39,10 @@ fractions ``T`` from 0 to 1. Frames are ``D((1 - t) z0 + t z1)``.
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 
+from xlatent._lazy import torch_side
 from xlatent.checks import real, whole
 from xlatent.device import resolve_device
 from xlatent.methods.base import MethodResult, register
@@ -98,47 +98,40 @@ def _energy(decoded, lo, weight, grid: int):
 
 
 def _fit(model, first, last, mask, patch, stride, opts, dev, seed, progress):
-    """Train ``model`` on patches of the pair; returns (seconds, last loss, last J per unit square)."""
+    """Train ``model`` on patches of the pair (:func:`xlatent.train.fit_loop`); returns
+    (seconds, last loss, last J per unit square)."""
     import torch
-    from tqdm.auto import tqdm
 
+    train = torch_side("train")
     c, (ph, pw) = first.shape[0], patch
     origins = patch_origins(first.shape[-2:], patch, stride)
     pair = torch.from_numpy(np.concatenate((first, last, mask[None].astype(np.float32)), axis=0)).to(dev)
     lo = torch.from_numpy(_floor(first, last, mask).astype(np.float32)).to(dev)
-    rng = np.random.default_rng(seed)
     k, nb, alpha = opts["ae_path"], opts["ae_batch"], opts["alpha"]
     fractions = np.linspace(0.0, 1.0, k)
     t = torch.from_numpy(fractions[1:-1].astype(np.float32)).to(dev).view(-1, 1, 1, 1, 1)
-    opt = torch.optim.Adam(model.parameters(), lr=opts["ae_lr"])
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, 0.1 ** (1.0 / opts["ae_iters"]))
-    model.train()
-    loss_v, j_v, start = float("nan"), float("nan"), time.perf_counter()
-    with tqdm(total=opts["ae_iters"], desc="xlatent ot-autoencoder", disable=not progress, leave=False) as bar:
-        for it in range(opts["ae_iters"]):
-            pick = origins[rng.integers(len(origins), size=nb)]
-            batch = torch.stack([pair[:, r : r + ph, q : q + pw] for r, q in pick])
-            x0, x1, m = batch[:, :c], batch[:, c : 2 * c], batch[:, 2 * c :]
-            z = model.encode(torch.cat((x0, x1)))
-            z0, z1 = z[:nb], z[nb:]
-            zt = ((1 - t) * z0[None] + t * z1[None]).flatten(0, 1)
-            dec = model.decode(torch.cat((z0, zt, z1)), (ph, pw)).unflatten(0, (k, nb))
-            cells = m.sum().clamp(min=1) * c
-            loss = (((dec[0] - x0) ** 2 * m).sum() + ((dec[-1] - x1) ** 2 * m).sum()) / cells
-            if alpha > 0:
-                j = _energy(dec, lo, m, opts["ae_grid"])
-                loss = loss + alpha * j
-                j_v = float(j.detach())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            loss_v = float(loss.detach())
-            bar.update(1)
-            if it % 10 == 0:
-                bar.set_postfix(loss=f"{loss_v:.4g}")
-    model.eval()
-    return time.perf_counter() - start, loss_v, j_v
+
+    def step(rng: np.random.Generator):
+        pick = origins[rng.integers(len(origins), size=nb)]
+        batch = torch.stack([pair[:, r : r + ph, q : q + pw] for r, q in pick])
+        x0, x1, m = batch[:, :c], batch[:, c : 2 * c], batch[:, 2 * c :]
+        z = model.encode(torch.cat((x0, x1)))
+        z0, z1 = z[:nb], z[nb:]
+        zt = ((1 - t) * z0[None] + t * z1[None]).flatten(0, 1)
+        dec = model.decode(torch.cat((z0, zt, z1)), (ph, pw)).unflatten(0, (k, nb))
+        cells = m.sum().clamp(min=1) * c
+        loss = (((dec[0] - x0) ** 2 * m).sum() + ((dec[-1] - x1) ** 2 * m).sum()) / cells
+        j = float("nan")
+        if alpha > 0:
+            energy = _energy(dec, lo, m, opts["ae_grid"])
+            loss = loss + alpha * energy
+            j = float(energy.detach())
+        return loss, {"loss": float(loss.detach()), "path_energy": j}
+
+    history = train.fit_loop(model, step, lr=opts["ae_lr"], decay=0.1 ** (1.0 / opts["ae_iters"]),
+                             max_iters=opts["ae_iters"], seed=seed, keys=("loss", "path_energy"),
+                             callbacks=[train.Progress("xlatent ot-autoencoder", opts["ae_iters"], progress)])
+    return history.seconds, history.loss[-1], history.parts["path_energy"][-1]
 
 
 def _render(model, first, last, fractions, exact: bool, tile: int, dev) -> np.ndarray:
@@ -210,13 +203,12 @@ def ot_autoencoder(first, last, mask, fractions, *, patch, stride, config=None, 
     and the motion of the decoded path (see the module docstring)."""
     import torch
 
-    from xlatent.model.autoencoder import ConvAutoencoder  # torch
-
     opts = _check({**_OPTIONS, **{k: v for k, v in options.items() if k in _OPTIONS}})
     dev = resolve_device(device)
     if seed is not None:  # the initial weights are part of what the seed fixes
         torch.manual_seed(seed)
-    model = ConvAutoencoder(first.shape[0], opts["ae_latent"], opts["ae_width"], opts["ae_levels"]).to(dev)
+    autoencoder = torch_side("model.autoencoder")
+    model = autoencoder.ConvAutoencoder(first.shape[0], opts["ae_latent"], opts["ae_width"], opts["ae_levels"]).to(dev)
     valid = np.asarray(mask, dtype=bool)
     seconds, loss, j_unit = _fit(model, first, last, valid, tuple(patch), tuple(stride), opts, dev, seed, progress)
     tile = int(getattr(config, "tile", 512))
