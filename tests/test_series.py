@@ -172,3 +172,18 @@ def test_wobble_and_quantile_matching(rain):
         warnings.simplefilter("error")
         frames, _ = xs.interp(series, _every(series, HOUR), match=True, progress=False, **FAST)
     np.testing.assert_array_equal(frames.sel(time=series.time.values).values, series.values)
+
+
+def test_accumulate_at_a_substep_is_the_trapezoid_sum_of_interp_frames(rain):
+    import dask
+
+    series = rain.isel(time=slice(0, 3))
+    totals = xs.accumulate(series, "2h", substep="30min", progress=False, **FAST)
+    frames, _ = xs.interp(series, _every(series, np.timedelta64(30, "m")), progress=False, **FAST)
+    for end, total in zip(totals.time.values, totals.values):
+        v = frames.sel(time=slice(end - 2 * HOUR, end)).values.astype(np.float64)
+        np.testing.assert_allclose(total, 0.5 * (v[1:] + v[:-1]).sum(0) / 2, rtol=1e-5, atol=1e-5)
+    lazy = xs.accumulate(series.chunk({"time": 1}), "2h", substep="30min", progress=False, **FAST)
+    assert lazy.chunks is not None
+    with dask.config.set(scheduler="threads", num_workers=2):
+        np.testing.assert_array_equal(lazy.values, totals.values)
