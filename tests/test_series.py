@@ -26,7 +26,7 @@ def rain() -> xr.DataArray:
 
 def _every(series: xr.DataArray, step: np.timedelta64) -> np.ndarray:
     t = series.time.values
-    return np.arange(t[0], t[-1] + step, step).astype("datetime64[ns]")
+    return np.arange(t[0], t[-1] + np.timedelta64(1, "ns"), step).astype("datetime64[ns]")
 
 
 def test_input_times_give_the_inputs_exactly(rain):
@@ -187,3 +187,15 @@ def test_accumulate_at_a_substep_is_the_trapezoid_sum_of_interp_frames(rain):
     assert lazy.chunks is not None
     with dask.config.set(scheduler="threads", num_workers=2):
         np.testing.assert_array_equal(lazy.values, totals.values)
+
+
+def test_interp_on_a_distributed_cluster_equals_eager(rain):
+    distributed = pytest.importorskip("dask.distributed")
+    series = rain.isel(time=slice(0, 3))
+    wanted = _every(series, 3 * HOUR)
+    eager, _ = xs.interp(series, wanted, progress=False, **FAST)
+    # in-process workers: the cluster mechanics under test cost under a second here
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        lazy, _ = xs.interp(series.chunk({"time": 1}), wanted, progress=False, **FAST)
+        np.testing.assert_array_equal(lazy.values, eager.values)
