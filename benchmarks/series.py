@@ -98,9 +98,9 @@ def run_file(path: Path) -> dict:
     row["wobble_truth"] = xs.wobble(truth, sub.time.values)
 
     t0 = time.perf_counter()
-    acc_flow = xs.accumulate(sub, "1h", progress=False)
+    acc_flow = xlatent.accumulate(sub, "1h", progress=False)
     row["accumulate_s"] = time.perf_counter() - t0
-    acc_lin = xs.accumulate(sub, "1h", method="linear", progress=False)
+    acc_lin = xlatent.accumulate(sub, "1h", method="linear", progress=False)
     true_totals = trapezoid_totals(native, acc_flow.time.values)
     # accumulate(substep=<native step>) renders the fractions interp rendered: its totals are the
     # trapezoid sums of interp's frames (tests/test_series.py checks the equality)

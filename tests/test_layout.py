@@ -28,6 +28,7 @@ LAYERS = [
     {"xlatent.backends"},
     {"xlatent.api"},
     {"xlatent.series"},
+    {"xlatent.totals"},
     {"xlatent.accessor", "xlatent.io", "xlatent.forecast"},
     {"xlatent", "xlatent.plot"},
     {"xlatent.cli", "xlatent.__main__"},

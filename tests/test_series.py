@@ -82,7 +82,7 @@ def test_lazy_equals_eager_on_the_threaded_scheduler(rain):
 
 def test_outputs_carry_cf_attributes_and_crs_through_netcdf(rain, tmp_path):
     frames, flow = xs.interp(rain.isel(time=slice(0, 2)), _every(rain.isel(time=slice(0, 2)), HOUR), progress=False, **FAST)
-    totals = xs.accumulate(rain.isel(time=slice(0, 2)), "1h", substep="30min", progress=False, **FAST)
+    totals = xlatent.accumulate(rain.isel(time=slice(0, 2)), "1h", substep="30min", progress=False, **FAST)
     for obj, name in ((frames, "frames.nc"), (flow, "flow.nc"), (totals, "totals.nc")):
         obj.to_netcdf(tmp_path / name)
         back = xr.open_dataset(tmp_path / name, decode_coords="all")
@@ -127,18 +127,18 @@ def test_accumulate_of_a_constant_rate_is_rate_times_duration():
     series = xr.DataArray(np.full((5, 32, 32), 2.5, np.float32), dims=("time", "y", "x"),
                           coords={"time": t, "y": np.arange(32.0)[::-1] * 1000, "x": np.arange(32.0) * 1000},
                           attrs={"units": "mm/h"})
-    totals = xs.accumulate(series, "1h", method="linear", progress=False)
+    totals = xlatent.accumulate(series, "1h", method="linear", progress=False)
     np.testing.assert_array_equal(totals.time.values, t[[2, 4]])  # labelled at the period ends
     np.testing.assert_array_equal(totals.period_start.values, t[[0, 2]])
     np.testing.assert_allclose(totals.values, 2.5, rtol=1e-6)
     per_second = series.assign_attrs(units="kg m-2 s-1") / 3600
-    totals = xs.accumulate(per_second.assign_attrs(units="kg m-2 s-1"), "30min", method="linear", progress=False)
+    totals = xlatent.accumulate(per_second.assign_attrs(units="kg m-2 s-1"), "30min", method="linear", progress=False)
     np.testing.assert_allclose(totals.values, 1.25, rtol=1e-5)
 
 
 def test_accumulate_is_closed_on_the_right_and_linear_is_the_trapezoid_sum(rain):
     series = rain.isel(time=slice(0, 4))  # 00:00 to 06:00, 2 h steps
-    totals = xs.accumulate(series, "3h", method="linear", progress=False)
+    totals = xlatent.accumulate(series, "3h", method="linear", progress=False)
     np.testing.assert_array_equal(totals.time.values, series.time.values[0] + np.array([3, 6]) * HOUR)
     v = series.values.astype(np.float64)
     mid = (v[1] + v[2]) / 2  # the linear rate at 03:00
@@ -147,10 +147,10 @@ def test_accumulate_is_closed_on_the_right_and_linear_is_the_trapezoid_sum(rain)
 
 
 def test_accumulate_along_the_motion_is_never_negative_and_keeps_the_crs(rain):
-    totals = xs.accumulate(rain.isel(time=slice(0, 3)), "2h", substep="20min", progress=False, **FAST)
+    totals = xlatent.accumulate(rain.isel(time=slice(0, 3)), "2h", substep="20min", progress=False, **FAST)
     assert totals.sizes["time"] == 2 and (totals.values >= 0).all()
     assert totals.rio.crs == rain.rio.crs
-    linear = xs.accumulate(rain.isel(time=slice(0, 3)), "2h", method="linear", progress=False)
+    linear = xlatent.accumulate(rain.isel(time=slice(0, 3)), "2h", method="linear", progress=False)
     assert not np.allclose(totals.values, linear.values)  # the motion changes the totals
 
 
@@ -158,7 +158,7 @@ def test_accumulate_refuses_what_is_not_a_rate(rain):
     for units in ("dBZ", "mm", None):
         da = rain.assign_attrs(units=units) if units else rain.drop_attrs()
         with pytest.raises(NotARateError, match="not a rate"):
-            xs.accumulate(da, "1h", progress=False)
+            xlatent.accumulate(da, "1h", progress=False)
 
 
 def test_wobble_and_quantile_matching(rain):
@@ -178,12 +178,12 @@ def test_accumulate_at_a_substep_is_the_trapezoid_sum_of_interp_frames(rain):
     import dask
 
     series = rain.isel(time=slice(0, 3))
-    totals = xs.accumulate(series, "2h", substep="30min", progress=False, **FAST)
+    totals = xlatent.accumulate(series, "2h", substep="30min", progress=False, **FAST)
     frames, _ = xs.interp(series, _every(series, np.timedelta64(30, "m")), progress=False, **FAST)
     for end, total in zip(totals.time.values, totals.values):
         v = frames.sel(time=slice(end - 2 * HOUR, end)).values.astype(np.float64)
         np.testing.assert_allclose(total, 0.5 * (v[1:] + v[:-1]).sum(0) / 2, rtol=1e-5, atol=1e-5)
-    lazy = xs.accumulate(series.chunk({"time": 1}), "2h", substep="30min", progress=False, **FAST)
+    lazy = xlatent.accumulate(series.chunk({"time": 1}), "2h", substep="30min", progress=False, **FAST)
     assert lazy.chunks is not None
     with dask.config.set(scheduler="threads", num_workers=2):
         np.testing.assert_array_equal(lazy.values, totals.values)

@@ -7,7 +7,7 @@ from typing import Any
 
 import xarray as xr
 
-from xlatent import api, cf
+from xlatent import api, cf, totals
 from xlatent import forecast as forecasting
 from xlatent import series as whole
 
@@ -75,7 +75,7 @@ class LatentDynAccessor:
 
     def accumulate(self, freq: Any = "1h", substep: Any = None, method: str = "flow", model: Any = None, **kwargs: Any):
         """Totals of this rate per period, integrated along the motion:
-        :func:`xlatent.series.accumulate` (same keywords).
+        :func:`xlatent.accumulate` (same keywords).
 
         Parameters
         ----------
@@ -88,7 +88,7 @@ class LatentDynAccessor:
         model : optional
             A fitted interpolator, passed on as ``model=``.
         **kwargs
-            Any keyword of :func:`xlatent.series.accumulate`.
+            Any keyword of :func:`xlatent.accumulate`.
 
         Returns
         -------
@@ -99,7 +99,7 @@ class LatentDynAccessor:
         --------
         >>> hourly = series.latentdyn.accumulate(freq="1h")  # doctest: +SKIP
         """
-        return whole.accumulate(self._obj, freq, substep=substep, method=method, model=model, **kwargs)
+        return totals.accumulate(self._obj, freq, substep=substep, method=method, model=model, **kwargs)
 
     def fit(self, other: xr.DataArray, **kwargs: Any):
         """Fit the latent model from this image to ``other``: :func:`xlatent.fit` (same keywords).
