@@ -101,6 +101,8 @@ def test_outside_the_span_and_bad_series_are_named_errors(rain):
         xs.interp(rain, [rain.time.values[-1] + HOUR], progress=False)
     with pytest.raises(SeriesError, match="strictly increase"):
         xs.interp(rain.isel(time=[0, 2, 1]), rain.time.values[:1], progress=False)
+    with pytest.raises(SeriesError, match="without any finite value"):
+        xs.interp(rain.where(rain.time != rain.time[1]), rain.time.values[:1], progress=False)
     with pytest.raises(SeriesError, match="time dimension"):
         xs.interp(rain.isel(time=0), rain.time.values[:1], progress=False)
     with pytest.raises(ConfigError, match="fractions"):

@@ -57,8 +57,8 @@ class Series:
         InputTypeError
             For something other than a numeric DataArray.
         SeriesError
-            Without a dated time dim, with fewer than two frames, or with times that do not
-            strictly increase.
+            Without a dated time dim, with fewer than two frames, with times that do not
+            strictly increase, or (in memory) with a frame that is NaN everywhere.
         SpatialDimsError
             When the spatial dims cannot be found, or there is more than one channel dim.
         """
@@ -78,6 +78,8 @@ class Series:
         frame = da.isel({tdim: 0})
         grid = geo.describe(frame, x_dim=x_dim, y_dim=y_dim)
         check_size(tuple(frame.sizes[d] for d in (grid.y_dim, grid.x_dim)))
+        if da.chunks is None:  # a lazy series is checked interval by interval, when computed
+            _check_frames_hold_data(da, tdim, times, label)
         units = da.attrs.get("units")
         return cls(da, tdim, grid, times, None if units is None else str(units))
 
@@ -116,6 +118,15 @@ class Series:
         """The source without its time dim and values: the coords (CRS included) an output
         frame takes."""
         return self.source.isel({self.time_dim: 0}, drop=True)
+
+
+def _check_frames_hold_data(da: xr.DataArray, tdim: Hashable, times: np.ndarray, label: str) -> None:
+    """Refuse a series with a frame that has no finite cell (nothing to carry along the motion)."""
+    other = [d for d in da.dims if d != tdim]
+    empty = ~np.isfinite(da.values.astype(np.float64, copy=False)).any(axis=tuple(da.dims.index(d) for d in other))
+    if empty.any():
+        raise SeriesError(f"{label} has {int(empty.sum())} frame(s) without any finite value (e.g. {times[empty][0]}): "
+                          f"drop them first, e.g. da.dropna({tdim!r}, how='all'); the intervals around them are then longer.")
 
 
 def _datetimes(coord: xr.DataArray, label: str) -> np.ndarray:
