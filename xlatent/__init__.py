@@ -19,12 +19,16 @@ from xlatent.exceptions import XlatentError  # noqa: E402
 from xlatent.forecast import ForecastConfig, Forecaster, fit_forecaster, forecast, load_forecaster  # noqa: E402
 from xlatent.io import open_image, open_result, save_result, to_netcdf, to_zarr  # noqa: E402
 from xlatent.path_energy import path_energy  # noqa: E402
+from xlatent.series import interp  # noqa: E402
+from xlatent.stack import Series  # noqa: E402
+from xlatent.totals import accumulate  # noqa: E402
 
 __all__ = [
     "interpolate", "fit", "load", "LatentInterpolator", "LatentConfig", "XlatentError", "__version__",
     "open_image", "to_netcdf", "to_zarr", "save_result", "open_result", "to_earth_relative", "path_energy",
 ]
 __all__ += ["forecast", "fit_forecaster", "load_forecaster", "Forecaster", "ForecastConfig"]
+__all__ += ["interp", "accumulate", "Series"]
 
 
 def __getattr__(name: str):

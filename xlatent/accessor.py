@@ -7,8 +7,9 @@ from typing import Any
 
 import xarray as xr
 
-from xlatent import api, cf
+from xlatent import api, cf, totals
 from xlatent import forecast as forecasting
+from xlatent import series as whole
 
 
 @xr.register_dataarray_accessor("latentdyn")
@@ -42,6 +43,63 @@ class LatentDynAccessor:
         >>> frames, flow = first.latentdyn.interpolate(last, steps=8)  # doctest: +SKIP
         """
         return api.interpolate(self._obj, other, steps, **kwargs)
+
+    def interp(self, time: Any, model: Any = None, method: str = "flow", max_gap: Any = None, **kwargs: Any):
+        """Frames of this series at ``time`` along the motion, and the motion of each interval:
+        :func:`xlatent.series.interp` (same keywords).
+
+        Parameters
+        ----------
+        time : array-like of datetime64
+            The times wanted, within the series' span; input times give the input frames.
+        model : optional
+            A fitted interpolator, passed on as ``model=``.
+        method : str
+            Any :func:`xlatent.interpolate` method (default ``"flow"``).
+        max_gap : str or timedelta, optional
+            Intervals longer than this give NaN frames, with a warning.
+        **kwargs
+            Any keyword of :func:`xlatent.series.interp` or :func:`xlatent.interpolate`.
+
+        Returns
+        -------
+        frames : xarray.DataArray
+        flow : xarray.Dataset or None
+
+        Examples
+        --------
+        >>> new = pd.date_range(series.time[0].item(), series.time[-1].item(), freq="5min")  # doctest: +SKIP
+        >>> frames, flow = series.latentdyn.interp(time=new)  # doctest: +SKIP
+        """
+        return whole.interp(self._obj, time, model=model, method=method, max_gap=max_gap, **kwargs)
+
+    def accumulate(self, freq: Any = "1h", substep: Any = None, method: str = "flow", model: Any = None, **kwargs: Any):
+        """Totals of this rate per period, integrated along the motion:
+        :func:`xlatent.accumulate` (same keywords).
+
+        Parameters
+        ----------
+        freq : str or timedelta
+            Period length; periods closed on the right, labelled at their end.
+        substep : str or timedelta, optional
+            Longest sub-step (default: 1 minute or a tenth of the interval, whichever is shorter).
+        method : str
+            How the sub-step frames are rendered (default ``"flow"``).
+        model : optional
+            A fitted interpolator, passed on as ``model=``.
+        **kwargs
+            Any keyword of :func:`xlatent.accumulate`.
+
+        Returns
+        -------
+        xarray.DataArray
+            Totals in mm, ``cell_methods = "time: sum"``.
+
+        Examples
+        --------
+        >>> hourly = series.latentdyn.accumulate(freq="1h")  # doctest: +SKIP
+        """
+        return totals.accumulate(self._obj, freq, substep=substep, method=method, model=model, **kwargs)
 
     def fit(self, other: xr.DataArray, **kwargs: Any):
         """Fit the latent model from this image to ``other``: :func:`xlatent.fit` (same keywords).

@@ -38,6 +38,18 @@ def _fractions(steps: int) -> np.ndarray:
     return np.linspace(0.0, 1.0, int(steps) + 1)
 
 
+def _given_fractions(fractions: Any) -> np.ndarray:
+    """``fractions=`` of :func:`interpolate`: a non-empty 1-D sequence of numbers in [0, 1]."""
+    try:
+        values = np.asarray(fractions, dtype=np.float64)
+    except (TypeError, ValueError):
+        values = np.array([np.nan])
+    if values.ndim != 1 or values.size == 0 or not np.all((values >= 0) & (values <= 1)):
+        raise ConfigError(f"fractions must be a non-empty 1-D sequence of numbers in [0, 1] (0: first, 1: last), "
+                          f"got {fractions!r}.")
+    return values
+
+
 def _chunked_like(mask, values):
     """A dask ``mask`` in the spatial chunks of dask ``values`` (the model's, which may differ
     from the input's): the output then keeps one task per model chunk, no chunk of it depending
@@ -194,6 +206,7 @@ def interpolate(
     clip: bool = True,
     kind: str | None = None,
     config: LatentConfig | None = None,
+    fractions: Any = None,
     **options: Any,
 ) -> tuple[xr.DataArray, xr.Dataset | None]:
     """Estimate the frames between two images and the motion that drives them.
@@ -244,6 +257,10 @@ def interpolate(
     config : LatentConfig, optional
         Model sizes, loss weights and training settings; ``**options`` override single fields
         (``max_iters=200``, ``time_budget=30``, ``stages=8``...).
+    fractions : sequence of float, optional
+        Instead of ``steps``: the frames to return as fractions of the interval from ``first``
+        (0) to ``last`` (1), any numbers in [0, 1] in any order, so that one interval can be
+        rendered at any times (:func:`xlatent.series.interp` uses it).
 
     Every option is checked before the inputs are read or a model is trained: a bad value is a
     :class:`~xlatent.exceptions.ConfigError` (a ``ValueError``) naming it. A ``time`` coord that is
@@ -270,7 +287,8 @@ def interpolate(
     """
     # every option is checked here, before the inputs are read or anything is trained
     cf.check_kind(kind)
-    fractions = _fractions(steps)
+    given = fractions is not None
+    fractions = _given_fractions(fractions) if given else _fractions(steps)
     spec = methods.spec(method)
     own, options = _method_options(method, spec, options)
     _check_blend(blend)
@@ -287,7 +305,8 @@ def interpolate(
         device=device, seed=seed, progress=progress, exact_endpoints=exact_endpoints, blend=blend,
         mean=pair.mean, std=pair.std, **own,
     )
-    call = cf.call_repr("interpolate", method=method, steps=int(steps), kind=kind, seed=seed, device=device, **options)
+    call = cf.call_repr("interpolate", method=method, steps=None if given else int(steps),
+                        fractions=fractions.tolist() if given else None, kind=kind, seed=seed, device=device, **options)
     fitted_config = getattr(result.fitted, "config", cfg) if spec.trained else None
     attrs = _provenance(method, result.info, source=pair.source, config=fitted_config, call=call)
     frames = _frames_xr(pair, result.frames, fractions, attrs, clip)

@@ -99,3 +99,20 @@ class IrregularTimeError(InputError):
 
 class SeriesTooShortError(InputError):
     """A series to forecast from has fewer than ``context + 1`` frames."""
+
+
+class SeriesError(InputError):
+    """A series cannot be used as it is: no dated ``time`` dim, times not strictly increasing,
+    fewer than two frames."""
+
+
+class OutsideSpanError(InputError):
+    """Times were requested outside the span of the series (interpolation does not extrapolate)."""
+
+
+class NotARateError(InputError):
+    """An accumulation was asked of a variable whose ``units`` are not a rate (``mm h-1``...)."""
+
+
+class GapWarning(XlatentWarning):
+    """A series has gaps longer than ``max_gap``: the frames and motion inside them are NaN."""
