@@ -24,6 +24,8 @@ on the scale of ``k`` cells (benchmarks/RESULTS.md, entry 22).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from xlatent.exceptions import ConfigError
@@ -68,7 +70,7 @@ def motion_space(first: np.ndarray, last: np.ndarray, transform: str = "auto") -
 
 def estimate(first: np.ndarray, last: np.ndarray, estimator: str = "tvl1", transform: str = "auto", *,
              mean: np.ndarray | None = None, std: np.ndarray | None = None, coarsen: int = 1,
-             svf_weight: float | None = None) -> np.ndarray:
+             svf_weight: float | None = None, device: Any = "cpu") -> np.ndarray:
     """Displacement from ``first`` to ``last`` ``(2, H, W)`` (column, row; grid cells).
 
     Parameters
@@ -87,6 +89,8 @@ def estimate(first: np.ndarray, last: np.ndarray, estimator: str = "tvl1", trans
     svf_weight : float, optional
         ``"svf"`` only: weight of the bending energy (default
         ``xlatent.methods.svf.SVF_OPTIONS["weight"]``; larger is smoother).
+    device : str or torch.device
+        ``"svf"`` only: the torch device it is fitted on (the others run on the CPU).
     """
     check_options(estimator, transform)
     if mean is not None:
@@ -100,14 +104,16 @@ def estimate(first: np.ndarray, last: np.ndarray, estimator: str = "tvl1", trans
     coarsen = min(coarsen, max(1, min(a.shape) // _MIN_COARSE))
     if coarsen > 1:
         shape = a.shape
-        field = _estimate(block_mean(a, coarsen), block_mean(b, coarsen), estimator, svf_weight)
+        field = _estimate(block_mean(a, coarsen), block_mean(b, coarsen), estimator, svf_weight, device)
         return upsample_field(field, coarsen, shape)
-    return _estimate(a, b, estimator, svf_weight)
+    return _estimate(a, b, estimator, svf_weight, device)
 
 
-def _estimate(a: np.ndarray, b: np.ndarray, estimator: str, svf_weight: float | None = None) -> np.ndarray:
+def _estimate(a: np.ndarray, b: np.ndarray, estimator: str, svf_weight: float | None = None,
+              device: Any = "cpu") -> np.ndarray:
     if estimator == "svf":
-        return svf.fit(a, b, weight=svf.SVF_OPTIONS["weight"] if svf_weight is None else float(svf_weight))
+        weight = svf.SVF_OPTIONS["weight"] if svf_weight is None else float(svf_weight)
+        return svf.fit(a, b, weight=weight, device=device)
     if estimator == "tvl1":
         from skimage.registration import optical_flow_tvl1
 

@@ -224,7 +224,8 @@ def ot_autoencoder(first, last, mask, fractions, *, patch, stride, config=None, 
     dev = resolve_device(device)
     if seed is not None:  # the initial weights are part of what the seed fixes
         torch.manual_seed(seed)
-    model = ConvAutoencoder(first.shape[0], opts["ae_latent"], opts["ae_width"], opts["ae_levels"]).to(dev)
+    with torch.device(dev):  # built where it trains
+        model = ConvAutoencoder(first.shape[0], opts["ae_latent"], opts["ae_width"], opts["ae_levels"])
     valid = np.asarray(mask, dtype=bool)
     seconds, loss, j_unit = _fit(model, first, last, valid, tuple(patch), tuple(stride), opts, dev, seed, progress)
     tile = int(getattr(config, "tile", 512))
