@@ -100,8 +100,9 @@ class Dask:
         return self._chunked.prepare(first, last, x_dim, y_dim, mean, std)
 
     def method(self, name: str, spec: MethodSpec) -> MethodFn:
-        """The method's chunked counterpart, or the function itself (it runs on dask arrays)."""
-        return self._chunked.LAZY.get(name, spec.fn)
+        """The method's chunked counterpart named in its registration, or the function itself (it
+        runs on dask arrays)."""
+        return spec.lazy_fn()
 
     def fit(self, core, pair: Pair, patch, stride, seed=0, progress=True):
         """Train ``core`` on windows sampled from the pair; its history."""
@@ -166,10 +167,15 @@ def _moments(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and standard deviation over the finite cells of both (float64, so that
     no square overflows); a spread of zero, or too small for float32, becomes 1."""
     both = np.concatenate((a, b), axis=2).astype(np.float64)
-    mean = np.nanmean(both, axis=(1, 2))
-    std = np.nanstd(both, axis=(1, 2))
+    return np.nanmean(both, axis=(1, 2)), usable_spread(np.nanstd(both, axis=(1, 2)))
+
+
+def usable_spread(std: np.ndarray) -> np.ndarray:
+    """The per-channel spread to normalise by, on both backends: 1 where it is zero, not finite or
+    too small for float32 (a constant channel keeps its values, shifted by the mean)."""
+    std = np.asarray(std, dtype=np.float64)
     ok = np.isfinite(std) & (std > np.finfo(np.float32).tiny)
-    return mean, np.where(ok, std, 1.0)
+    return np.where(ok, std, 1.0)
 
 
 def _normalise(x: np.ndarray, valid: np.ndarray, mean: np.ndarray, std: np.ndarray, label: str) -> np.ndarray:

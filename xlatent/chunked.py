@@ -58,9 +58,11 @@ from xlatent._dask import bands, torch_threads
 from xlatent.config import LatentConfig
 from xlatent.engine import LatentCore
 from xlatent.exceptions import InputError
-from xlatent.methods.base import MethodResult
-from xlatent.methods.flow import flow as flow_method
-from xlatent.methods.motion import estimate
+from xlatent.methods import svf
+from xlatent.methods.base import MethodResult, physical
+from xlatent.methods.flow import render
+from xlatent.methods.motion import estimate, motion_space
+from xlatent.methods.svf import SVF_OPTIONS
 from xlatent.options import check_options
 from xlatent.pair import Pair, check_common, check_size
 from xlatent.patches import patch_origins
@@ -136,8 +138,9 @@ def prepare(first: xr.DataArray, last: xr.DataArray, x_dim=None, y_dim=None, mea
             )
     check_common(bool(stats["common"]))
     if mean is None:
-        mean, std = stats["mean"], stats["std"]
-        std = np.where(std > 0, std, 1.0)
+        from xlatent.backends import usable_spread  # the in-memory path's guard (no cycle: backends imports this lazily)
+
+        mean, std = stats["mean"], usable_spread(stats["std"])
     mean = np.asarray(mean, dtype=np.float32)
     std = np.asarray(std, dtype=np.float32)
     lo = np.fmin(stats["lo_a"], stats["lo_b"])
@@ -218,19 +221,20 @@ def model_task(core) -> dask.delayed:
 
 
 @contextlib.contextmanager
-def _task_context(core):
-    """Torch threads for this task, and the device's lock when it is a GPU (``core`` None:
-    threads only)."""
+def _task_context(core, device=None):
+    """Torch threads for this task, and the device's lock when it is a GPU: ``core``'s device, or
+    ``device`` when ``core`` is None (both None: threads only)."""
     import torch
 
     n = torch_threads()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
-    if core is None or core.device.type == "cpu":
+    dev = core.device if core is not None else torch.device(device or "cpu")
+    if dev.type == "cpu":
         yield
         return
     with _CORES_LOCK:
-        lock = _DEVICE_LOCKS.setdefault(str(core.device), threading.Lock())
+        lock = _DEVICE_LOCKS.setdefault(str(dev), threading.Lock())
     with lock:
         yield
 
@@ -340,12 +344,15 @@ class CoarseMotion:
 _COARSE_CACHE: dict[tuple, CoarseMotion] = {}
 
 
-def coarse_motion(first: da.Array, last: da.Array, estimator: str, transform: str, mean, std) -> CoarseMotion:
+def coarse_motion(first: da.Array, last: da.Array, estimator: str, transform: str, mean, std,
+                  svf_weight: float | None = None, device: Any = "cpu") -> CoarseMotion:
     """The motion of the whole scene estimated on block means of at most ``_COARSE_SIDE``
-    cells a side (one pass of dask reductions, then ``estimator`` in memory); kept per pair."""
+    cells a side (one pass of dask reductions, then ``estimator`` in memory, ``"svf"`` with
+    ``svf_weight`` on ``device``); kept per pair. A scene no larger than that is estimated at
+    full resolution: exactly the in-memory estimate."""
     h, w = first.shape[-2:]
     k = max(1, -(-max(h, w) // _COARSE_SIDE))
-    key = (first.name, last.name, estimator, transform, k)
+    key = (first.name, last.name, estimator, transform, k, svf_weight)
     if key in _COARSE_CACHE:
         return _COARSE_CACHE[key]
     pair = da.concatenate((first, last), axis=0)
@@ -355,7 +362,8 @@ def coarse_motion(first: da.Array, last: da.Array, estimator: str, transform: st
         pair = da.coarsen(np.mean, pair, {1: k, 2: k})
     small = np.asarray(pair.compute(), dtype=np.float32)
     c = first.shape[0]
-    field = k * estimate(small[:c], small[c:], estimator, transform, mean=mean, std=std)
+    field = k * estimate(small[:c], small[c:], estimator, transform, mean=mean, std=std, svf_weight=svf_weight,
+                         device=device)
     coarse = CoarseMotion(np.ascontiguousarray(field, dtype=np.float32), k, (int(h), int(w)))
     if len(_COARSE_CACHE) > 8:
         _COARSE_CACHE.clear()
@@ -669,17 +677,41 @@ def advection(first, last, mask, fractions, *, config: LatentConfig, **kwargs) -
 
 
 def _flow_block(block: np.ndarray, channels: int, fractions, mean, std, motion: str, transform: str, depth: int,
-                coarse: CoarseMotion, edges, block_id=None) -> np.ndarray:
-    """Frames ``(K * C)`` and the field ``(2)`` of the ``flow`` method run on the chunk with
-    ``depth`` cells of context, stacked, interior only. Warns (says where) when the motion
-    found leaves the overlap or disagrees with the scene's coarse motion."""
+                coarse: CoarseMotion, edges, svf_weight=None, device="cpu", block_id=None) -> np.ndarray:
+    """Frames ``(K * C)`` and the field ``(2)`` of the ``flow`` method on the chunk with ``depth``
+    cells of context, stacked, interior only.
+
+    The motion is the scene's (``coarse``, estimated once) over the block: as it is when the
+    scene was estimated at full resolution (``coarse.factor`` 1), else refined on the block
+    (``"svf"``: the stationary velocity fitted from the coarse one; other estimators: estimated
+    on the block, warned about when it disagrees with the coarse one). Frames as the in-memory
+    method renders them (:func:`xlatent.methods.flow.render`). Warns (says where) when the
+    motion leaves the overlap."""
     c = channels
     rows, cols = _region(block_id, edges)
-    with _task_context(None):
-        result = flow_method(block[:c], block[c:], np.ones(block.shape[-2:], bool), fractions, mean=mean, std=std,
-                             motion=motion, motion_transform=transform, with_confidence=False)
-    field = _crop(result.fields[0], depth)
+    span = _widen(rows, block.shape[-2]), _widen(cols, block.shape[-1])
     where = _describe(rows, cols)
+    a, b = block[:c], block[c:]
+    with _task_context(None, device):
+        field = coarse.over(*span)
+        if coarse.factor > 1 and motion == "svf":
+            weight = SVF_OPTIONS["weight"] if svf_weight is None else float(svf_weight)
+            field = svf.fit(*motion_space(physical(a, mean, std), physical(b, mean, std), transform), init=field,
+                            weight=weight, device=device)
+        elif coarse.factor > 1:
+            field = estimate(a, b, motion, transform, mean=mean, std=std)
+            gap, _ = coarse.gap(_crop(field, depth), rows, cols)
+            if gap > coarse.tolerance:
+                warnings.warn(
+                    f"xlatent: in {where} the flow method's motion differs from the scene's coarse motion by "
+                    f"{gap:.1f} cells (median displacement; more than {coarse.tolerance:.0f}): ambiguous motion there "
+                    "(repetitive texture?), its frames may be wrong. Silence with "
+                    "warnings.filterwarnings('ignore', 'xlatent: in chunk').",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        frames = render(a, b, field, fractions, motion, device)
+    field = _crop(field, depth)
     peak = float(np.abs(field).max())
     if peak > depth:
         warnings.warn(
@@ -689,39 +721,34 @@ def _flow_block(block: np.ndarray, channels: int, fractions, mean, std, motion: 
             UserWarning,
             stacklevel=2,
         )
-    gap, _ = coarse.gap(field, rows, cols)
-    if gap > coarse.tolerance:
-        warnings.warn(
-            f"xlatent: in {where} the flow method's motion differs from the scene's coarse motion by {gap:.1f} "
-            f"cells (median displacement; more than {coarse.tolerance:.0f}): ambiguous motion there (repetitive "
-            "texture?), its frames may be wrong. Silence with warnings.filterwarnings('ignore', 'xlatent: in chunk').",
-            UserWarning,
-            stacklevel=2,
-        )
-    frames = _crop(result.frames, depth)
+    frames = _crop(frames, depth)
     return np.concatenate((frames.reshape(-1, *frames.shape[-2:]), field)).astype(np.float32)
 
 
-def flow(first, last, mask, fractions, *, mean, std, config: LatentConfig | None = None, motion: str = "tvl1",
-         motion_transform: str = "auto", **_) -> MethodResult:
-    """The ``flow`` method on dask arrays: :func:`xlatent.methods.flow.flow` run on each chunk
-    with an overlap of ``config.prior_margin`` cells of context for the motion estimate plus
-    the largest displacement the rendering can reach. That bound is set once, before the work,
-    from the scene's coarse motion (:func:`coarse_motion`) plus its tolerance."""
+def flow(first, last, mask, fractions, *, mean, std, config: LatentConfig | None = None, motion: str = "svf",
+         motion_transform: str = "auto", svf_weight: float | None = None, device: Any = "auto", **_) -> MethodResult:
+    """The ``flow`` method on dask arrays, with its in-memory defaults and options
+    (:func:`xlatent.methods.flow.flow`): the motion estimated once on the whole scene, coarsened
+    to at most ``_COARSE_SIDE`` cells a side (:func:`coarse_motion`), refined on each chunk with
+    ``config.prior_margin`` cells of context when the scene was coarsened, and the frames
+    rendered per chunk with an overlap of the largest displacement the rendering can reach (set
+    once, before the work, from the scene's motion plus its tolerance)."""
+    from xlatent.device import resolve_device
+
     check_options(motion, motion_transform)
     config = config or LatentConfig()
+    dev = str(resolve_device(device))
     c = first.shape[0]
-    coarse = coarse_motion(first, last, motion, motion_transform, mean, std)
-    depth = int(config.prior_margin) + int(np.ceil(coarse.largest + coarse.tolerance)) + 1
+    coarse = coarse_motion(first, last, motion, motion_transform, mean, std, svf_weight, dev)
+    margin = int(config.prior_margin) if coarse.factor > 1 else 0  # a full-resolution scene estimate needs no refit
+    depth = margin + int(np.ceil(coarse.largest + coarse.tolerance)) + 1
     stack = _normalise(da.concatenate((first, last), axis=0), depth, 1)
     fractions = np.asarray(fractions, dtype=float)
     k = len(fractions)
     out = _map(_flow_block, stack, depth, (k * c + 2,), c, fractions, np.asarray(mean, np.float32),
-               np.asarray(std, np.float32), motion, motion_transform, depth, _coarse_task(coarse), _edges(stack))
+               np.asarray(std, np.float32), motion, motion_transform, depth, _coarse_task(coarse), _edges(stack),
+               svf_weight, dev)
     frames_out = out[: k * c].reshape(k, c, *out.shape[-2:])
-    return MethodResult(frames=frames_out, fields=out[k * c :].reshape(1, 2, *out.shape[-2:]), info={"motion": motion})
+    return MethodResult(frames=frames_out, fields=out[k * c :].reshape(1, 2, *out.shape[-2:]),
+                        info={"motion": motion, "device": dev})
 
-
-# the chunked counterparts of the methods registered with ``lazy=True`` (``linear`` runs as it is
-# on dask arrays)
-LAZY = {"latent": latent, "advection": advection, "flow": flow}

@@ -25,7 +25,7 @@ from xlatent.methods.svf import confidence
 _SUBSTEPS = 8  # semi-Lagrangian sub-steps along the steady field
 
 
-@register("flow", lazy=True, uses_device=True,
+@register("flow", lazy="xlatent.chunked:flow", uses_device=True,
           options={"motion": "svf", "motion_transform": "auto", "svf_weight": None})
 def flow(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.ndarray, *, mean, std,
          motion: str = "svf", motion_transform: str = "auto", svf_weight: float | None = None,
@@ -34,13 +34,29 @@ def flow(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.nd
     stage field (see the module docstring); ``with_confidence=False`` skips the confidence map
     (the lazy path runs this per chunk and has no use for it). The stationary velocity's fit
     and the rendering run on ``device`` (``"auto"``: a GPU when there is one)."""
+    from xlatent.device import resolve_device
+
+    dev = resolve_device(device)
+    field = estimate(first, last, motion, motion_transform, mean=mean, std=std, svf_weight=svf_weight, device=dev)
+    frames = render(first, last, field, fractions, motion, dev)
+    info = {"motion": motion, "device": str(dev)}
+    if motion == "svf" and with_confidence:  # how well the images pin the fitted velocity, per cell (svf.confidence)
+        info["confidence"] = confidence(*motion_space(physical(first, mean, std), physical(last, mean, std),
+                                                      motion_transform), field, device=dev)
+    return MethodResult(frames=frames, fields=field[None], info=info)
+
+
+def render(first: np.ndarray, last: np.ndarray, field: np.ndarray, fractions: np.ndarray, motion: str = "svf",
+           device: Any = "cpu") -> np.ndarray:
+    """Frames ``(K, C, H, W)`` at ``fractions``: ``first`` carried forward and ``last`` back along
+    the steady ``field`` ``(2, H, W)`` (grid cells), blended (see the module docstring); with
+    ``motion="svf"`` along ``exp`` of the velocity, else in straight sub-steps. On ``device``."""
     import torch
 
     from xlatent.device import resolve_device
     from xlatent.model import advection, integrate  # torch
 
     dev = resolve_device(device)
-    field = estimate(first, last, motion, motion_transform, mean=mean, std=std, svf_weight=svf_weight, device=dev)
     u, a, b = (torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)[None] for x in (field, first, last))
     frames = []
     with torch.inference_mode():
@@ -52,9 +68,4 @@ def flow(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.nd
                 fwd = advection.sample(a, advection.departure([u] * _SUBSTEPS, [t / _SUBSTEPS] * _SUBSTEPS)) if t > 0 else a
                 bwd = advection.sample(b, advection.arrival([u] * _SUBSTEPS, [(1 - t) / _SUBSTEPS] * _SUBSTEPS)) if t < 1 else b
             frames.append((1 - t) * fwd + t * bwd)
-        frames = torch.cat(frames).float().cpu().numpy()  # one transfer for all frames
-    info = {"motion": motion, "device": str(dev)}
-    if motion == "svf" and with_confidence:  # how well the images pin the fitted velocity, per cell (svf.confidence)
-        info["confidence"] = confidence(*motion_space(physical(first, mean, std), physical(last, mean, std),
-                                                      motion_transform), field, device=dev)
-    return MethodResult(frames=frames, fields=field[None], info=info)
+        return torch.cat(frames).float().cpu().numpy()  # one transfer for all frames
