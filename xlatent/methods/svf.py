@@ -214,8 +214,9 @@ def _fit_level(a, b, v, weight: float, iters: int, eps: float):
 
 
 def _affine_field(theta, shape: tuple[int, int]):
-    """Velocity ``(1, 2, H, W)`` of the affine field ``theta`` ``(2, 3)`` over coordinates
-    centred on the grid and scaled to [-1, 1] (well conditioned at every level)."""
+    """Velocity ``(N, 2, H, W)`` of the affine fields ``theta`` ``(N, 2, 3)`` (or one, ``(2, 3)``:
+    ``N = 1``) over coordinates centred on the grid and scaled to [-1, 1] (well conditioned at
+    every level)."""
     import torch
 
     h, w = shape
@@ -223,41 +224,46 @@ def _affine_field(theta, shape: tuple[int, int]):
     ys = torch.linspace(-1, 1, h, **kw).view(h, 1).expand(h, w)
     xs = torch.linspace(-1, 1, w, **kw).view(1, w).expand(h, w)
     basis = torch.stack((xs, ys, torch.ones_like(xs)))  # (3, H, W)
-    cells = torch.tensor([(w - 1) / 2, (h - 1) / 2], **kw).view(2, 1, 1)
-    return (torch.einsum("ij,jhw->ihw", theta, basis) * cells)[None]
+    cells = torch.tensor([(w - 1) / 2, (h - 1) / 2], **kw).view(1, 2, 1, 1)
+    return torch.einsum("nij,jhw->nihw", theta.reshape(-1, 2, 3), basis) * cells
 
 
-def _shift(a, b, weights) -> tuple[float, float]:
-    """Translation ``s`` (column, row cells) with ``b(x) ≈ a(x - s)``: the peak of the phase
-    correlation of the two (zero-mean, ``weights``-tapered) images ``(h, w)`` (tensors, float64
-    where the device has it), refined to a fraction of a cell by a parabola through the peak
-    and its neighbours."""
+def _shift(a, b, weights):
+    """Translations ``s`` (column, row cells; two ``(N,)`` tensors) with ``b(x) ≈ a(x - s)`` for
+    each of the ``N`` image pairs ``a``, ``b`` ``(N, h, w)``: the peak of the phase correlation of
+    the two (zero-mean, ``weights``-tapered) images, refined to a fraction of a cell by a
+    parabola through the peak and its neighbours. All on the images' device, no transfer."""
     import torch
 
     def tapered(x):
-        return (x - (x * weights).sum() / weights.sum()) * weights
+        mean = (x * weights).sum((-2, -1), keepdim=True) / weights.sum((-2, -1), keepdim=True)
+        return (x - mean) * weights
 
     cross = torch.fft.fft2(tapered(b)) * torch.fft.fft2(tapered(a)).conj()
     corr = torch.fft.ifft2(cross / cross.abs().clamp(min=1e-12)).real
-    h, w = corr.shape
-    r, c = divmod(int(torch.argmax(corr)), w)
-    # the peak and its four neighbours, read back in one transfer
-    near = corr[[r, r, r, (r - 1) % h, (r + 1) % h], [(c - 1) % w, c, (c + 1) % w, c, c]].tolist()
-    out = []
-    for pos, n, (lo, mid, hi) in ((c, w, near[:3]), (r, h, (near[3], near[1], near[4]))):
+    n, h, w = corr.shape
+    peak = corr.flatten(1).argmax(1)
+    r, c, ar = peak // w, peak % w, torch.arange(n, device=corr.device)
+
+    def at(rows, cols):
+        return corr[ar, rows % h, cols % w]
+
+    mid, out = at(r, c), []
+    for pos, size, lo, hi in ((c, w, at(r, c - 1), at(r, c + 1)), (r, h, at(r - 1, c), at(r + 1, c))):
         den = lo - 2 * mid + hi
-        frac = 0.5 * (lo - hi) / den if den < 0 else 0.0
-        out.append(((pos + n // 2) % n - n // 2) + float(np.clip(frac, -0.5, 0.5)))
+        frac = torch.where(den < 0, 0.5 * (lo - hi) / torch.where(den < 0, den, -1.0), 0.0).clamp(-0.5, 0.5)
+        out.append(((pos + size // 2) % size - size // 2) + frac)
     return out[0], out[1]
 
 
 def _search_affine(a, b, eps: float):
     """Rotation and translation of the affine start by a global search on one level ``a``,
-    ``b`` ``(1, 1, h, w)``: for each angle in ``_ANGLES``, both images are turned half way
-    toward each other along the rotation's flow, the translation left between them is read off
-    their phase correlation, and the candidate with the lowest data term goes on. Gradient
-    descent from zero cannot find a large rotation (its basin is a fraction of the texture's
-    wavelength); a search over the one angle plus a correlation over all translations can."""
+    ``b`` ``(1, 1, h, w)``: for each angle in ``_ANGLES`` (all at once, one batch), both images
+    are turned half way toward each other along the rotation's flow, the translation left
+    between them is read off their phase correlation, and the candidate with the lowest data
+    term goes on. Gradient descent from zero cannot find a large rotation (its basin is a
+    fraction of the texture's wavelength); a search over the one angle plus a correlation over
+    all translations can."""
     import torch
 
     integrate = _torch_side()[1]
@@ -269,31 +275,31 @@ def _search_affine(a, b, eps: float):
     weights = torch.outer(torch.hann_window(h + 2, periodic=False, dtype=wide, device=dev)[1:-1],
                           torch.hann_window(w + 2, periodic=False, dtype=wide, device=dev)[1:-1])
     scale = _gradient_scale(a, b)
-    best, best_cost = torch.zeros(2, 3, device=dev), math.inf
-    for deg in _ANGLES:
-        omega = math.radians(deg)
-        theta = torch.zeros(2, 3, device=dev)
-        theta[0, 1], theta[1, 0] = -omega * (h - 1) / max(w - 1, 1), omega * (w - 1) / max(h - 1, 1)
-        for _ in range(2):  # the translation read after turning, then once more with it applied
-            v = _affine_field(theta, (h, w))
-            k = squarings(v, 0.5)
-            back, ahead = exp_field(v, -0.5, k), exp_field(v, 0.5, k)
-            wa, wb = warp(a, back), warp(b, ahead)
-            mask = _inside(back) * _inside(ahead)
-            sc, sr = _shift(wa[0, 0].to(wide), wb[0, 0].to(wide), weights * mask[0, 0].to(wide) + 1e-9)
-            theta[0, 2] += sc / max((w - 1) / 2, 0.5)
-            theta[1, 2] += sr / max((h - 1) / 2, 0.5)
+    omega = torch.tensor(np.radians(_ANGLES), dtype=a.dtype, device=dev)
+    n = len(omega)
+    theta = torch.zeros(n, 2, 3, dtype=a.dtype, device=dev)
+    theta[:, 0, 1], theta[:, 1, 0] = -omega * (h - 1) / max(w - 1, 1), omega * (w - 1) / max(h - 1, 1)
+    many_a, many_b = a.expand(n, -1, -1, -1), b.expand(n, -1, -1, -1)
+
+    def halfway():
         v = _affine_field(theta, (h, w))
         k = squarings(v, 0.5)
         back, ahead = exp_field(v, -0.5, k), exp_field(v, 0.5, k)
-        mask = _inside(back) * _inside(ahead)
-        if float(mask.mean()) < 0.25:  # too little overlap left to judge the match
-            continue
-        rho = torch.sqrt((warp(a, back) - warp(b, ahead)) ** 2 + eps**2)
-        cost = float((mask * rho).sum() / mask.sum()) / scale
-        if cost < best_cost:
-            best, best_cost = theta.clone(), cost
-    return best
+        return warp(many_a, back), warp(many_b, ahead), _inside(back) * _inside(ahead)
+
+    for _ in range(2):  # the translation read after turning, then once more with it applied
+        wa, wb, mask = halfway()
+        sc, sr = _shift(wa[:, 0].to(wide), wb[:, 0].to(wide), weights * mask[:, 0].to(wide) + 1e-9)
+        theta[:, 0, 2] += (sc / max((w - 1) / 2, 0.5)).to(theta.dtype)
+        theta[:, 1, 2] += (sr / max((h - 1) / 2, 0.5)).to(theta.dtype)
+    wa, wb, mask = halfway()
+    rho = torch.sqrt((wa - wb) ** 2 + eps**2)
+    cost = (mask * rho).sum((1, 2, 3)) / mask.sum((1, 2, 3)).clamp(min=1.0) / scale
+    cost = torch.where(mask.mean((1, 2, 3)) < 0.25, torch.inf, cost)  # too little overlap left to judge the match
+    best = int(torch.argmin(cost))
+    if not bool(torch.isfinite(cost[best])):
+        return torch.zeros(2, 3, dtype=a.dtype, device=dev)
+    return theta[best].clone()
 
 
 def _fit_affine(pa: list, pb: list, iters: int, eps: float):
