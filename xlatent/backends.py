@@ -26,7 +26,7 @@ import xarray as xr
 from xlatent import geo
 from xlatent.exceptions import InputError
 from xlatent.methods.base import MethodFn, MethodSpec
-from xlatent.pair import Pair, check_common, check_size
+from xlatent.pair import Pair, check_common, check_size, usable_spread
 
 __all__ = ["InMemory", "for_inputs", "is_lazy", "prepare"]
 
@@ -169,13 +169,6 @@ def _moments(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     both = np.concatenate((a, b), axis=2).astype(np.float64)
     return np.nanmean(both, axis=(1, 2)), usable_spread(np.nanstd(both, axis=(1, 2)))
 
-
-def usable_spread(std: np.ndarray) -> np.ndarray:
-    """The per-channel spread to normalise by, on both backends: 1 where it is zero, not finite or
-    too small for float32 (a constant channel keeps its values, shifted by the mean)."""
-    std = np.asarray(std, dtype=np.float64)
-    ok = np.isfinite(std) & (std > np.finfo(np.float32).tiny)
-    return np.where(ok, std, 1.0)
 
 
 def _normalise(x: np.ndarray, valid: np.ndarray, mean: np.ndarray, std: np.ndarray, label: str) -> np.ndarray:

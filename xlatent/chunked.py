@@ -56,6 +56,7 @@ import xarray as xr
 from xlatent import geo
 from xlatent._dask import bands, torch_threads
 from xlatent.config import LatentConfig
+from xlatent.device import resolve_device
 from xlatent.engine import LatentCore
 from xlatent.exceptions import InputError
 from xlatent.methods import svf
@@ -64,7 +65,7 @@ from xlatent.methods.flow import render
 from xlatent.methods.motion import estimate, motion_space
 from xlatent.methods.svf import SVF_OPTIONS
 from xlatent.options import check_options
-from xlatent.pair import Pair, check_common, check_size
+from xlatent.pair import Pair, check_common, check_size, usable_spread
 from xlatent.patches import patch_origins
 
 log = logging.getLogger(__name__)
@@ -138,8 +139,6 @@ def prepare(first: xr.DataArray, last: xr.DataArray, x_dim=None, y_dim=None, mea
             )
     check_common(bool(stats["common"]))
     if mean is None:
-        from xlatent.backends import usable_spread  # the in-memory path's guard (no cycle: backends imports this lazily)
-
         mean, std = stats["mean"], usable_spread(stats["std"])
     mean = np.asarray(mean, dtype=np.float32)
     std = np.asarray(std, dtype=np.float32)
@@ -733,8 +732,6 @@ def flow(first, last, mask, fractions, *, mean, std, config: LatentConfig | None
     ``config.prior_margin`` cells of context when the scene was coarsened, and the frames
     rendered per chunk with an overlap of the largest displacement the rendering can reach (set
     once, before the work, from the scene's motion plus its tolerance)."""
-    from xlatent.device import resolve_device
-
     check_options(motion, motion_transform)
     config = config or LatentConfig()
     dev = str(resolve_device(device))

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from xlatent.device import resolve_device
 from xlatent.methods.base import MethodResult, physical, register
 from xlatent.methods.motion import estimate, motion_space
 from xlatent.methods.svf import confidence
@@ -34,8 +35,6 @@ def flow(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.nd
     stage field (see the module docstring); ``with_confidence=False`` skips the confidence map
     (the lazy path runs this per chunk and has no use for it). The stationary velocity's fit
     and the rendering run on ``device`` (``"auto"``: a GPU when there is one)."""
-    from xlatent.device import resolve_device
-
     dev = resolve_device(device)
     field = estimate(first, last, motion, motion_transform, mean=mean, std=std, svf_weight=svf_weight, device=dev)
     frames = render(first, last, field, fractions, motion, dev)
@@ -53,7 +52,6 @@ def render(first: np.ndarray, last: np.ndarray, field: np.ndarray, fractions: np
     ``motion="svf"`` along ``exp`` of the velocity, else in straight sub-steps. On ``device``."""
     import torch
 
-    from xlatent.device import resolve_device
     from xlatent.model import advection, integrate  # torch
 
     dev = resolve_device(device)

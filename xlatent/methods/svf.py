@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from xlatent.device import resolve_device
+
 SVF_OPTIONS = {"weight": 1000.0, "iters": 50, "eps": 0.01}  # weight chosen on the whole benchmark (RESULTS.md, entry 25)
 _COARSEST = 16  # cells a side of the coarsest level
 _AFFINE_MAX = 64  # cells a side of the finest level the affine start is fitted on
@@ -142,8 +144,6 @@ def confidence(a: np.ndarray, b: np.ndarray, v: np.ndarray, sigma: float = 3.0, 
     """
     import torch
     from scipy.ndimage import gaussian_filter
-
-    from xlatent.device import resolve_device
 
     integrate = _torch_side()[1]
     exp_field, warp = integrate.exp_field, integrate.warp
@@ -353,8 +353,6 @@ def fit(a: np.ndarray, b: np.ndarray, *, init: np.ndarray | None = None, weight:
         Where the fit runs (``"auto"``: CUDA, else MPS, else CPU); the result comes back as numpy.
     """
     import torch
-
-    from xlatent.device import resolve_device
 
     dev = resolve_device(device)
     ta, tb = (_tensor(x, dev)[None, None] for x in (a, b))
