@@ -58,7 +58,7 @@ def test_flow_runs_on_the_device_it_is_given(pair):
     assert np.isfinite(frames.values).all() and flow.attrs["xlatent_device"] == "cpu"
 
 
-@pytest.mark.parametrize("method", ["latent", "advection"])
+@pytest.mark.parametrize("method", ["latent"])
 def test_model_is_built_trained_tiled_and_rendered_on_its_device(pair, method):
     # the model was built on torch's default device and then moved: under a default device of
     # meta (or a GPU run's stray tensors) its weights were never real
@@ -81,3 +81,15 @@ def test_forecaster_is_built_and_trained_on_its_device():
         out = wave.latentdyn.forecast(horizon=2, context=3, method="latent", device="cpu", max_iters=2,
                                       progress=False, **tiny)
     assert np.isfinite(out.values).all()
+
+
+def test_lazy_flow_and_latent_run_on_their_device(pair):
+    # dask inputs: flow's scene motion and rendering per chunk; the latent model's training on
+    # windows and its rendering per chunk (its starting field: the in-memory test above)
+    a, b = pair[0].chunk(16), pair[1].chunk(16)
+    with strict_device():
+        frames, _ = xlatent.interpolate(a, b, steps=2, method="flow", device="cpu", progress=False)
+        lazy, _ = xlatent.interpolate(a, b, steps=2, method="latent", sample_patches=2, patch=16, unet_levels=2,
+                                      flow_pool=2, stages=2, flow_prior=None, **TINY_LATENT)
+        got = [x.compute(scheduler="synchronous") for x in (frames, lazy)]
+    assert all(np.isfinite(x.values).all() for x in got)

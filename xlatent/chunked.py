@@ -446,13 +446,14 @@ def _describe(rows, cols) -> str:
 
 def _starting_field(a: np.ndarray, b: np.ndarray, motion: tuple) -> np.ndarray:
     """The configured starting field of normalised ``a`` -> ``b``; ``motion`` is
-    ``(mean, std, estimator, transform, coarsen)`` (see :meth:`LatentCore.prior`)."""
-    mean, std, estimator, transform, coarsen = motion
-    return estimate(a, b, estimator, transform, mean=mean, std=std, coarsen=coarsen)
+    ``(mean, std, estimator, transform, coarsen, device)`` (see :meth:`LatentCore.prior`)."""
+    mean, std, estimator, transform, coarsen, device = motion
+    with _task_context(None, device):
+        return estimate(a, b, estimator, transform, mean=mean, std=std, coarsen=coarsen, device=device)
 
 
-def _motion(config: LatentConfig, mean, std) -> tuple:
-    return (mean, std, config.flow_prior, config.motion_transform, config.prior_coarsen or 1)
+def _motion(config: LatentConfig, mean, std, device: str = "cpu") -> tuple:
+    return (mean, std, config.flow_prior, config.motion_transform, config.prior_coarsen or 1, device)
 
 
 def _block_fields(core, block: np.ndarray, c: int, depth: int, margin: int, coarse=None, rows=None, cols=None,
@@ -535,8 +536,9 @@ def _training_window(window: np.ndarray, r: int, q: int, patch, channels: int, m
 
 
 def training_windows(first: da.Array, last: da.Array, mask: da.Array, patch, stride, config: LatentConfig,
-                     seed: int | None, mean=None, std=None) -> np.ndarray:
-    """``config.sample_patches`` training patches ``(P, L, h, w)``, computed from the dask arrays.
+                     seed: int | None, mean=None, std=None, device: str = "cpu") -> np.ndarray:
+    """``config.sample_patches`` training patches ``(P, L, h, w)``, computed from the dask arrays
+    (their starting fields fitted on the torch ``device``).
 
     Origins are drawn without replacement (seeded) from the grid :func:`xlatent.train.train`
     uses; when the grid has no more origins than wanted, all of them are taken in order, so the
@@ -555,8 +557,8 @@ def training_windows(first: da.Array, last: da.Array, mask: da.Array, patch, str
     if with_prior:
         mean = np.zeros(c, np.float32) if mean is None else mean
         std = np.ones(c, np.float32) if std is None else std
-        motion = _motion(config, mean, std)
-        coarse = coarse_motion(first, last, config.flow_prior, config.motion_transform, mean, std)
+        motion = _motion(config, mean, std, device)
+        coarse = coarse_motion(first, last, config.flow_prior, config.motion_transform, mean, std, device=device)
     layers = da.concatenate((first, last, mask[None].astype(np.float32)), axis=0)
     tasks, reference = [], _coarse_task(coarse)
     for r, q in origins:
@@ -579,7 +581,8 @@ def training_windows(first: da.Array, last: da.Array, mask: da.Array, patch, str
 
 def fit_core(core, first: da.Array, last: da.Array, mask: da.Array, patch, stride, seed=0, progress=True):
     """Train ``core`` on windows sampled from the dask arrays; returns the history."""
-    windows = training_windows(first, last, mask, patch, stride, core.config, seed, core.mean, core.std)
+    windows = training_windows(first, last, mask, patch, stride, core.config, seed, core.mean, core.std,
+                               str(core.device))
     log.info("training on %d patches cut from a %s scene", len(windows), first.shape)
     return core.fit_windows(windows, seed=seed, progress=progress)
 
@@ -600,7 +603,8 @@ def _core_coarse(core, first: da.Array, last: da.Array) -> CoarseMotion | None:
     cfg = core.config
     if not cfg.flow_prior:
         return None
-    return coarse_motion(first, last, cfg.flow_prior, cfg.motion_transform, core.mean, core.std)
+    return coarse_motion(first, last, cfg.flow_prior, cfg.motion_transform, core.mean, core.std,
+                         device=str(core.device))
 
 
 def fields(core, first: da.Array, last: da.Array) -> da.Array:
