@@ -14,10 +14,11 @@ meet half way, neither is privileged), with
   from two starts, zero and an affine velocity (a rotation is affine: its velocity has no
   bending energy, but plain descent from zero does not reach it); the lower objective at half
   resolution goes on to the finest level alone. Each level is refined with L-BFGS over a
-  multi-resolution parameterisation of the field (see :func:`_fit_level`), stopped once
-  ``_CHUNK`` iterations improve the objective by less than the fraction ``_RTOL``: every level
-  costs in proportion to its cells, the whole fit about 4/3 of the finest level's
-  evaluations, on the device the images are on. The affine start comes from a global
+  multi-resolution parameterisation of the field (see :func:`_fit_level`), for at most
+  ``iters`` iterations, stopped earlier once ``_CHUNK`` iterations improve the objective by
+  less than the fraction ``_RTOL`` (benchmarks/RESULTS.md, entry 32: fewer iterations on the
+  fine levels lost up to 1 dB). Everything runs on the device the images are on. The
+  affine start comes from a global
   search over the rotation angle, each angle with the translation read off a phase
   correlation (:func:`_search_affine`), refined by descent: descent alone, from zero, stops
   wherever the motion exceeds a fraction of the texture's wavelength on the level it sees.
