@@ -699,8 +699,8 @@ def _flow_block(block: np.ndarray, channels: int, fractions, mean, std, motion: 
         field = coarse.over(*span)
         if coarse.factor > 1 and motion == "svf":
             weight = SVF_OPTIONS["weight"] if svf_weight is None else float(svf_weight)
-            field = svf.fit(*motion_space(physical(a, mean, std), physical(b, mean, std), transform), init=field,
-                            weight=weight, device=device)
+            field = svf.refine(*motion_space(physical(a, mean, std), physical(b, mean, std), transform), field,
+                               weight=weight, device=device)
         elif coarse.factor > 1:
             field = estimate(a, b, motion, transform, mean=mean, std=std)
             gap, _ = coarse.gap(_crop(field, depth), rows, cols)

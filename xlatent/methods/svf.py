@@ -379,6 +379,20 @@ def fit(a: np.ndarray, b: np.ndarray, *, init: np.ndarray | None = None, weight:
     return best[0].float().cpu().numpy()
 
 
+def refine(a: np.ndarray, b: np.ndarray, init: np.ndarray, *, weight: float = SVF_OPTIONS["weight"],
+           iters: int = SVF_OPTIONS["iters"], eps: float = SVF_OPTIONS["eps"], device: Any = "cpu") -> np.ndarray:
+    """The stationary velocity ``init`` ``(2, H, W)`` refined on ``a``, ``b`` ``(H, W)`` at their
+    resolution only (one level of :func:`fit`, no search): a field already right at large
+    scale, e.g. a scene's motion estimated on block means, refined on a piece of the scene."""
+    import torch
+
+    dev = resolve_device(device)
+    ta, tb = (_tensor(x, dev)[None, None] for x in (a, b))
+    with torch.enable_grad():
+        v = _fit_level(ta, tb, _tensor(init, dev)[None], weight, iters, eps)
+    return v[0].float().cpu().numpy()
+
+
 def _descend(pa: list, pb: list, v, weight: float, iters: int, eps: float):
     """``v`` (on the level of ``pa[0]``) refined level by level down the pyramids ``pa``, ``pb``."""
     for la, lb in zip(pa, pb):
