@@ -242,19 +242,19 @@ def test_device_of_a_cpu_method_is_ignored_with_a_warning(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     a, b = plain_pair()
-    with pytest.warns(IgnoredOptionWarning, match="method='flow' runs on the CPU.*device='cuda' is ignored"):
-        xlatent.interpolate(a, b, steps=1, method="flow", device="cuda", progress=False)
+    with pytest.warns(IgnoredOptionWarning, match="method='linear' runs on the CPU.*device='cuda' is ignored"):
+        xlatent.interpolate(a, b, steps=1, method="linear", device="cuda", progress=False)
     with pytest.raises(DeviceError, match="1 CUDA GPU"):
-        xlatent.interpolate(a, b, steps=1, method="flow", device="cuda:3", progress=False)
+        xlatent.interpolate(a, b, steps=1, method="linear", device="cuda:3", progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error", IgnoredOptionWarning)
-        xlatent.interpolate(a, b, steps=1, method="flow", device="cpu", progress=False)
+        xlatent.interpolate(a, b, steps=1, method="linear", device="cpu", progress=False)
 
 
 def test_methods_that_run_on_the_device_say_so():
-    """The ignored-device warning is for CPU-only methods: dynamic-ot and ot-autoencoder run their
-    torch solvers on the device they are given."""
+    """The ignored-device warning is for CPU-only methods: flow, dynamic-ot and ot-autoencoder run
+    their torch solvers on the device they are given."""
     from xlatent import methods
 
     on_device = {name for name in methods.available() if methods.spec(name).uses_device}
-    assert on_device == {"latent", "advection", "dynamic-ot", "ot-autoencoder"}
+    assert on_device == {"latent", "advection", "flow", "dynamic-ot", "ot-autoencoder"}

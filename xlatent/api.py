@@ -227,12 +227,12 @@ def interpolate(
     patch, stride : int or dict, optional
         Training patch size and stride in cells, one int or keyed by dim name.
     device : str
-        Torch device of the trained methods (``latent``, ``advection``): ``"auto"`` (CUDA when
-        available, else Apple MPS, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``... Checked before
-        any work: a name torch does not know or a device this machine lacks is a
-        :class:`~xlatent.exceptions.DeviceError`. ``flow``, ``ot`` and ``linear`` run on the CPU:
-        for them another device is checked the same way, then ignored with an
-        :class:`~xlatent.exceptions.IgnoredOptionWarning`.
+        Torch device of the methods that run on one (``latent``, ``advection``, ``flow``,
+        ``dynamic-ot``, ``ot-autoencoder``): ``"auto"`` (CUDA when available, else Apple MPS, else
+        CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``... Checked before any work: a name torch does not
+        know or a device this machine lacks is a :class:`~xlatent.exceptions.DeviceError`. ``ot``
+        and ``linear`` run on the CPU: for them another device is checked the same way, then
+        ignored with an :class:`~xlatent.exceptions.IgnoredOptionWarning`.
     seed : int or None
         Seed of the initial weights and the patch draws (same seed, same device: same result).
     progress : bool

@@ -26,7 +26,7 @@ import xarray as xr
 from xlatent import geo
 from xlatent.exceptions import InputError
 from xlatent.methods.base import MethodFn, MethodSpec
-from xlatent.pair import Pair, check_common, check_size
+from xlatent.pair import Pair, check_common, check_size, usable_spread
 
 __all__ = ["InMemory", "for_inputs", "is_lazy", "prepare"]
 
@@ -99,8 +99,9 @@ class Dask:
         return self._chunked.prepare(first, last, x_dim, y_dim, mean, std)
 
     def method(self, name: str, spec: MethodSpec) -> MethodFn:
-        """The method's chunked counterpart, or the function itself (it runs on dask arrays)."""
-        return self._chunked.LAZY.get(name, spec.fn)
+        """The method's chunked counterpart named in its registration, or the function itself (it
+        runs on dask arrays)."""
+        return spec.lazy_fn()
 
     def fit(self, core, pair: Pair, patch, stride, seed=0, progress=True):
         """Train ``core`` on windows sampled from the pair; its history."""
@@ -165,10 +166,8 @@ def _moments(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and standard deviation over the finite cells of both (float64, so that
     no square overflows); a spread of zero, or too small for float32, becomes 1."""
     both = np.concatenate((a, b), axis=2).astype(np.float64)
-    mean = np.nanmean(both, axis=(1, 2))
-    std = np.nanstd(both, axis=(1, 2))
-    ok = np.isfinite(std) & (std > np.finfo(np.float32).tiny)
-    return mean, np.where(ok, std, 1.0)
+    return np.nanmean(both, axis=(1, 2)), usable_spread(np.nanstd(both, axis=(1, 2)))
+
 
 
 def _normalise(x: np.ndarray, valid: np.ndarray, mean: np.ndarray, std: np.ndarray, label: str) -> np.ndarray:

@@ -56,12 +56,15 @@ import xarray as xr
 from xlatent import geo
 from xlatent._dask import bands, torch_threads
 from xlatent.config import LatentConfig
+from xlatent.device import resolve_device
 from xlatent.engine import LatentCore
 from xlatent.exceptions import InputError
 from xlatent.methods.base import MethodResult
-from xlatent.methods.flow import flow as flow_method
-from xlatent.motion import check_options, estimate
-from xlatent.pair import Pair, check_common, check_size
+from xlatent.methods.flow import render
+from xlatent.motion import check_options, estimate, motion_space, svf
+from xlatent.motion.svf import SVF_OPTIONS
+from xlatent.normalise import physical
+from xlatent.pair import Pair, check_common, check_size, usable_spread
 from xlatent.patches import patch_origins
 
 log = logging.getLogger(__name__)
@@ -135,8 +138,7 @@ def prepare(first: xr.DataArray, last: xr.DataArray, x_dim=None, y_dim=None, mea
             )
     check_common(bool(stats["common"]))
     if mean is None:
-        mean, std = stats["mean"], stats["std"]
-        std = np.where(std > 0, std, 1.0)
+        mean, std = stats["mean"], usable_spread(stats["std"])
     mean = np.asarray(mean, dtype=np.float32)
     std = np.asarray(std, dtype=np.float32)
     lo = np.fmin(stats["lo_a"], stats["lo_b"])
@@ -217,19 +219,20 @@ def model_task(core) -> dask.delayed:
 
 
 @contextlib.contextmanager
-def _task_context(core):
-    """Torch threads for this task, and the device's lock when it is a GPU (``core`` None:
-    threads only)."""
+def _task_context(core, device=None):
+    """Torch threads for this task, and the device's lock when it is a GPU: ``core``'s device, or
+    ``device`` when ``core`` is None (both None: threads only)."""
     import torch
 
     n = torch_threads()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
-    if core is None or core.device.type == "cpu":
+    dev = core.device if core is not None else torch.device(device or "cpu")
+    if dev.type == "cpu":
         yield
         return
     with _CORES_LOCK:
-        lock = _DEVICE_LOCKS.setdefault(str(core.device), threading.Lock())
+        lock = _DEVICE_LOCKS.setdefault(str(dev), threading.Lock())
     with lock:
         yield
 
@@ -339,12 +342,15 @@ class CoarseMotion:
 _COARSE_CACHE: dict[tuple, CoarseMotion] = {}
 
 
-def coarse_motion(first: da.Array, last: da.Array, estimator: str, transform: str, mean, std) -> CoarseMotion:
+def coarse_motion(first: da.Array, last: da.Array, estimator: str, transform: str, mean, std,
+                  svf_weight: float | None = None, device: Any = "cpu") -> CoarseMotion:
     """The motion of the whole scene estimated on block means of at most ``_COARSE_SIDE``
-    cells a side (one pass of dask reductions, then ``estimator`` in memory); kept per pair."""
+    cells a side (one pass of dask reductions, then ``estimator`` in memory, ``"svf"`` with
+    ``svf_weight`` on ``device``); kept per pair. A scene no larger than that is estimated at
+    full resolution: exactly the in-memory estimate."""
     h, w = first.shape[-2:]
     k = max(1, -(-max(h, w) // _COARSE_SIDE))
-    key = (first.name, last.name, estimator, transform, k)
+    key = (first.name, last.name, estimator, transform, k, svf_weight)
     if key in _COARSE_CACHE:
         return _COARSE_CACHE[key]
     pair = da.concatenate((first, last), axis=0)
@@ -354,7 +360,8 @@ def coarse_motion(first: da.Array, last: da.Array, estimator: str, transform: st
         pair = da.coarsen(np.mean, pair, {1: k, 2: k})
     small = np.asarray(pair.compute(), dtype=np.float32)
     c = first.shape[0]
-    field = k * estimate(small[:c], small[c:], estimator, transform, mean=mean, std=std)
+    field = k * estimate(small[:c], small[c:], estimator, transform, mean=mean, std=std, svf_weight=svf_weight,
+                         device=device)
     coarse = CoarseMotion(np.ascontiguousarray(field, dtype=np.float32), k, (int(h), int(w)))
     if len(_COARSE_CACHE) > 8:
         _COARSE_CACHE.clear()
@@ -438,13 +445,14 @@ def _describe(rows, cols) -> str:
 
 def _starting_field(a: np.ndarray, b: np.ndarray, motion: tuple) -> np.ndarray:
     """The configured starting field of normalised ``a`` -> ``b``; ``motion`` is
-    ``(mean, std, estimator, transform, coarsen)`` (see :meth:`LatentCore.prior`)."""
-    mean, std, estimator, transform, coarsen = motion
-    return estimate(a, b, estimator, transform, mean=mean, std=std, coarsen=coarsen)
+    ``(mean, std, estimator, transform, coarsen, device)`` (see :meth:`LatentCore.prior`)."""
+    mean, std, estimator, transform, coarsen, device = motion
+    with _task_context(None, device):
+        return estimate(a, b, estimator, transform, mean=mean, std=std, coarsen=coarsen, device=device)
 
 
-def _motion(config: LatentConfig, mean, std) -> tuple:
-    return (mean, std, config.flow_prior, config.motion_transform, config.prior_coarsen or 1)
+def _motion(config: LatentConfig, mean, std, device: str = "cpu") -> tuple:
+    return (mean, std, config.flow_prior, config.motion_transform, config.prior_coarsen or 1, device)
 
 
 def _block_fields(core, block: np.ndarray, c: int, depth: int, margin: int, coarse=None, rows=None, cols=None,
@@ -527,8 +535,9 @@ def _training_window(window: np.ndarray, r: int, q: int, patch, channels: int, m
 
 
 def training_windows(first: da.Array, last: da.Array, mask: da.Array, patch, stride, config: LatentConfig,
-                     seed: int | None, mean=None, std=None) -> np.ndarray:
-    """``config.sample_patches`` training patches ``(P, L, h, w)``, computed from the dask arrays.
+                     seed: int | None, mean=None, std=None, device: str = "cpu") -> np.ndarray:
+    """``config.sample_patches`` training patches ``(P, L, h, w)``, computed from the dask arrays
+    (their starting fields fitted on the torch ``device``).
 
     Origins are drawn without replacement (seeded) from the grid :func:`xlatent.train.train`
     uses; when the grid has no more origins than wanted, all of them are taken in order, so the
@@ -547,8 +556,8 @@ def training_windows(first: da.Array, last: da.Array, mask: da.Array, patch, str
     if with_prior:
         mean = np.zeros(c, np.float32) if mean is None else mean
         std = np.ones(c, np.float32) if std is None else std
-        motion = _motion(config, mean, std)
-        coarse = coarse_motion(first, last, config.flow_prior, config.motion_transform, mean, std)
+        motion = _motion(config, mean, std, device)
+        coarse = coarse_motion(first, last, config.flow_prior, config.motion_transform, mean, std, device=device)
     layers = da.concatenate((first, last, mask[None].astype(np.float32)), axis=0)
     tasks, reference = [], _coarse_task(coarse)
     for r, q in origins:
@@ -571,7 +580,8 @@ def training_windows(first: da.Array, last: da.Array, mask: da.Array, patch, str
 
 def fit_core(core, first: da.Array, last: da.Array, mask: da.Array, patch, stride, seed=0, progress=True):
     """Train ``core`` on windows sampled from the dask arrays; returns the history."""
-    windows = training_windows(first, last, mask, patch, stride, core.config, seed, core.mean, core.std)
+    windows = training_windows(first, last, mask, patch, stride, core.config, seed, core.mean, core.std,
+                               str(core.device))
     log.info("training on %d patches cut from a %s scene", len(windows), first.shape)
     return core.fit_windows(windows, seed=seed, progress=progress)
 
@@ -592,7 +602,8 @@ def _core_coarse(core, first: da.Array, last: da.Array) -> CoarseMotion | None:
     cfg = core.config
     if not cfg.flow_prior:
         return None
-    return coarse_motion(first, last, cfg.flow_prior, cfg.motion_transform, core.mean, core.std)
+    return coarse_motion(first, last, cfg.flow_prior, cfg.motion_transform, core.mean, core.std,
+                         device=str(core.device))
 
 
 def fields(core, first: da.Array, last: da.Array) -> da.Array:
@@ -668,17 +679,41 @@ def advection(first, last, mask, fractions, *, config: LatentConfig, **kwargs) -
 
 
 def _flow_block(block: np.ndarray, channels: int, fractions, mean, std, motion: str, transform: str, depth: int,
-                coarse: CoarseMotion, edges, block_id=None) -> np.ndarray:
-    """Frames ``(K * C)`` and the field ``(2)`` of the ``flow`` method run on the chunk with
-    ``depth`` cells of context, stacked, interior only. Warns (says where) when the motion
-    found leaves the overlap or disagrees with the scene's coarse motion."""
+                coarse: CoarseMotion, edges, svf_weight=None, device="cpu", block_id=None) -> np.ndarray:
+    """Frames ``(K * C)`` and the field ``(2)`` of the ``flow`` method on the chunk with ``depth``
+    cells of context, stacked, interior only.
+
+    The motion is the scene's (``coarse``, estimated once) over the block: as it is when the
+    scene was estimated at full resolution (``coarse.factor`` 1), else refined on the block
+    (``"svf"``: the stationary velocity fitted from the coarse one; other estimators: estimated
+    on the block, warned about when it disagrees with the coarse one). Frames as the in-memory
+    method renders them (:func:`xlatent.methods.flow.render`). Warns (says where) when the
+    motion leaves the overlap."""
     c = channels
     rows, cols = _region(block_id, edges)
-    with _task_context(None):
-        result = flow_method(block[:c], block[c:], np.ones(block.shape[-2:], bool), fractions, mean=mean, std=std,
-                             motion=motion, motion_transform=transform, with_confidence=False)
-    field = _crop(result.fields[0], depth)
+    span = _widen(rows, block.shape[-2]), _widen(cols, block.shape[-1])
     where = _describe(rows, cols)
+    a, b = block[:c], block[c:]
+    with _task_context(None, device):
+        field = coarse.over(*span)
+        if coarse.factor > 1 and motion == "svf":
+            weight = SVF_OPTIONS["weight"] if svf_weight is None else float(svf_weight)
+            field = svf.refine(*motion_space(physical(a, mean, std), physical(b, mean, std), transform), field,
+                               weight=weight, device=device)
+        elif coarse.factor > 1:
+            field = estimate(a, b, motion, transform, mean=mean, std=std)
+            gap, _ = coarse.gap(_crop(field, depth), rows, cols)
+            if gap > coarse.tolerance:
+                warnings.warn(
+                    f"xlatent: in {where} the flow method's motion differs from the scene's coarse motion by "
+                    f"{gap:.1f} cells (median displacement; more than {coarse.tolerance:.0f}): ambiguous motion there "
+                    "(repetitive texture?), its frames may be wrong. Silence with "
+                    "warnings.filterwarnings('ignore', 'xlatent: in chunk').",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        frames = render(a, b, field, fractions, motion, device)
+    field = _crop(field, depth)
     peak = float(np.abs(field).max())
     if peak > depth:
         warnings.warn(
@@ -688,39 +723,32 @@ def _flow_block(block: np.ndarray, channels: int, fractions, mean, std, motion: 
             UserWarning,
             stacklevel=2,
         )
-    gap, _ = coarse.gap(field, rows, cols)
-    if gap > coarse.tolerance:
-        warnings.warn(
-            f"xlatent: in {where} the flow method's motion differs from the scene's coarse motion by {gap:.1f} "
-            f"cells (median displacement; more than {coarse.tolerance:.0f}): ambiguous motion there (repetitive "
-            "texture?), its frames may be wrong. Silence with warnings.filterwarnings('ignore', 'xlatent: in chunk').",
-            UserWarning,
-            stacklevel=2,
-        )
-    frames = _crop(result.frames, depth)
+    frames = _crop(frames, depth)
     return np.concatenate((frames.reshape(-1, *frames.shape[-2:]), field)).astype(np.float32)
 
 
-def flow(first, last, mask, fractions, *, mean, std, config: LatentConfig | None = None, motion: str = "tvl1",
-         motion_transform: str = "auto", **_) -> MethodResult:
-    """The ``flow`` method on dask arrays: :func:`xlatent.methods.flow.flow` run on each chunk
-    with an overlap of ``config.prior_margin`` cells of context for the motion estimate plus
-    the largest displacement the rendering can reach. That bound is set once, before the work,
-    from the scene's coarse motion (:func:`coarse_motion`) plus its tolerance."""
+def flow(first, last, mask, fractions, *, mean, std, config: LatentConfig | None = None, motion: str = "svf",
+         motion_transform: str = "auto", svf_weight: float | None = None, device: Any = "auto", **_) -> MethodResult:
+    """The ``flow`` method on dask arrays, with its in-memory defaults and options
+    (:func:`xlatent.methods.flow.flow`): the motion estimated once on the whole scene, coarsened
+    to at most ``_COARSE_SIDE`` cells a side (:func:`coarse_motion`), refined on each chunk with
+    ``config.prior_margin`` cells of context when the scene was coarsened, and the frames
+    rendered per chunk with an overlap of the largest displacement the rendering can reach (set
+    once, before the work, from the scene's motion plus its tolerance)."""
     check_options(motion, motion_transform)
     config = config or LatentConfig()
+    dev = str(resolve_device(device))
     c = first.shape[0]
-    coarse = coarse_motion(first, last, motion, motion_transform, mean, std)
-    depth = int(config.prior_margin) + int(np.ceil(coarse.largest + coarse.tolerance)) + 1
+    coarse = coarse_motion(first, last, motion, motion_transform, mean, std, svf_weight, dev)
+    margin = int(config.prior_margin) if coarse.factor > 1 else 0  # a full-resolution scene estimate needs no refit
+    depth = margin + int(np.ceil(coarse.largest + coarse.tolerance)) + 1
     stack = _normalise(da.concatenate((first, last), axis=0), depth, 1)
     fractions = np.asarray(fractions, dtype=float)
     k = len(fractions)
     out = _map(_flow_block, stack, depth, (k * c + 2,), c, fractions, np.asarray(mean, np.float32),
-               np.asarray(std, np.float32), motion, motion_transform, depth, _coarse_task(coarse), _edges(stack))
+               np.asarray(std, np.float32), motion, motion_transform, depth, _coarse_task(coarse), _edges(stack),
+               svf_weight, dev)
     frames_out = out[: k * c].reshape(k, c, *out.shape[-2:])
-    return MethodResult(frames=frames_out, fields=out[k * c :].reshape(1, 2, *out.shape[-2:]), info={"motion": motion})
+    return MethodResult(frames=frames_out, fields=out[k * c :].reshape(1, 2, *out.shape[-2:]),
+                        info={"motion": motion, "device": dev})
 
-
-# the chunked counterparts of the methods registered with ``lazy=True`` (``linear`` runs as it is
-# on dask arrays)
-LAZY = {"latent": latent, "advection": advection, "flow": flow}

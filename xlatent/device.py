@@ -50,7 +50,7 @@ def check_device(device: Any, method: str = "latent", uses_device: bool = True) 
     if not uses_device and dev.type != "cpu":
         warnings.warn(
             f"method={method!r} runs on the CPU: device={device!r} is ignored (the methods that use a "
-            "torch device: 'latent', 'advection', 'dynamic-ot', 'ot-autoencoder'). Pass device='auto' or 'cpu' "
+            "torch device: 'latent', 'advection', 'flow', 'dynamic-ot', 'ot-autoencoder'). Pass device='auto' or 'cpu' "
             "to silence this.",
             IgnoredOptionWarning,
             stacklevel=3,

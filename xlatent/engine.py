@@ -66,10 +66,11 @@ def _informative(first: np.ndarray, last: np.ndarray) -> tuple[tuple[int, int], 
 
 
 def data_term_of(a, b, field: np.ndarray) -> float:
-    """:func:`xlatent.motion.svf.data_term` of a ``(2, H, W)`` field on ``(1, 1, H, W)`` images."""
+    """:func:`xlatent.motion.svf.data_term` of a ``(2, H, W)`` field on ``(1, 1, H, W)`` images
+    (on their device)."""
     import torch
 
-    return data_term(a, b, torch.from_numpy(np.ascontiguousarray(field, dtype=np.float32))[None])
+    return data_term(a, b, torch.from_numpy(np.ascontiguousarray(field, dtype=np.float32)).to(a.device)[None])
 
 
 def _with_run(config: LatentConfig, run: Mapping[str, Any]) -> LatentConfig:
@@ -143,7 +144,8 @@ class LatentCore:
         self.std = np.ones(channels, np.float32) if std is None else np.asarray(std, np.float32)
         self.requested_device = str(device)  # "auto" resolves anew where the model is rebuilt
         self.device = resolve_device(device)
-        self.model = torch_side("model.latent_advection").LatentAdvection(channels, config.model_part()).to(self.device).eval()
+        with torch.device(self.device):  # built where it runs: no CPU copy made first
+            self.model = torch_side("model.latent_advection").LatentAdvection(channels, config.model_part()).eval()
         self.history = None
         self._torch = torch
 
@@ -239,7 +241,8 @@ class LatentCore:
 
         def fit(weight=None):
             return estimate(first, last, self.config.flow_prior, self.config.motion_transform, mean=self.mean,
-                            std=self.std, coarsen=self.config.prior_coarsen or 1, svf_weight=weight)
+                            std=self.std, coarsen=self.config.prior_coarsen or 1, svf_weight=weight,
+                            device=self.device)
 
         # locals, stored at the end: the lazy path calls this from several threads (per chunk)
         weight, data = SVF_OPTIONS["weight"], []
@@ -257,12 +260,13 @@ class LatentCore:
         return field
 
     def _motion_images(self, first, last):
-        """The pair as the motion estimator sees it, as ``(1, 1, H, W)`` tensors."""
+        """The pair as the motion estimator sees it, as ``(1, 1, H, W)`` tensors on the model's device."""
         import torch
 
         a, b = motion_space(physical(first, self.mean, self.std), physical(last, self.mean, self.std),
                             self.config.motion_transform)
-        return tuple(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, None] for x in (a, b))
+        return tuple(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)[None, None]
+                     for x in (a, b))
 
     def motion_scores(self, first, last, mask, candidates) -> list[float]:
         """SVF objective (:func:`xlatent.motion.svf.objective` at the SVF's weight) of each
@@ -275,9 +279,9 @@ class LatentCore:
         ta, tb = self._motion_images(first, last)
         weight = getattr(self, "prior_weight", SVF_OPTIONS["weight"])
         # copies: a candidate may be a read-only (broadcast) view
-        vs = [torch.from_numpy(np.array(v, dtype=np.float32))[None] for v in candidates]
+        vs = [torch.from_numpy(np.array(v, dtype=np.float32)).to(self.device)[None] for v in candidates]
         with torch.no_grad():
-            keep = torch.from_numpy(np.asarray(mask, dtype=np.float32))[None, None]
+            keep = torch.from_numpy(np.asarray(mask, dtype=np.float32)).to(self.device)[None, None]
             for v in vs:
                 keep = keep * _inside(exp_field(v, -0.5)) * _inside(exp_field(v, 0.5))
             return [float(objective(ta, tb, v, weight, SVF_OPTIONS["eps"], keep)) for v in vs]
@@ -285,8 +289,9 @@ class LatentCore:
     def confidence(self, first, last, velocity) -> np.ndarray:
         """Per-cell confidence ``(H, W)`` in [0, 1] of a stationary ``velocity`` ``(2, H, W)``
         (:func:`xlatent.motion.svf.confidence` on the pair as the motion estimator sees it)."""
-        a, b = self._motion_images(first, last)
-        return confidence(a[0, 0].numpy(), b[0, 0].numpy(), velocity)
+        a, b = motion_space(physical(first, self.mean, self.std), physical(last, self.mean, self.std),
+                            self.config.motion_transform)
+        return confidence(a, b, velocity, device=self.device)
 
     def choose(self, first, last, mask, prior, fields) -> tuple[np.ndarray, dict]:
         """The trained stationary ``fields`` or the starting field, as ``config.motion_choice``

@@ -342,10 +342,14 @@ def _attrs(method: str, s: _Series, config, call: str, device=None) -> dict:
     return _provenance(method, info, source=s.source, config=config, call=call)
 
 
-def _build_model(channels: int, context: int, config: ForecastConfig):
-    return torch_side("model.forecast").SpatioTemporal(channels, context, static_channels=config.static_channels,
-                          dynamic_channels=config.dynamic_channels, width=config.width, ode_hidden=config.ode_hidden,
-                          ode_blocks=config.ode_blocks, static=config.static)
+def _build_model(channels: int, context: int, config: ForecastConfig, device):
+    """The forecaster's network, built on ``device`` (no CPU copy first)."""
+    import torch
+
+    with torch.device(device):
+        return torch_side("model.forecast").SpatioTemporal(
+            channels, context, static_channels=config.static_channels, dynamic_channels=config.dynamic_channels,
+            width=config.width, ode_hidden=config.ode_hidden, ode_blocks=config.ode_blocks, static=config.static)
 
 
 def load_forecaster(path: str | Path, device: str = "auto") -> Forecaster:
@@ -354,9 +358,9 @@ def load_forecaster(path: str | Path, device: str = "auto") -> Forecaster:
     meta, tensors = modelfile.read(path, _FORMAT, _FORMAT_VERSION, "forecaster", "Forecaster.save")
     config = ForecastConfig.from_dict({**meta["config"], "betas": tuple(meta["config"]["betas"])})
     dev = resolve_device(device)
-    model = _build_model(meta["channels"], meta["context"], config)
+    model = _build_model(meta["channels"], meta["context"], config, dev)
     model.load_state_dict(tensors)
-    model.to(dev).eval()
+    model.eval()
     return Forecaster(model, config, meta["context"], meta["mean"], meta["std"], meta["step"], meta["dims"], None, dev,
                       meta.get("value_range"))
 
@@ -453,8 +457,8 @@ def fit_forecaster(
 
     if seed is not None:
         torch.manual_seed(seed)
-    model = _build_model(parsed[0].values.shape[1], context, cfg)
     dev = resolve_device(device)
+    model = _build_model(parsed[0].values.shape[1], context, cfg, dev)
     history = _train(model, data, cfg, context, dev, seed, progress)
     value_range = (np.nanmin(flat, axis=1), np.nanmax(flat, axis=1))
     return Forecaster(model, cfg, context, mean, std, _encode_step(parsed[0].step), (x_dim, y_dim), history, dev,

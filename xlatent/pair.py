@@ -70,3 +70,11 @@ def check_common(any_common: bool) -> None:
             "The two images have no valid cell in common (NaN where the other has data): "
             "nothing to learn the motion from. Check that they cover the same area."
         )
+
+
+def usable_spread(std: np.ndarray) -> np.ndarray:
+    """The per-channel spread to normalise by, on both backends: 1 where it is zero, not finite or
+    too small for float32 (a constant channel keeps its values, shifted by the mean)."""
+    std = np.asarray(std, dtype=np.float64)
+    ok = np.isfinite(std) & (std > np.finfo(np.float32).tiny)
+    return np.where(ok, std, 1.0)

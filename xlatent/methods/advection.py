@@ -14,7 +14,7 @@ from xlatent.methods.base import MethodResult, register
 from xlatent.methods.latent import latent
 
 
-@register("advection", trained=True, lazy=True)
+@register("advection", trained=True, lazy="xlatent.chunked:advection")
 def advection(first, last, mask, fractions, *, config: LatentConfig, **kwargs) -> MethodResult:
     """The ``latent`` method with E and D the identity (same keywords)."""
     return latent(first, last, mask, fractions, config=replace(config, codec="identity", latent_channels=0), **kwargs)

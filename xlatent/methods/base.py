@@ -13,6 +13,7 @@ built-in methods register on import of :mod:`xlatent.methods`, which imports the
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,21 +46,31 @@ class MethodSpec:
     """A registered method: its function, its own options (with defaults), whether it is
     trained with a :class:`~xlatent.LatentConfig` (whose fields are then options too), whether
     it runs on the torch ``device=`` it is given (else on the CPU), and whether it runs on
-    dask-backed inputs without loading them (``lazy``: chunk by chunk, see :mod:`xlatent.chunked`,
-    or as it is on dask arrays)."""
+    dask-backed inputs without loading them (``lazy``): chunk by chunk by the function that
+    ``chunked`` names (``"module:function"``, see :mod:`xlatent.chunked`), or as it is on dask
+    arrays (``chunked`` None)."""
 
     fn: MethodFn
     options: dict[str, Any]
     trained: bool
     uses_device: bool = False
     lazy: bool = False
+    chunked: str | None = None
+
+    def lazy_fn(self) -> MethodFn:
+        """The function that runs the method on dask-backed inputs: its chunk-by-chunk counterpart,
+        imported on first use (``import xlatent`` loads no dask), or the method itself."""
+        if self.chunked is None:
+            return self.fn
+        module, name = self.chunked.split(":")
+        return getattr(importlib.import_module(module), name)
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
 
 
 def register(name: str, options: dict[str, Any] | None = None, trained: bool = False,
-             uses_device: bool | None = None, lazy: bool = False) -> Callable[[MethodFn], MethodFn]:
+             uses_device: bool | None = None, lazy: bool | str = False) -> Callable[[MethodFn], MethodFn]:
     """Decorator adding a method to the registry under ``name``.
 
     Parameters
@@ -72,10 +83,11 @@ def register(name: str, options: dict[str, Any] | None = None, trained: bool = F
         The method also takes every :class:`~xlatent.LatentConfig` field.
     uses_device : bool, optional
         The method runs on the torch ``device=`` it is given (default: ``trained``).
-    lazy : bool
-        The method runs on dask-backed inputs without loading them: chunk by chunk (its
-        counterpart in :data:`xlatent.chunked.LAZY`) or as it is on dask arrays. Others load
-        lazy inputs, with a warning.
+    lazy : bool or str
+        The method runs on dask-backed inputs without loading them: ``True`` as it is on dask
+        arrays, or ``"module:function"``, its chunk-by-chunk counterpart (e.g.
+        ``"xlatent.chunked:flow"``), kept with the method here as xESMF keeps a regridder with
+        its blockwise function. Others load lazy inputs, with a warning.
 
     Returns
     -------
@@ -85,7 +97,7 @@ def register(name: str, options: dict[str, Any] | None = None, trained: bool = F
 
     def wrap(fn: MethodFn) -> MethodFn:
         _REGISTRY[name] = MethodSpec(fn, dict(options or {}), trained, trained if uses_device is None else uses_device,
-                                     lazy)
+                                     bool(lazy), lazy if isinstance(lazy, str) else None)
         return fn
 
     return wrap

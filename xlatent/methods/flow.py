@@ -14,8 +14,11 @@ carries the per-cell confidence of the motion (:func:`xlatent.motion.svf.confide
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from xlatent.device import resolve_device
 from xlatent.methods.base import MethodResult, physical, register
 from xlatent.motion import estimate, motion_space
 from xlatent.motion.svf import confidence
@@ -23,21 +26,36 @@ from xlatent.motion.svf import confidence
 _SUBSTEPS = 8  # semi-Lagrangian sub-steps along the steady field
 
 
-@register("flow", lazy=True, options={"motion": "svf", "motion_transform": "auto", "svf_weight": None})
+@register("flow", lazy="xlatent.chunked:flow", uses_device=True,
+          options={"motion": "svf", "motion_transform": "auto", "svf_weight": None})
 def flow(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.ndarray, *, mean, std,
          motion: str = "svf", motion_transform: str = "auto", svf_weight: float | None = None,
-         with_confidence: bool = True, **_) -> MethodResult:
+         with_confidence: bool = True, device: Any = "auto", **_) -> MethodResult:
     """Frames blended from both images advected along the estimated motion, and that motion as one
     stage field (see the module docstring); ``with_confidence=False`` skips the confidence map
-    (the lazy path runs this per chunk and has no use for it)."""
+    (the lazy path runs this per chunk and has no use for it). The stationary velocity's fit
+    and the rendering run on ``device`` (``"auto"``: a GPU when there is one)."""
+    dev = resolve_device(device)
+    field = estimate(first, last, motion, motion_transform, mean=mean, std=std, svf_weight=svf_weight, device=dev)
+    frames = render(first, last, field, fractions, motion, dev)
+    maps = {}
+    if motion == "svf" and with_confidence:  # how well the images pin the fitted velocity, per cell (svf.confidence)
+        maps["confidence"] = confidence(*motion_space(physical(first, mean, std), physical(last, mean, std),
+                                                      motion_transform), field, device=dev)
+    return MethodResult(frames=frames, fields=field[None], info={"motion": motion, "device": str(dev)}, maps=maps)
+
+
+def render(first: np.ndarray, last: np.ndarray, field: np.ndarray, fractions: np.ndarray, motion: str = "svf",
+           device: Any = "cpu") -> np.ndarray:
+    """Frames ``(K, C, H, W)`` at ``fractions``: ``first`` carried forward and ``last`` back along
+    the steady ``field`` ``(2, H, W)`` (grid cells), blended (see the module docstring); with
+    ``motion="svf"`` along ``exp`` of the velocity, else in straight sub-steps. On ``device``."""
     import torch
 
     from xlatent.model import advection, integrate  # torch
 
-    field = estimate(first, last, motion, motion_transform, mean=mean, std=std, svf_weight=svf_weight)
-    u = torch.from_numpy(field)[None]
-    a = torch.from_numpy(first)[None]
-    b = torch.from_numpy(last)[None]
+    dev = resolve_device(device)
+    u, a, b = (torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)[None] for x in (field, first, last))
     frames = []
     with torch.inference_mode():
         for t in np.asarray(fractions, dtype=float):
@@ -47,9 +65,5 @@ def flow(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.nd
             else:
                 fwd = advection.sample(a, advection.departure([u] * _SUBSTEPS, [t / _SUBSTEPS] * _SUBSTEPS)) if t > 0 else a
                 bwd = advection.sample(b, advection.arrival([u] * _SUBSTEPS, [(1 - t) / _SUBSTEPS] * _SUBSTEPS)) if t < 1 else b
-            frames.append(((1 - t) * fwd + t * bwd)[0].numpy())
-    maps = {}
-    if motion == "svf" and with_confidence:  # how well the images pin the fitted velocity, per cell (svf.confidence)
-        maps["confidence"] = confidence(*motion_space(physical(first, mean, std), physical(last, mean, std),
-                                                      motion_transform), field)
-    return MethodResult(frames=np.stack(frames), fields=field[None], info={"motion": motion}, maps=maps)
+            frames.append((1 - t) * fwd + t * bwd)
+        return torch.cat(frames).float().cpu().numpy()  # one transfer for all frames

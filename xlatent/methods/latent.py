@@ -13,7 +13,7 @@ from xlatent.engine import LatentCore
 from xlatent.methods.base import MethodResult, register
 
 
-@register("latent", trained=True, lazy=True)
+@register("latent", trained=True, lazy="xlatent.chunked:latent")
 def latent(first, last, mask, fractions, *, config: LatentConfig, patch, stride, device="auto",
            seed=0, progress=True, exact_endpoints=True, blend="transport", mean=None, std=None,
            **_) -> MethodResult:

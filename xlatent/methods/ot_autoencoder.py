@@ -208,7 +208,8 @@ def ot_autoencoder(first, last, mask, fractions, *, patch, stride, config=None, 
     if seed is not None:  # the initial weights are part of what the seed fixes
         torch.manual_seed(seed)
     autoencoder = torch_side("model.autoencoder")
-    model = autoencoder.ConvAutoencoder(first.shape[0], opts["ae_latent"], opts["ae_width"], opts["ae_levels"]).to(dev)
+    with torch.device(dev):  # built where it trains
+        model = autoencoder.ConvAutoencoder(first.shape[0], opts["ae_latent"], opts["ae_width"], opts["ae_levels"])
     valid = np.asarray(mask, dtype=bool)
     seconds, loss, j_unit = _fit(model, first, last, valid, tuple(patch), tuple(stride), opts, dev, seed, progress)
     tile = int(getattr(config, "tile", 512))

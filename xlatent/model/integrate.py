@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
-from xlatent.model.advection import _grid, sample
+from xlatent.model.advection import _grid, check_finite, sample
 
 _MAX_STEP = 0.5  # cells: the scaled field's largest step before squaring
 
@@ -53,8 +54,17 @@ def exp_field(v: torch.Tensor, t: float = 1.0, steps: int | None = None) -> torc
     """
     k = squarings(v, t) if steps is None else int(steps)
     d = v * (t / 2**k)
+    if k == 0:
+        return d
+    check_finite(d)  # once: a finite d stays finite under composition
+    # compose(d, d) k times, with the identity grid and the scale to grid_sample's [-1, 1]
+    # coordinates built once: the loop is then one sample and two adds per squaring
+    h, w = d.shape[-2:]
+    scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], dtype=d.dtype, device=d.device).view(1, 2, 1, 1)
+    base = (_grid(h, w, d) * scale - 1.0).permute(0, 2, 3, 1)  # (1, H, W, 2)
     for _ in range(k):
-        d = compose(d, d)
+        d = d + F.grid_sample(d, base + (d * scale).permute(0, 2, 3, 1), mode="bilinear", padding_mode="border",
+                              align_corners=True)
     return d
 
 

@@ -24,6 +24,8 @@ on the scale of ``k`` cells (benchmarks/RESULTS.md, entry 22).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from xlatent.exceptions import ConfigError
@@ -68,7 +70,7 @@ def motion_space(first: np.ndarray, last: np.ndarray, transform: str = "auto") -
 
 def estimate(first: np.ndarray, last: np.ndarray, estimator: str = "tvl1", transform: str = "auto", *,
              mean: np.ndarray | None = None, std: np.ndarray | None = None, coarsen: int = 1,
-             svf_weight: float | None = None) -> np.ndarray:
+             svf_weight: float | None = None, device: Any = "cpu") -> np.ndarray:
     """Displacement from ``first`` to ``last`` ``(2, H, W)`` (column, row; grid cells).
 
     Parameters
@@ -88,6 +90,8 @@ def estimate(first: np.ndarray, last: np.ndarray, estimator: str = "tvl1", trans
     svf_weight : float, optional
         ``"svf"`` only: weight of the bending energy (default
         ``xlatent.motion.svf.SVF_OPTIONS["weight"]``; larger is smoother).
+    device : str or torch.device
+        ``"svf"`` only: the torch device it is fitted on (the others run on the CPU).
     """
     check_options(estimator, transform)
     if mean is not None:
@@ -101,14 +105,15 @@ def estimate(first: np.ndarray, last: np.ndarray, estimator: str = "tvl1", trans
     coarsen = min(coarsen, max(1, min(a.shape) // _MIN_COARSE))
     if coarsen > 1:
         shape = a.shape
-        field = _estimate(block_mean(a, coarsen), block_mean(b, coarsen), estimator, svf_weight)
+        field = _estimate(block_mean(a, coarsen), block_mean(b, coarsen), estimator, svf_weight, device)
         return upsample_field(field, coarsen, shape)
-    return _estimate(a, b, estimator, svf_weight)
+    return _estimate(a, b, estimator, svf_weight, device)
 
 
-def _estimate(a: np.ndarray, b: np.ndarray, estimator: str, svf_weight: float | None = None) -> np.ndarray:
+def _estimate(a: np.ndarray, b: np.ndarray, estimator: str, svf_weight: float | None = None,
+              device: Any = "cpu") -> np.ndarray:
     found = spec(estimator)
-    options = {"svf_weight": svf_weight}
+    options = {"svf_weight": svf_weight, "device": device}
     return found.fn(a, b, **{k: v for k, v in options.items() if k in found.options})
 
 
@@ -134,11 +139,11 @@ def lk(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _pysteps("lk", a, b)
 
 
-@register("svf", options=("svf_weight",))
-def stationary(a: np.ndarray, b: np.ndarray, svf_weight: float | None = None) -> np.ndarray:
+@register("svf", options=("svf_weight", "device"))
+def stationary(a: np.ndarray, b: np.ndarray, svf_weight: float | None = None, device: Any = "cpu") -> np.ndarray:
     """The stationary velocity fit (:func:`xlatent.motion.svf.fit`; ``svf_weight`` defaults to
-    ``SVF_OPTIONS["weight"]``)."""
-    return svf.fit(a, b, weight=svf.SVF_OPTIONS["weight"] if svf_weight is None else float(svf_weight))
+    ``SVF_OPTIONS["weight"]``), on the torch ``device``."""
+    return svf.fit(a, b, weight=svf.SVF_OPTIONS["weight"] if svf_weight is None else float(svf_weight), device=device)
 
 
 def _pysteps(estimator: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:

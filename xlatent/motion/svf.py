@@ -12,9 +12,13 @@ meet half way, neither is privileged), with
   piecewise-constant fields;
 - coarse to fine: a pyramid of images halved down to ``_COARSEST`` cells a side, descended
   from two starts, zero and an affine velocity (a rotation is affine: its velocity has no
-  bending energy, but plain descent from zero does not reach it); the lower objective at full
-  resolution wins. Each level is refined with L-BFGS over a multi-resolution
-  parameterisation of the field (see :func:`_fit_level`). The affine start comes from a global
+  bending energy, but plain descent from zero does not reach it); the lower objective at half
+  resolution goes on to the finest level alone. Each level is refined with L-BFGS over a
+  multi-resolution parameterisation of the field (see :func:`_fit_level`), for at most
+  ``iters`` iterations, stopped earlier once ``_CHUNK`` iterations improve the objective by
+  less than the fraction ``_RTOL`` (benchmarks/RESULTS.md, entry 32: fewer iterations on the
+  fine levels lost up to 1 dB). Everything runs on the device the images are on. The
+  affine start comes from a global
   search over the rotation angle, each angle with the translation read off a phase
   correlation (:func:`_search_affine`), refined by descent: descent alone, from zero, stops
   wherever the motion exceeds a fraction of the texture's wavelength on the level it sees.
@@ -26,21 +30,32 @@ be matched).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from xlatent._lazy import torch_side
+from xlatent.device import resolve_device
 
 SVF_OPTIONS = {"weight": 1000.0, "iters": 50, "eps": 0.01}  # weight chosen on the whole benchmark (RESULTS.md, entry 25)
 _COARSEST = 16  # cells a side of the coarsest level
 _AFFINE_MAX = 64  # cells a side of the finest level the affine start is fitted on
 _MULTIRES = 3  # coarser grids in the multi-resolution parameterisation of each level
 _ANGLES = np.arange(-45.0, 45.1, 1.5)  # degrees over the interval searched for the affine start
+_CHUNK = 5  # L-BFGS iterations between two convergence checks
+_RTOL = 1e-3  # relative objective change over a chunk below which a level has converged
 
 
 def _torch_side():
     """The torch-side modules this module uses: ``(advection, integrate)``."""
     return torch_side("model.advection"), torch_side("model.integrate")
+
+
+def _tensor(x: np.ndarray, device):
+    """``x`` as a float32 tensor on ``device`` (a copy: ``x`` may be a read-only view)."""
+    import torch
+
+    return torch.from_numpy(np.array(x, dtype=np.float32)).to(device)
 
 
 def _pyramid(image, levels: int) -> list:
@@ -60,8 +75,10 @@ def _resize_field(v, shape: tuple[int, int]):
     import torch.nn.functional as F
 
     h, w = v.shape[-2:]
+    if (h, w) == tuple(shape):
+        return v
     out = F.interpolate(v, size=shape, mode="bilinear", align_corners=False)
-    scale = torch.tensor([shape[1] / w, shape[0] / h], dtype=v.dtype).view(1, 2, 1, 1)
+    scale = torch.tensor([shape[1] / w, shape[0] / h], dtype=v.dtype, device=v.device).view(1, 2, 1, 1)
     return out * scale
 
 
@@ -83,9 +100,10 @@ def _gradient_scale(a, b) -> float:
     return max(g / 4, 1e-6)
 
 
-def objective(a, b, v, weight: float, eps: float, mask=None):
-    """Symmetric Charbonnier data term (normalised by the images' gradient) plus ``weight``
-    times the bending energy of ``v``; ``mask`` ``(1, 1, H, W)`` weights the data term."""
+def objective(a, b, v, weight: float, eps: float, mask=None, scale: float | None = None):
+    """Symmetric Charbonnier data term (normalised by the images' gradient, ``scale``: computed
+    when not given) plus ``weight`` times the bending energy of ``v``; ``mask`` ``(1, 1, H, W)``
+    weights the data term."""
     import torch
 
     integrate = _torch_side()[1]
@@ -95,7 +113,7 @@ def objective(a, b, v, weight: float, eps: float, mask=None):
     r = warp(a, exp_field(v, -0.5, k)) - warp(b, exp_field(v, 0.5, k))
     rho = torch.sqrt(r**2 + eps**2)
     data = rho.mean() if mask is None else (mask * rho).sum() / mask.sum().clamp(min=1.0)
-    return data / _gradient_scale(a, b) + weight * integrate.bending(v)
+    return data / (_gradient_scale(a, b) if scale is None else scale) + weight * integrate.bending(v)
 
 
 def data_term(a, b, v, mask=None) -> float:
@@ -113,7 +131,7 @@ def data_term(a, b, v, mask=None) -> float:
         return float(objective(a, b, v, 0.0, SVF_OPTIONS["eps"], keep))
 
 
-def confidence(a: np.ndarray, b: np.ndarray, v: np.ndarray, sigma: float = 3.0) -> np.ndarray:
+def confidence(a: np.ndarray, b: np.ndarray, v: np.ndarray, sigma: float = 3.0, device: Any = "cpu") -> np.ndarray:
     """Per-cell confidence in [0, 1] of the motion ``v`` ``(2, H, W)`` between ``a`` and ``b``.
 
     An uncertainty of the displacement in cells, ``s = r / sqrt(lam)``: ``r`` the local
@@ -122,7 +140,7 @@ def confidence(a: np.ndarray, b: np.ndarray, v: np.ndarray, sigma: float = 3.0) 
     half-way image (how well texture pins the motion in every direction: small in flat areas
     and along straight edges, the aperture problem). Confidence is ``1 / (1 + (s / 0.5)**2)``
     (0.5 at half a cell), and 0 where a half-way path leaves the grid (the motion there is
-    extrapolated, not matched).
+    extrapolated, not matched). The warps run on ``device``, the local statistics on the CPU.
     """
     import torch
     from scipy.ndimage import gaussian_filter
@@ -130,13 +148,13 @@ def confidence(a: np.ndarray, b: np.ndarray, v: np.ndarray, sigma: float = 3.0) 
     integrate = _torch_side()[1]
     exp_field, warp = integrate.exp_field, integrate.warp
 
-    ta = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]
-    tb = torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32))[None, None]
-    tv = torch.from_numpy(np.array(v, dtype=np.float32))[None]  # a copy: v may be a read-only view
+    dev = resolve_device(device)
+    ta, tb = (_tensor(x, dev)[None, None] for x in (a, b))
+    tv = _tensor(v, dev)[None]
     with torch.no_grad():
         back, ahead = exp_field(tv, -0.5), exp_field(tv, 0.5)
-        wa, wb = warp(ta, back)[0, 0].numpy(), warp(tb, ahead)[0, 0].numpy()
-        inside = (_inside(back) * _inside(ahead))[0, 0].numpy()
+        both = torch.cat((warp(ta, back), warp(tb, ahead), _inside(back) * _inside(ahead)), dim=1)
+        wa, wb, inside = both[0].cpu().numpy()
     mid = 0.5 * (wa + wb)
     gy, gx = np.gradient(mid)
     jxx, jyy, jxy = (gaussian_filter(x, sigma) for x in (gx * gx, gy * gy, gx * gy))
@@ -159,6 +177,7 @@ def _fit_level(a, b, v, weight: float, iters: int, eps: float):
     with torch.no_grad():  # fixed per level: a mask that moved with v would break the line search
         k = squarings(v, 0.5)
         mask = _inside(exp_field(v, -0.5, k)) * _inside(exp_field(v, 0.5, k))
+    scale = _gradient_scale(a, b)  # fixed per level: one device sync, not one per evaluation
     shape = tuple(v.shape[-2:])
     coarse = []
     h, w = shape
@@ -166,7 +185,7 @@ def _fit_level(a, b, v, weight: float, iters: int, eps: float):
         h, w = math.ceil(h / 2), math.ceil(w / 2)
         if min(h, w) < 4:
             break
-        coarse.append(torch.zeros(1, 2, h, w, requires_grad=True))
+        coarse.append(torch.zeros(1, 2, h, w, dtype=v.dtype, device=v.device, requires_grad=True))
     base = v.clone().requires_grad_(True)
     params = [base, *coarse]
 
@@ -178,89 +197,109 @@ def _fit_level(a, b, v, weight: float, iters: int, eps: float):
 
     def closure():
         opt.zero_grad(set_to_none=True)
-        loss = objective(a, b, field(), weight, eps, mask)
+        loss = objective(a, b, field(), weight, eps, mask, scale)
         loss.backward()
         return loss
 
-    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=iters, history_size=20, line_search_fn="strong_wolfe",
-                            tolerance_grad=1e-9, tolerance_change=1e-12)
-    opt.step(closure)
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=min(_CHUNK, iters), history_size=20,
+                            line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
+    previous = math.inf
+    for _ in range(max(1, math.ceil(iters / _CHUNK))):  # L-BFGS keeps its history across steps
+        loss = float(opt.step(closure).detach())  # the objective where this step started
+        if previous - loss <= _RTOL * abs(loss):  # converged: the last chunk gained too little
+            break
+        previous = loss
     with torch.no_grad():
         return field().detach()
 
 
 def _affine_field(theta, shape: tuple[int, int]):
-    """Velocity ``(1, 2, H, W)`` of the affine field ``theta`` ``(2, 3)`` over coordinates
-    centred on the grid and scaled to [-1, 1] (well conditioned at every level)."""
+    """Velocity ``(N, 2, H, W)`` of the affine fields ``theta`` ``(N, 2, 3)`` (or one, ``(2, 3)``:
+    ``N = 1``) over coordinates centred on the grid and scaled to [-1, 1] (well conditioned at
+    every level)."""
     import torch
 
     h, w = shape
-    ys = torch.linspace(-1, 1, h).view(h, 1).expand(h, w)
-    xs = torch.linspace(-1, 1, w).view(1, w).expand(h, w)
+    kw = {"dtype": theta.dtype, "device": theta.device}
+    ys = torch.linspace(-1, 1, h, **kw).view(h, 1).expand(h, w)
+    xs = torch.linspace(-1, 1, w, **kw).view(1, w).expand(h, w)
     basis = torch.stack((xs, ys, torch.ones_like(xs)))  # (3, H, W)
-    cells = torch.tensor([(w - 1) / 2, (h - 1) / 2]).view(2, 1, 1)
-    return (torch.einsum("ij,jhw->ihw", theta, basis) * cells)[None]
+    cells = torch.tensor([(w - 1) / 2, (h - 1) / 2], **kw).view(1, 2, 1, 1)
+    return torch.einsum("nij,jhw->nihw", theta.reshape(-1, 2, 3), basis) * cells
 
 
-def _shift(a: np.ndarray, b: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
-    """Translation ``s`` (column, row cells) with ``b(x) ≈ a(x - s)``: the peak of the phase
-    correlation of the two (zero-mean, ``weights``-tapered) images, refined to a fraction of a
-    cell by a parabola through the peak and its neighbours."""
-    fa = np.fft.fft2((a - np.average(a, weights=weights)) * weights)
-    fb = np.fft.fft2((b - np.average(b, weights=weights)) * weights)
-    cross = fb * np.conj(fa)
-    corr = np.real(np.fft.ifft2(cross / np.maximum(np.abs(cross), 1e-12)))
-    h, w = corr.shape
-    r, c = np.unravel_index(int(np.argmax(corr)), corr.shape)
-    out = []
-    for pos, n, line in ((c, w, corr[r]), (r, h, corr[:, c])):
-        lo, mid, hi = line[(pos - 1) % n], line[pos], line[(pos + 1) % n]
+def _shift(a, b, weights):
+    """Translations ``s`` (column, row cells; two ``(N,)`` tensors) with ``b(x) ≈ a(x - s)`` for
+    each of the ``N`` image pairs ``a``, ``b`` ``(N, h, w)``: the peak of the phase correlation of
+    the two (zero-mean, ``weights``-tapered) images, refined to a fraction of a cell by a
+    parabola through the peak and its neighbours. All on the images' device, no transfer."""
+    import torch
+
+    def tapered(x):
+        mean = (x * weights).sum((-2, -1), keepdim=True) / weights.sum((-2, -1), keepdim=True)
+        return (x - mean) * weights
+
+    cross = torch.fft.fft2(tapered(b)) * torch.fft.fft2(tapered(a)).conj()
+    corr = torch.fft.ifft2(cross / cross.abs().clamp(min=1e-12)).real
+    n, h, w = corr.shape
+    peak = corr.flatten(1).argmax(1)
+    r, c, ar = peak // w, peak % w, torch.arange(n, device=corr.device)
+
+    def at(rows, cols):
+        return corr[ar, rows % h, cols % w]
+
+    mid, out = at(r, c), []
+    for pos, size, lo, hi in ((c, w, at(r, c - 1), at(r, c + 1)), (r, h, at(r - 1, c), at(r + 1, c))):
         den = lo - 2 * mid + hi
-        frac = 0.5 * (lo - hi) / den if den < 0 else 0.0
-        out.append(((pos + n // 2) % n - n // 2) + float(np.clip(frac, -0.5, 0.5)))
+        frac = torch.where(den < 0, 0.5 * (lo - hi) / torch.where(den < 0, den, -1.0), 0.0).clamp(-0.5, 0.5)
+        out.append(((pos + size // 2) % size - size // 2) + frac)
     return out[0], out[1]
 
 
 def _search_affine(a, b, eps: float):
     """Rotation and translation of the affine start by a global search on one level ``a``,
-    ``b`` ``(1, 1, h, w)``: for each angle in ``_ANGLES``, both images are turned half way
-    toward each other along the rotation's flow, the translation left between them is read off
-    their phase correlation, and the candidate with the lowest data term goes on. Gradient
-    descent from zero cannot find a large rotation (its basin is a fraction of the texture's
-    wavelength); a search over the one angle plus a correlation over all translations can."""
+    ``b`` ``(1, 1, h, w)``: for each angle in ``_ANGLES`` (all at once, one batch), both images
+    are turned half way toward each other along the rotation's flow, the translation left
+    between them is read off their phase correlation, and the candidate with the lowest data
+    term goes on. Gradient descent from zero cannot find a large rotation (its basin is a
+    fraction of the texture's wavelength); a search over the one angle plus a correlation over
+    all translations can."""
     import torch
 
     integrate = _torch_side()[1]
     exp_field, squarings, warp = integrate.exp_field, integrate.squarings, integrate.warp
 
     h, w = a.shape[-2:]
-    weights = np.outer(np.hanning(h + 2)[1:-1], np.hanning(w + 2)[1:-1])
+    dev = a.device
+    wide = torch.float32 if dev.type == "mps" else torch.float64  # no float64 on Apple MPS
+    weights = torch.outer(torch.hann_window(h + 2, periodic=False, dtype=wide, device=dev)[1:-1],
+                          torch.hann_window(w + 2, periodic=False, dtype=wide, device=dev)[1:-1])
     scale = _gradient_scale(a, b)
-    best, best_cost = torch.zeros(2, 3), math.inf
-    for deg in _ANGLES:
-        omega = math.radians(deg)
-        theta = torch.zeros(2, 3)
-        theta[0, 1], theta[1, 0] = -omega * (h - 1) / max(w - 1, 1), omega * (w - 1) / max(h - 1, 1)
-        for _ in range(2):  # the translation read after turning, then once more with it applied
-            v = _affine_field(theta, (h, w))
-            k = squarings(v, 0.5)
-            back, ahead = exp_field(v, -0.5, k), exp_field(v, 0.5, k)
-            wa, wb = warp(a, back), warp(b, ahead)
-            mask = _inside(back) * _inside(ahead)
-            sc, sr = _shift(wa[0, 0].numpy(), wb[0, 0].numpy(), weights * mask[0, 0].numpy() + 1e-9)
-            theta[0, 2] += sc / max((w - 1) / 2, 0.5)
-            theta[1, 2] += sr / max((h - 1) / 2, 0.5)
+    omega = torch.tensor(np.radians(_ANGLES), dtype=a.dtype, device=dev)
+    n = len(omega)
+    theta = torch.zeros(n, 2, 3, dtype=a.dtype, device=dev)
+    theta[:, 0, 1], theta[:, 1, 0] = -omega * (h - 1) / max(w - 1, 1), omega * (w - 1) / max(h - 1, 1)
+    many_a, many_b = a.expand(n, -1, -1, -1), b.expand(n, -1, -1, -1)
+
+    def halfway():
         v = _affine_field(theta, (h, w))
         k = squarings(v, 0.5)
         back, ahead = exp_field(v, -0.5, k), exp_field(v, 0.5, k)
-        mask = _inside(back) * _inside(ahead)
-        if float(mask.mean()) < 0.25:  # too little overlap left to judge the match
-            continue
-        rho = torch.sqrt((warp(a, back) - warp(b, ahead)) ** 2 + eps**2)
-        cost = float((mask * rho).sum() / mask.sum()) / scale
-        if cost < best_cost:
-            best, best_cost = theta.clone(), cost
-    return best
+        return warp(many_a, back), warp(many_b, ahead), _inside(back) * _inside(ahead)
+
+    for _ in range(2):  # the translation read after turning, then once more with it applied
+        wa, wb, mask = halfway()
+        sc, sr = _shift(wa[:, 0].to(wide), wb[:, 0].to(wide), weights * mask[:, 0].to(wide) + 1e-9)
+        theta[:, 0, 2] += (sc / max((w - 1) / 2, 0.5)).to(theta.dtype)
+        theta[:, 1, 2] += (sr / max((h - 1) / 2, 0.5)).to(theta.dtype)
+    wa, wb, mask = halfway()
+    rho = torch.sqrt((wa - wb) ** 2 + eps**2)
+    cost = (mask * rho).sum((1, 2, 3)) / mask.sum((1, 2, 3)).clamp(min=1.0) / scale
+    cost = torch.where(mask.mean((1, 2, 3)) < 0.25, torch.inf, cost)  # too little overlap left to judge the match
+    best = int(torch.argmin(cost))
+    if not bool(torch.isfinite(cost[best])):
+        return torch.zeros(2, 3, dtype=a.dtype, device=dev)
+    return theta[best].clone()
 
 
 def _fit_affine(pa: list, pb: list, iters: int, eps: float):
@@ -294,7 +333,7 @@ def _fit_affine(pa: list, pb: list, iters: int, eps: float):
 
 
 def fit(a: np.ndarray, b: np.ndarray, *, init: np.ndarray | None = None, weight: float = SVF_OPTIONS["weight"],
-        iters: int = SVF_OPTIONS["iters"], eps: float = SVF_OPTIONS["eps"]) -> np.ndarray:
+        iters: int = SVF_OPTIONS["iters"], eps: float = SVF_OPTIONS["eps"], device: Any = "cpu") -> np.ndarray:
     """Stationary velocity ``(2, H, W)`` (column, row; grid cells per interval) with
     ``a∘exp(-v/2) ≈ b∘exp(v/2)``.
 
@@ -310,32 +349,53 @@ def fit(a: np.ndarray, b: np.ndarray, *, init: np.ndarray | None = None, weight:
         L-BFGS iterations per pyramid level.
     eps : float
         Charbonnier smoothing of the data term (image units, [0, 1] scale).
+    device : str or torch.device
+        Where the fit runs (``"auto"``: CUDA, else MPS, else CPU); the result comes back as numpy.
     """
     import torch
 
-    ta = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]
-    tb = torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32))[None, None]
+    dev = resolve_device(device)
+    ta, tb = (_tensor(x, dev)[None, None] for x in (a, b))
     levels = max(0, int(math.floor(math.log2(min(a.shape) / _COARSEST))))
     pa, pb = _pyramid(ta, levels), _pyramid(tb, levels)
     shape0 = tuple(pa[0].shape[-2:])
-    starts = [torch.zeros((1, 2) + shape0)]
+    starts = [torch.zeros((1, 2) + shape0, device=dev)]
     if init is not None:
-        starts = [_resize_field(torch.from_numpy(np.asarray(init, dtype=np.float32))[None], shape0)]
+        starts = [_resize_field(_tensor(init, dev)[None], shape0)]
     else:
         starts.append(_affine_field(_fit_affine(pa, pb, iters, eps), shape0))
     with torch.enable_grad():
-        # each start down the whole pyramid; the lower objective at full resolution wins (local
-        # optima differ: an affine start finds large rotations, a zero start keeps a vortex's
-        # still surround). Compared on a coarse level instead, where the texture is averaged
-        # away, the wrong one can win (rotation20 at 512²).
-        fits = [_descend(pa, pb, s, weight, iters, eps) for s in starts]
-    return _lowest(pa[-1], pb[-1], fits, weight, eps)[0].numpy().astype(np.float32)
+        # each start down the pyramid to half resolution; the lower objective there goes on to
+        # the finest level, which costs as much as all the others together (local optima differ:
+        # an affine start finds large rotations, a zero start keeps a vortex's still surround).
+        # Compared on a coarse level instead, where the texture is averaged away, the wrong one
+        # can win (rotation20 at 512² compared at 64²).
+        split = len(pa) - 1 if len(pa) > 1 and len(starts) > 1 else len(pa)
+        fits = [_descend(pa[:split], pb[:split], s, weight, iters, eps) for s in starts]
+        best = _lowest(pa[split - 1], pb[split - 1], fits, weight, eps)
+        if split < len(pa):
+            best = _descend(pa[split:], pb[split:], _resize_field(best, tuple(pa[split].shape[-2:])), weight, iters, eps)
+    return best[0].float().cpu().numpy()
+
+
+def refine(a: np.ndarray, b: np.ndarray, init: np.ndarray, *, weight: float = SVF_OPTIONS["weight"],
+           iters: int = SVF_OPTIONS["iters"], eps: float = SVF_OPTIONS["eps"], device: Any = "cpu") -> np.ndarray:
+    """The stationary velocity ``init`` ``(2, H, W)`` refined on ``a``, ``b`` ``(H, W)`` at their
+    resolution only (one level of :func:`fit`, no search): a field already right at large
+    scale, e.g. a scene's motion estimated on block means, refined on a piece of the scene."""
+    import torch
+
+    dev = resolve_device(device)
+    ta, tb = (_tensor(x, dev)[None, None] for x in (a, b))
+    with torch.enable_grad():
+        v = _fit_level(ta, tb, _tensor(init, dev)[None], weight, iters, eps)
+    return v[0].float().cpu().numpy()
 
 
 def _descend(pa: list, pb: list, v, weight: float, iters: int, eps: float):
-    """``v`` (on the coarsest level) refined level by level down the pyramids ``pa``, ``pb``."""
-    for i, (la, lb) in enumerate(zip(pa, pb)):
-        v = _fit_level(la, lb, v if i == 0 else _resize_field(v, tuple(la.shape[-2:])), weight, iters, eps)
+    """``v`` (on the level of ``pa[0]``) refined level by level down the pyramids ``pa``, ``pb``."""
+    for la, lb in zip(pa, pb):
+        v = _fit_level(la, lb, _resize_field(v, tuple(la.shape[-2:])), weight, iters, eps)
     return v
 
 
