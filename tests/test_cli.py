@@ -60,11 +60,12 @@ def test_time_series_in_one_file(pair_files, tmp_path, capsys):
     assert flow is None and frames.sizes["time"] == 3
     case = datasets.rotation(size=32, steps=4)
     np.testing.assert_allclose(frames.values[-1], case.frames.values[-1], rtol=1e-6)
-    assert cli.main(["interpolate", series, "--out", str(out), *FAST]) == cli.EXIT_USAGE
+    again = [*FAST, "--overwrite"]
+    assert cli.main(["interpolate", series, "--out", str(out), *again]) == cli.EXIT_USAGE
     assert "--first-index and --last-index" in capsys.readouterr().err
-    assert cli.main(["interpolate", series, str(pair_files / "last.nc"), "--out", str(out), *FAST]) == cli.EXIT_USAGE
+    assert cli.main(["interpolate", series, str(pair_files / "last.nc"), "--out", str(out), *again]) == cli.EXIT_USAGE
     assert "--first-index N" in capsys.readouterr().err
-    args = ["interpolate", series, "--first-index", "0", "--last-index", "9", "--out", str(out), *FAST]
+    args = ["interpolate", series, "--first-index", "0", "--last-index", "9", "--out", str(out), *again]
     assert cli.main(args) == cli.EXIT_USAGE
     assert "out of range" in capsys.readouterr().err
 
@@ -367,7 +368,8 @@ def test_every_failure_has_its_exit_code_and_leaves_nothing(name, bad_files, tmp
     (out / "data.zarr").mkdir()
     (out / "data.zarr" / "notes.txt").write_text("a folder named like a store")
     before, inputs = _snapshot(out), _snapshot(bad_files.folder.parent)
-    argv = ["interpolate", *map(str, case(bad_files, out, monkeypatch))]
+    # --overwrite: the earlier files are there on purpose, and must survive a failing run even so
+    argv = ["interpolate", *map(str, case(bad_files, out, monkeypatch)), "--overwrite"]
     if before_work:
         monkeypatch.setattr(xlatent, "interpolate", lambda *a, **k: pytest.fail("computed before failing"))
     if code == cli.EXIT_FAILED:  # a bug: its traceback, then the one-line error

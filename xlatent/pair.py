@@ -49,8 +49,9 @@ class Pair:
             return self.measured_range
         c = self.first.shape[0]
         vals = [np.concatenate((self.first[k][self.valid_first], self.last[k][self.valid_last])) for k in range(c)]
-        lo = np.array([v.min() for v in vals]) * self.std + self.mean
-        hi = np.array([v.max() for v in vals]) * self.std + self.mean
+        std, mean = np.asarray(self.std, np.float64), np.asarray(self.mean, np.float64)  # float64 inputs' precision
+        lo = np.array([v.min() for v in vals], dtype=np.float64) * std + mean
+        hi = np.array([v.max() for v in vals], dtype=np.float64) * std + mean
         return lo, hi
 
 
