@@ -151,7 +151,7 @@ class _Series:
 
 def _times(series: xr.DataArray) -> np.ndarray:
     coord = series["time"]
-    values = geo.utc_datetime64(coord.values)
+    values = geo.utc_datetime64(coord)
     if np.issubdtype(values.dtype, np.number) and " since " in str(coord.attrs.get("units", "")):
         values = np.asarray(xr.decode_cf(xr.Dataset(coords={"time": coord.variable.copy(deep=False)}))["time"].values)
     return values

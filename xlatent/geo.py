@@ -144,8 +144,16 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?)
 
 def utc_datetime64(values: Any) -> np.ndarray:
     """``values`` as ``datetime64[ns]`` when they are Python/pandas datetimes (object dtype, as
-    xarray holds timezone-aware times): aware ones converted to UTC, naive ones taken as they
-    are; anything else returned unchanged (as an array)."""
+    xarray holds timezone-aware times) or a coord of pandas' timezone-aware dtype: aware ones
+    converted to UTC, naive ones taken as they are; anything else returned unchanged (as an
+    array)."""
+    if isinstance(values, xr.DataArray):
+        import pandas as pd
+
+        if isinstance(values.dtype, pd.DatetimeTZDtype) and values.ndim == 1:
+            index = pd.DatetimeIndex(values.to_index())
+            return index.tz_convert("UTC").tz_localize(None).to_numpy().astype("datetime64[ns]")
+        values = values.values
     arr = np.asarray(values)
     if arr.dtype != object or arr.size == 0 or not all(isinstance(v, datetime.datetime) for v in arr.flat):
         return arr
@@ -184,7 +192,7 @@ def time_dim(da: xr.DataArray) -> Hashable | None:
 def _is_time_coord(coord: xr.DataArray) -> bool:
     attrs = coord.attrs
     declared = " since " in str(attrs.get("units", "")) or attrs.get("axis") == "T" or attrs.get("standard_name") == "time"
-    return _holds_dates(coord.values) or (declared and np.issubdtype(coord.dtype, np.number))
+    return _holds_dates(coord) or (declared and np.issubdtype(coord.dtype, np.number))
 
 
 def _decode_time(coord: xr.DataArray):
@@ -195,7 +203,7 @@ def _decode_time(coord: xr.DataArray):
     ``decode_times=False``, decoded like xarray does; an ISO 8601 string (``"2024-03-01T12:00"``,
     a trailing ``Z`` or offset converted to UTC) parsed to ``datetime64[ns]``.
     """
-    value = utc_datetime64(coord.values)
+    value = utc_datetime64(coord)
     if np.issubdtype(value.dtype, np.number) and " since " in str(coord.attrs.get("units", "")):
         value = np.asarray(xr.decode_cf(xr.Dataset(coords={"t": coord.variable.copy(deep=False)}))["t"].values)
     if np.issubdtype(value.dtype, np.datetime64):
