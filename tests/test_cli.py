@@ -477,7 +477,18 @@ def test_demo_keeps_existing_files_unless_overwrite(tmp_path, monkeypatch, capsy
     assert sorted(p.name for p in outdir.iterdir()) == ["result.nc"]
 
 
-def test_ctrl_c_between_result_and_map_leaves_neither(pair_files, tmp_path, monkeypatch, capsys):
+@pytest.fixture()
+def ctrl_c():
+    """Python's own Ctrl-C handler (KeyboardInterrupt) for the test: a run started in the
+    background by a shell inherits SIGINT ignored, and the signal sent would do nothing."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_between_result_and_map_leaves_neither(pair_files, tmp_path, monkeypatch, capsys, ctrl_c):
     """SIGINT (a real signal) while the map is moved in, after the result file was written:
     the run ends interrupted, with the map in place and the result kept, or neither."""
     import os

@@ -263,7 +263,18 @@ def test_time_dim_xarray_cannot_decode_is_found_and_selectable(tmp_path):
         xlatent.open_image(tmp_path / "months.nc", time_index=3)
 
 
-def test_ctrl_c_while_a_store_is_swapped_in_keeps_one(tmp_path, monkeypatch):
+@pytest.fixture()
+def ctrl_c():
+    """Python's own Ctrl-C handler (KeyboardInterrupt) for the test: a run started in the
+    background by a shell inherits SIGINT ignored, and the signal sent would do nothing."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_while_a_store_is_swapped_in_keeps_one(tmp_path, monkeypatch, ctrl_c):
     """SIGINT (a real signal) between moving the old store aside and the new one in: held until
     the swap is done, so the path always holds a whole store (issue 23)."""
     import os
@@ -289,7 +300,7 @@ def test_ctrl_c_while_a_store_is_swapped_in_keeps_one(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.zarr"]
 
 
-def test_ctrl_c_mid_write_leaves_no_partial_file(tmp_path, monkeypatch):
+def test_ctrl_c_mid_write_leaves_no_partial_file(tmp_path, monkeypatch, ctrl_c):
     """SIGINT (a real signal) halfway through writing a NetCDF file: no file, no temporary, and an
     existing file as it was."""
     import signal

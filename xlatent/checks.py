@@ -114,7 +114,7 @@ def _human(nbytes: float) -> str:
     return f"{nbytes:.3g} PiB"  # pragma: no cover
 
 
-def check_output_size(source: xr.DataArray, steps: int) -> None:
+def check_output_size(source: Any, steps: int) -> None:
     """Refuse, before any work, ``steps + 1`` frames of ``source`` that cannot fit in memory.
 
     In memory, the frames of the whole image are held at once; for a dask-backed ``source`` the
@@ -122,6 +122,8 @@ def check_output_size(source: xr.DataArray, steps: int) -> None:
     :class:`~xlatent.exceptions.InputError` with the size when :data:`WORKING_COPIES` times
     that exceeds :func:`available_memory`.
     """
+    if not isinstance(source, xr.DataArray):
+        return  # not an input at all: geo.check_input names it
     cells = _cells_per_task(source)
     frames = (int(steps) + 1) * cells * 4  # float32
     need = WORKING_COPIES * frames
