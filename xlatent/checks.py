@@ -44,14 +44,19 @@ def find_fill_value(values: np.ndarray) -> tuple[float, int] | None:
     finite = finite[np.isfinite(finite)]
     if finite.size < 2:
         return None
-    for value in (finite.min(), finite.max()):
-        at = finite == value
-        count = int(at.sum())
-        rest = finite[~at]
-        if count < max(2, FILL_SHARE * finite.size) or rest.size < 2:
+    lo, hi = finite.min(), finite.max()
+    if lo == hi:
+        return None
+    for value in (lo, hi):
+        count = int(np.count_nonzero(finite == value))
+        if count < max(2, FILL_SHARE * finite.size) or count > finite.size - 2:
             continue
-        spread = float(rest.max() - rest.min())
-        gap = float(min(abs(value - rest.min()), abs(value - rest.max())))
+        if value == lo:  # the other values' range, without copying them
+            rest_lo, rest_hi = np.min(finite, where=finite > lo, initial=np.inf), hi
+        else:
+            rest_lo, rest_hi = lo, np.max(finite, where=finite < hi, initial=-np.inf)
+        spread = float(rest_hi - rest_lo)
+        gap = float(min(abs(value - rest_lo), abs(value - rest_hi)))
         if spread > 0 and gap > FILL_GAP * spread:
             return float(value), count
     return None
