@@ -344,7 +344,7 @@ class Forecaster:
         ctx, (h, w) = _torch_side()[0].pad_to(self._tensor(s))
         with torch.inference_mode():
             frames = torch.stack(self._model.rollout(ctx, horizon), dim=1)[0, :, :, :h, :w].cpu().numpy()
-        frames = frames * self._std[None, :, None, None] + self._mean[None, :, None, None]
+        frames = geo.denormalise(frames, self._mean, self._std, s.source.dtype)  # float64 series keep their precision
         if s.step is None:
             s.step = self._step_value()
         call = cf.call_repr("Forecaster.forecast", horizon=horizon, context=self.context)
