@@ -17,6 +17,7 @@ LAYERS = [
     {"xlatent.config", "xlatent.device", "xlatent._dask", "xlatent.patches", "xlatent.resample"},
     {"xlatent.model", "xlatent.model.networks", "xlatent.model.advection", "xlatent.model.integrate",
      "xlatent.model.autoencoder", "xlatent.model.latent_advection", "xlatent.model.losses", "xlatent.model.forecast"},
+    {"xlatent.checks"},
     {"xlatent.train", "xlatent.geo", "xlatent.cf", "xlatent.path_energy", "xlatent.pair", "xlatent.datasets",
      "xlatent.datasets_wave"},
     {"xlatent.methods.base", "xlatent.methods.motion", "xlatent.methods.svf", "xlatent.methods.flow",

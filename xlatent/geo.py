@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from xlatent.checks import check_fill_values
 from xlatent.exceptions import (
     CRSError,
     CRSNotFoundWarning,
@@ -646,8 +647,6 @@ def check_fills(values: np.ndarray, label: str, da: xr.DataArray) -> None:
     first, decoded from ``da``) holds an undeclared fill value
     (:func:`xlatent.checks.check_fill_values`). An input that declares a fill value in its attrs
     (``_FillValue``, ``missing_value``, ``nodata``; NaN included, to say it has none) is trusted."""
-    from xlatent.checks import check_fill_values
-
     if any(key in da.attrs for key in ("_FillValue", "missing_value", "nodata", "fill_value")):
         return
     for k in range(values.shape[0]):
