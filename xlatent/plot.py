@@ -207,9 +207,15 @@ def _graticule(ax) -> None:
     named (once per map: the extent may be set again)."""
     if getattr(ax, "_xlatent_graticule", False):
         return
+    from cartopy.mpl.ticker import LatitudeLocator, LongitudeLocator
+
     ax._xlatent_graticule = True
+    # a few lines of 30 points each: cartopy projects every line at every draw (constrained layout
+    # draws several times), and its defaults made a map 8x slower to save
     lines = ax.gridlines(draw_labels=True, linewidth=0.4, color="0.35", alpha=0.6, linestyle="--",
-                         x_inline=False, y_inline=False)
+                         x_inline=False, y_inline=False, xlocs=LongitudeLocator(nbins=6),
+                         ylocs=LatitudeLocator(nbins=6))
+    lines.n_steps = 30
     lines.top_labels = lines.right_labels = False
     lines.xlabel_style = lines.ylabel_style = {"size": "x-small"}
     ax.text(0.5, -0.13, "longitude", transform=ax.transAxes, ha="center", va="top", fontsize="x-small")
