@@ -60,11 +60,12 @@ def test_time_series_in_one_file(pair_files, tmp_path, capsys):
     assert flow is None and frames.sizes["time"] == 3
     case = datasets.rotation(size=32, steps=4)
     np.testing.assert_allclose(frames.values[-1], case.frames.values[-1], rtol=1e-6)
-    assert cli.main(["interpolate", series, "--out", str(out), *FAST]) == cli.EXIT_USAGE
+    again = [*FAST, "--overwrite"]
+    assert cli.main(["interpolate", series, "--out", str(out), *again]) == cli.EXIT_USAGE
     assert "--first-index and --last-index" in capsys.readouterr().err
-    assert cli.main(["interpolate", series, str(pair_files / "last.nc"), "--out", str(out), *FAST]) == cli.EXIT_USAGE
+    assert cli.main(["interpolate", series, str(pair_files / "last.nc"), "--out", str(out), *again]) == cli.EXIT_USAGE
     assert "--first-index N" in capsys.readouterr().err
-    args = ["interpolate", series, "--first-index", "0", "--last-index", "9", "--out", str(out), *FAST]
+    args = ["interpolate", series, "--first-index", "0", "--last-index", "9", "--out", str(out), *again]
     assert cli.main(args) == cli.EXIT_USAGE
     assert "out of range" in capsys.readouterr().err
 
@@ -367,7 +368,8 @@ def test_every_failure_has_its_exit_code_and_leaves_nothing(name, bad_files, tmp
     (out / "data.zarr").mkdir()
     (out / "data.zarr" / "notes.txt").write_text("a folder named like a store")
     before, inputs = _snapshot(out), _snapshot(bad_files.folder.parent)
-    argv = ["interpolate", *map(str, case(bad_files, out, monkeypatch))]
+    # --overwrite: the earlier files are there on purpose, and must survive a failing run even so
+    argv = ["interpolate", *map(str, case(bad_files, out, monkeypatch)), "--overwrite"]
     if before_work:
         monkeypatch.setattr(xlatent, "interpolate", lambda *a, **k: pytest.fail("computed before failing"))
     if code == cli.EXIT_FAILED:  # a bug: its traceback, then the one-line error
@@ -427,3 +429,81 @@ def test_failed_demo_leaves_nothing(tmp_path, monkeypatch, capsys):
     assert cli.main(["demo", str(tmp_path), "--size", "32", "--steps", "2", "--quiet"]) == cli.EXIT_FAILED
     assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]
     capsys.readouterr()
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 23: truncated files, existing outputs, Ctrl-C at the very end
+
+
+def test_truncated_geotiff_is_an_unreadable_input(tmp_path, capsys):
+    import rioxarray  # noqa: F401
+
+    case = datasets.translation(size=32, steps=1)
+    case.first.rio.to_raster(tmp_path / "a.tif")
+    case.last.rio.to_raster(tmp_path / "b.tif")
+    whole = (tmp_path / "a.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(whole[: len(whole) // 2])  # the header reads, the data does not
+    assert cli.main(["interpolate", str(tmp_path / "cut.tif"), str(tmp_path / "b.tif"), "--out", str(tmp_path / "r.nc"),
+                     *LINEAR]) == cli.EXIT_FILE
+    errors = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("xlatent: warning:")]
+    assert len(errors) == 1 and errors[0].startswith("xlatent: error: Cannot read the data of")  # no traceback
+    assert "cut.tif" in errors[0] and "truncated or damaged" in errors[0]
+    assert not (tmp_path / "r.nc").exists()
+
+
+def test_existing_out_and_plot_are_kept_unless_overwrite(pair_files, tmp_path, monkeypatch, capsys):
+    out, png = tmp_path / "r.nc", tmp_path / "m.png"
+    out.write_bytes(b"an earlier result")
+    args = ["interpolate", str(pair_files / "first.nc"), str(pair_files / "last.nc"), "--out", str(out), *LINEAR]
+    monkeypatch.setattr(xlatent, "interpolate", lambda *a, **k: pytest.fail("computed before refusing"))
+    _expect(args, cli.EXIT_USAGE, capsys, f"--out {out} already exists", "--overwrite")
+    assert out.read_bytes() == b"an earlier result"
+    _fake_plot(monkeypatch, lambda p: p.write_bytes(b"png"))
+    png.write_bytes(b"an earlier map")
+    _expect([*args, "--plot", str(png)], cli.EXIT_USAGE, capsys, f"--out {out}, --plot {png} already exist")
+    out.unlink()
+    _expect([*args, "--plot", str(png)], cli.EXIT_USAGE, capsys, f"--plot {png} already exists")
+    assert png.read_bytes() == b"an earlier map"
+    monkeypatch.undo()
+    assert cli.main([*args, "--overwrite"]) == 0 and xlatent.open_result(out)[0].sizes["time"] == 3
+
+
+def test_demo_keeps_existing_files_unless_overwrite(tmp_path, monkeypatch, capsys):
+    outdir = tmp_path / "demo"
+    outdir.mkdir()
+    (outdir / "result.nc").write_bytes(b"mine")
+    monkeypatch.setattr(cli.datasets, "load", lambda *a, **k: pytest.fail("computed before refusing"))
+    _expect(["demo", str(outdir), "--no-plot", "--quiet"], cli.EXIT_USAGE, capsys, "result.nc already exists")
+    assert sorted(p.name for p in outdir.iterdir()) == ["result.nc"]
+
+
+@pytest.fixture()
+def ctrl_c():
+    """Python's own Ctrl-C handler (KeyboardInterrupt) for the test: a run started in the
+    background by a shell inherits SIGINT ignored, and the signal sent would do nothing."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_between_result_and_map_leaves_neither(pair_files, tmp_path, monkeypatch, capsys, ctrl_c):
+    """SIGINT (a real signal) while the map is moved in, after the result file was written:
+    the run ends interrupted, with the map in place and the result kept, or neither."""
+    import os
+    import signal
+
+    _fake_plot(monkeypatch, lambda p: p.write_bytes(b"png"))
+    real = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        if Path(dst).name == "m.png":
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C, delivered as the map goes in
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    code = cli.main(["interpolate", str(pair_files / "first.nc"), str(pair_files / "last.nc"), "--out",
+                     str(tmp_path / "r.nc"), "--plot", str(tmp_path / "m.png"), *LINEAR])
+    assert code == cli.EXIT_INTERRUPTED and "interrupted" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["m.png", "r.nc"])

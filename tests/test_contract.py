@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import rioxarray  # noqa: F401  (registers .rio: tests write CRSs themselves)
 import xarray as xr
 from conftest import QUICK, plain_pair
 

@@ -261,3 +261,61 @@ def test_time_dim_xarray_cannot_decode_is_found_and_selectable(tmp_path):
     np.testing.assert_array_equal(img.values, values[2])
     with pytest.warns(TimeNotDateWarning), pytest.raises(InputError, match="out of range.*0..2"):
         xlatent.open_image(tmp_path / "months.nc", time_index=3)
+
+
+@pytest.fixture()
+def ctrl_c():
+    """Python's own Ctrl-C handler (KeyboardInterrupt) for the test: a run started in the
+    background by a shell inherits SIGINT ignored, and the signal sent would do nothing."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_while_a_store_is_swapped_in_keeps_one(tmp_path, monkeypatch, ctrl_c):
+    """SIGINT (a real signal) between moving the old store aside and the new one in: held until
+    the swap is done, so the path always holds a whole store (issue 23)."""
+    import os
+    import signal
+
+    ds = datasets.translation(size=32, steps=1).frames.to_dataset()
+    path = tmp_path / "r.zarr"
+    xlatent.to_zarr(ds, path, progress=False)
+    real = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        done = real(src, dst, *args, **kwargs)
+        if Path(src) == path:  # the old store moved aside (zarr's own renames inside pass): Ctrl-C now
+            signal.raise_signal(signal.SIGINT)
+        return done
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        xlatent.to_zarr(ds * 2, path, progress=False)
+    monkeypatch.undo()
+    back = xr.open_zarr(path)
+    np.testing.assert_allclose(back.backscatter.values, 2 * ds.backscatter.values)  # the new one, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.zarr"]
+
+
+def test_ctrl_c_mid_write_leaves_no_partial_file(tmp_path, monkeypatch, ctrl_c):
+    """SIGINT (a real signal) halfway through writing a NetCDF file: no file, no temporary, and an
+    existing file as it was."""
+    import signal
+
+    ds = datasets.translation(size=32, steps=1).frames.to_dataset()
+    path = tmp_path / "r.nc"
+    path.write_bytes(b"an earlier file")
+    real = xr.Dataset.to_netcdf
+
+    def half(self, target, *args, **kwargs):
+        Path(target).write_bytes(b"half a file")
+        signal.raise_signal(signal.SIGINT)
+        return real(self, target, *args, **kwargs)
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", half)
+    with pytest.raises(KeyboardInterrupt):
+        xlatent.to_netcdf(ds, path)
+    assert path.read_bytes() == b"an earlier file" and sorted(p.name for p in tmp_path.iterdir()) == ["r.nc"]

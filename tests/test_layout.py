@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1] / "xlatent"
 # lowest first; a module may import modules of its own layer or lower ones (the package
 # ``xlatent.methods`` imports every method to register it, so it sits above them)
 LAYERS = [
-    {"xlatent.exceptions", "xlatent._version", "xlatent.normalise", "xlatent._lazy", "xlatent.checks"},
+    {"xlatent.exceptions", "xlatent._version", "xlatent.normalise", "xlatent._lazy", "xlatent.checks", "xlatent.input_checks"},
     {"xlatent.datasets.grid", "xlatent.datasets.textures", "xlatent.datasets.kinematics"},
     {"xlatent.datasets.cases", "xlatent.datasets.wave", "xlatent.datasets"},
     {"xlatent.modelfile", "xlatent.device", "xlatent._dask", "xlatent.patches", "xlatent.resample"},

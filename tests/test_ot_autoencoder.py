@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import rioxarray  # noqa: F401  (registers .rio: the fixture writes a CRS itself)
 import xarray as xr
 
 import xlatent

@@ -48,7 +48,8 @@ def offline_cartopy(tmp_path, monkeypatch):
 def translation():
     """5 cells east and 3 north in 12 h: true flow and a fast estimate (method='flow')."""
     case = datasets.translation(size=48, steps=4)
-    frames, flow = xlatent.interpolate(case.first, case.last, steps=4, method="flow", progress=False)
+    # TV-L1 (not the default stationary-velocity fit): these tests are about the maps, and it is ~20x quicker
+    frames, flow = xlatent.interpolate(case.first, case.last, steps=4, method="flow", motion="tvl1", progress=False)
     return case, frames, flow
 
 
@@ -253,3 +254,24 @@ def test_bad_inputs_and_failed_write_keeps_the_old_file(translation, tmp_path):
         xplot.frames(frames, times=[0], path=target)  # matplotlib: format 'xyz' is not supported
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir() if p.name != "cartopy_data"] == ["figure.xyz"]
+
+
+def test_maps_have_a_labelled_graticule_and_say_when_coastlines_are_missing(translation, tmp_path):
+    """Issue 23: longitude/latitude lines labelled in degrees and named axes on every map in a CRS;
+    offline, the figure itself says that the coastlines asked for are not drawn."""
+    from cartopy.mpl.gridliner import Gridliner
+
+    _, frames, flow = translation
+    with pytest.warns(UserWarning, match="coastlines skipped"):
+        fig = xplot.overview(frames, flow, coastlines=True, path=tmp_path / "o.png")
+    assert_png(tmp_path / "o.png")
+    for ax in fig.axes[:-1]:  # every map; the last axes is the colour bar
+        if not hasattr(ax, "projection"):
+            continue
+        lines = [a for a in ax.artists if isinstance(a, Gridliner)]
+        assert len(lines) == 1 and lines[0].bottom_labels and lines[0].left_labels
+        assert any(text.get_text().endswith(("°N", "°E", "°W", "°")) for text in lines[0].label_artists)
+        assert {t.get_text() for t in ax.texts} >= {"longitude", "latitude"}
+    assert any("no coastlines" in t.get_text() and "offline" in t.get_text() for t in fig.texts)
+    fig = xplot.flow(flow, frames, path=tmp_path / "f.png")
+    assert len([a for a in fig.axes[0].artists if isinstance(a, Gridliner)]) == 1  # once, though its extent is set twice

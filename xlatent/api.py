@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from xlatent import backends, cf, geo, methods, modelfile
+from xlatent import backends, cf, geo, input_checks, methods, modelfile
 from xlatent._version import __version__
 from xlatent.config import LatentConfig, RunOptions, check_values
 from xlatent.device import check_device
@@ -58,7 +58,7 @@ def _chunked_like(mask, values):
 
 
 def _frames_xr(pair: Pair, frames: np.ndarray, fractions: np.ndarray, attrs: dict, clip: bool = True) -> xr.DataArray:
-    values = frames * pair.std[None, :, None, None] + pair.mean[None, :, None, None]
+    values = geo.denormalise(frames, pair.mean, pair.std, pair.source.dtype)
     if clip:  # per channel, to the range spanned by the two inputs (rain rate stays >= 0)
         lo, hi = pair.value_range
         values = np.clip(values, lo[None, :, None, None], hi[None, :, None, None])
@@ -299,6 +299,7 @@ def interpolate(
     check_device(device, method, uses_device=spec.uses_device)
     geo.warn_undated(first, last)
     backend, first, last = backends.for_inputs(first, last, method, spec)
+    input_checks.check_output_size(first, steps)
     pair, cfg, patch_rc, stride_rc = _setup(backend, first, last, x_dim, y_dim, patch, stride, config, {})
     result = backend.method(method, spec)(
         pair.first, pair.last, pair.mask, fractions, config=cfg, patch=patch_rc, stride=stride_rc,
@@ -423,6 +424,7 @@ class LatentInterpolator:
         _check_flags(exact_endpoints=exact_endpoints, clip=clip, progress=progress)
         geo.warn_undated(first, last)
         pair, backend = self._pair_for(first, last)
+        input_checks.check_output_size(pair.source, steps)
         fields, decided, maps = self._motion(pair, backend, progress)
         frames, fields = backend.frames(self._core, pair, fractions, exact_endpoints, blend, progress, fields)
         self._fields_cache = (pair, fields, decided, maps)  # flow() then shares the frames' work (dask: their tasks)

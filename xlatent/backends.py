@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from xlatent import geo
+from xlatent import geo, input_checks
 from xlatent.exceptions import InputError
 from xlatent.methods.base import MethodFn, MethodSpec
 from xlatent.pair import Pair, check_common, check_size, usable_spread
@@ -142,6 +142,7 @@ def for_inputs(first, last, method: str | None = None, spec: MethodSpec | None =
         As given, or loaded into memory when dask-backed but the method has no lazy path
         (with a ``UserWarning``).
     """
+    first, last = input_checks.same_backing(first, last)  # one lazy, one not: both lazy
     if not (is_lazy(first) or is_lazy(last)):
         return InMemory(), first, last
     if spec is None or spec.lazy:

@@ -44,7 +44,7 @@ from xlatent.exceptions import (
     XlatentError,
 )
 from xlatent.geo import time_dim
-from xlatent.io import is_zarr_store, open_image, result_dataset, save_result, to_netcdf
+from xlatent.io import is_zarr_store, open_image, result_dataset, save_result, to_netcdf, uninterrupted
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # any other error
@@ -62,7 +62,7 @@ failure nothing this run wrote is left behind: no partial file, no half of --out
   {EXIT_OK}    success
   {EXIT_FAILED}    other error (unexpected: the traceback is printed; please report it)
   {EXIT_USAGE}    bad option or option value (unknown method or kind, bad time index, --out is an input,
-       --plot format not supported, device not available...)
+       --out or --plot exists without --overwrite, --plot format not supported, device not available...)
   {EXIT_FILE}    input file missing or unreadable (or a folder that is not a Zarr store)
   {EXIT_VARIABLE}    unknown variable (the message lists those in the file), or several and no --variable
   {EXIT_GRID}    FIRST and LAST are not on the same grid (dims, shape, coords or CRS)
@@ -81,6 +81,9 @@ _OUTPUT_LAYOUT = """output file (NetCDF, CF-1.8, compressed; a Zarr store when O
   u_east, v_north                  with --earth-relative: the same motion, eastward/northward
   spatial_ref                      the CRS of FIRST, linked from every variable (grid_mapping)
 Read it with xr.open_dataset(OUT, decode_coords="all"), or frames, flow = xlatent.open_result(OUT)."""
+
+
+DEMO_FILES = ("first.nc", "last.nc", "truth.nc", "result.nc", "overview.png")
 
 
 class _Failure(Exception):
@@ -132,6 +135,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--earth-relative", action="store_true",
                    help="also write u_east/v_north, the motion rotated to eastward/northward (needs a CRS)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars and no summary; errors are still printed")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace outputs that already exist (without it, an existing --out or --plot, or demo files, "
+                        "is an error and nothing is written)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,7 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     ip.add_argument("--x-dim", default=None, metavar="DIM", help="name of the x (column) dim, when it cannot be guessed")
     ip.add_argument("--y-dim", default=None, metavar="DIM", help="name of the y (row) dim, when it cannot be guessed")
     ip.add_argument("--plot", default=None, metavar="PNG",
-                    help="also draw first/middle/last frame and the motion to this PNG (needs pip install 'xlatent[plot]')")
+                    help="also draw first/middle/last frame and the motion to this PNG, on a labelled longitude/latitude "
+                         "graticule, with coastlines when cartopy's Natural Earth files are on disk (never downloaded; "
+                         "the map says when they are not); needs pip install 'xlatent[plot]'")
     _add_run_options(ip)
 
     dp = sub.add_parser(
@@ -354,6 +362,7 @@ def _check_outputs(args: argparse.Namespace, out: Path, plot: Path | None) -> No
         if plot.suffix and plot.suffix[1:].lower() not in formats:
             raise _Failure(f"--plot {plot}: {plot.suffix!r} is not an image format matplotlib writes; use one of "
                            f"{', '.join(sorted(formats))} (.png is usual).", EXIT_USAGE)
+    _refuse_existing(args, [out] + ([plot] if plot is not None else []), {out: "--out", plot: "--plot"})
     zarr_out = out.suffix.lower() == ".zarr"
     if zarr_out:
         _need("zarr", f"--out {out} is a Zarr store: it needs the zarr package: pip install 'xlatent[zarr]'")
@@ -375,6 +384,17 @@ def _check_outputs(args: argparse.Namespace, out: Path, plot: Path | None) -> No
             raise _Failure(f"cannot write --plot {plot}: it is a folder; give a file name, e.g. {plot / 'map.png'}.",
                            EXIT_WRITE)
         _check_folder(plot, "--plot")
+
+
+def _refuse_existing(args: argparse.Namespace, paths: list[Path], names: dict) -> None:
+    """Refuse (:data:`EXIT_USAGE`) to replace files that exist, unless ``--overwrite``."""
+    if args.overwrite:
+        return
+    there = [path for path in paths if path.exists() and not (path.is_dir() and not is_zarr_store(path))]
+    if there:
+        shown = ", ".join(f"{names.get(p, '')} {p}".strip() for p in there)
+        raise _Failure(f"{shown} already exist{'s' if len(there) == 1 else ''}: pass --overwrite to replace "
+                       f"{'it' if len(there) == 1 else 'them'}, or choose another name.", EXIT_USAGE)
 
 
 def _options(args: argparse.Namespace) -> dict:
@@ -435,21 +455,29 @@ def _write(frames, flow, out: Path, args: argparse.Namespace) -> None:
     nothing this run wrote is left and files already at those paths stay as they were."""
     plot = Path(args.plot) if args.plot_module is not None and args.plot is not None else None
     drawn = None
+    before = _identity(out)
     try:
         if plot is not None:
             drawn = _draw(frames, flow, plot, args)
         _write_result(frames, flow, out, args)
         if drawn is not None:
-            try:
-                os.replace(drawn, plot)
-            except OSError as err:
+            with uninterrupted():  # Ctrl-C now waits for the map to be in place
+                try:
+                    os.replace(drawn, plot)
+                except OSError as err:
+                    raise _Failure(f"cannot write --plot {plot}: {err.strerror or err}; {out} was removed too.",
+                                   EXIT_WRITE) from err
+                drawn = None
+    except BaseException:
+        # the result went in but the map did not (an error, or Ctrl-C in between): neither stays
+        if drawn is not None and _identity(out) != before:
+            with uninterrupted():
                 _remove(out)
-                raise _Failure(f"cannot write --plot {plot}: {err.strerror or err}; {out} was removed too.",
-                               EXIT_WRITE) from err
-            drawn = None
+        raise
     finally:
         if drawn is not None:
-            drawn.unlink(missing_ok=True)
+            with uninterrupted():
+                drawn.unlink(missing_ok=True)
     units = "" if flow is None else f", motion u/v on {flow.sizes.get('time', 0)} stages in {flow.u.attrs.get('units')}"
     _say(args, f"wrote {out}: {frames.sizes['time']} frames{units}")
     if plot is not None:
@@ -466,7 +494,7 @@ def _draw(frames, flow, plot: Path, args: argparse.Namespace) -> Path:
         raise _Failure(f"cannot write --plot {plot}: {err.strerror or err}.", EXIT_WRITE) from err
     drawn = Path(name)
     try:
-        args.plot_module.overview(frames, flow, path=drawn)
+        args.plot_module.overview(frames, flow, coastlines=True, path=drawn)
     except BaseException as err:
         drawn.unlink(missing_ok=True)
         if isinstance(err, OSError):
@@ -488,6 +516,15 @@ def _write_result(frames, flow, out: Path, args: argparse.Namespace) -> None:
         if isinstance(err, XlatentError):
             raise
         raise _Failure(f"cannot write {out}: {err.strerror or err}", EXIT_WRITE) from err
+
+
+def _identity(path: Path) -> tuple | None:
+    """What tells a file (or store) apart from the one that replaces it: inode and change time."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns, info.st_ctime_ns
 
 
 def _remove(path: Path) -> None:
@@ -518,6 +555,7 @@ def _demo(args: argparse.Namespace, argv: Sequence[str]) -> None:
         raise _Failure(f"cannot create {outdir}: {err.strerror or err}", EXIT_WRITE) from err
     written: list[Path] = []
     try:
+        _refuse_existing(args, [outdir / name for name in DEMO_FILES], {})
         _check_folder(outdir / "result.nc", "into")
         _demo_files(args, argv, outdir, written)
     except BaseException:  # nothing this run wrote is left, the folders it made included

@@ -17,6 +17,12 @@ class InputError(XlatentError, ValueError):
     """An input array cannot be used as it is (NaN only, too small, bad ``steps``...)."""
 
 
+class FillValueError(InputError):
+    """An input holds an undeclared fill (no-data) value: a value repeated over many cells, far
+    outside the range of the others (-9999, 1e4, -3.4e38...). Declare it (``_FillValue``) or mask
+    it (``da.where``)."""
+
+
 class InputTypeError(XlatentError, TypeError):
     """An input has the wrong type or dtype (not a DataArray, not numeric...)."""
 
@@ -84,6 +90,12 @@ class CRSError(XlatentError, ValueError):
 class CRSNotFoundWarning(XlatentWarning):
     """An input names a grid-mapping variable that is not attached to it, so its CRS is unknown
     and distances and speeds are in grid cells."""
+
+
+class NoCRSWarning(XlatentWarning):
+    """The inputs have no coordinate reference system: the outputs carry none, and the motion is
+    in the units the coordinates allow (``m s-1`` for metre or degree coordinates with times,
+    else grid cells). Write one with ``da.rio.write_crs(...)``."""
 
 
 class NonFiniteWarning(XlatentWarning):

@@ -145,12 +145,22 @@ def _check_step(times: np.ndarray, label: str):
         return None
     step = gaps[0]
     zero = step * 0
+    if np.issubdtype(times.dtype, np.datetime64) or times.dtype == object:  # dates: refuse duplicates first
+        seconds = np.array([geo.seconds_between(t0, t1) for t0, t1 in zip(times[:-1], times[1:])])
+        twice = np.flatnonzero(np.abs(seconds) < geo.DUPLICATE_GAP_S)
+        if twice.size:
+            shown = ", ".join(f"{i} and {i + 1} ({geo.human_duration(gaps[i])} apart)" for i in twice[:4])
+            raise IrregularTimeError(
+                f"{label} has duplicate timestamps: time index {shown}. Keep one of each, e.g. "
+                f"series.drop_isel(time={[int(i) + 1 for i in twice[:8]]}), or series.drop_duplicates('time') "
+                "when they are equal."
+            )
     same = all(g == step for g in gaps) if gaps.dtype == object else np.allclose(
         np.asarray(gaps, dtype=np.float64) if not np.issubdtype(gaps.dtype, np.timedelta64) else gaps.astype(np.int64),
         np.asarray(step, dtype=np.float64) if not np.issubdtype(gaps.dtype, np.timedelta64) else step.astype(np.int64),
         rtol=1e-9, atol=0)
     if not (step > zero) or not same:
-        shown = ", ".join(str(g) for g in np.unique(gaps)[:4])
+        shown = ", ".join(geo.human_duration(g) for g in np.unique(gaps)[:4])
         raise IrregularTimeError(
             f"{label} is not at one regular, increasing time step (steps found: {shown}). Forecasting "
             "needs evenly spaced frames: resample first, e.g. series.resample(time='5min').nearest(), "
@@ -180,6 +190,10 @@ def _series(series: Any, context: int, x_dim=None, y_dim=None, label: str = "ser
     values = geo.decoded_values(series.transpose(*order))
     if values.ndim == 3:
         values = values[:, None]
+    with np.errstate(invalid="ignore"):
+        huge = np.isfinite(values) & (np.abs(values) > geo.MAX_MAGNITUDE)
+    geo.refuse_huge(label, int(huge.sum()), np.unique(values[huge])[:3])
+    geo.check_fills(np.moveaxis(values, 1, 0), label, series)
     if min(values.shape[-2:]) < _MIN_SIZE:
         raise InputError(f"Frames of {values.shape[-2]} x {values.shape[-1]} cells are too small: the forecaster "
                          f"needs at least {_MIN_SIZE} x {_MIN_SIZE}.")
@@ -299,13 +313,14 @@ class Forecaster:
                              f"{s.values.shape[1]}.")
         if s.step is not None and self._step is not None and _encode_step(s.step) != list(self._step):
             raise IrregularTimeError(
-                f"context_window has a time step of {s.step}, the forecaster was fitted at {self._step_value()}: "
+                f"context_window has a time step of {geo.human_duration(s.step)}, the forecaster was fitted at "
+                f"{geo.human_duration(self._step_value())}: "
                 "forecast at the step it was fitted at (resample the window)."
             )
         ctx, (h, w) = torch_side("model.forecast").pad_to(self._tensor(s))
         with torch.inference_mode():
             frames = torch.stack(self._model.rollout(ctx, horizon), dim=1)[0, :, :, :h, :w].cpu().numpy()
-        frames = frames * self._std[None, :, None, None] + self._mean[None, :, None, None]
+        frames = geo.denormalise(frames, self._mean, self._std, s.source.dtype)  # float64 series keep their precision
         if s.step is None:
             s.step = self._step_value()
         call = cf.call_repr("Forecaster.forecast", horizon=horizon, context=self.context)

@@ -6,6 +6,7 @@ the methods work on plain ``(channel, row, column)`` arrays in grid-index space.
 
 from __future__ import annotations
 
+import datetime
 import re
 import warnings
 from collections.abc import Hashable
@@ -15,12 +16,14 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from xlatent.input_checks import check_fill_values
 from xlatent.exceptions import (
     CRSError,
     CRSNotFoundWarning,
     GridMismatchError,
     InputError,
     InputTypeError,
+    NoCRSWarning,
     NonFiniteWarning,
     SpatialDimsError,
     SpeedWarning,
@@ -140,10 +143,33 @@ def describe(da: xr.DataArray, x_dim: str | None = None, y_dim: str | None = Non
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
 
 
-def _holds_dates(values: Any) -> bool:
-    """Whether ``values`` (one or many) are dates as they stand: ``datetime64`` or cftime datetimes
-    (judged by the first)."""
+def utc_datetime64(values: Any) -> np.ndarray:
+    """``values`` as ``datetime64[ns]`` when they are Python/pandas datetimes (object dtype, as
+    xarray holds timezone-aware times) or a coord of pandas' timezone-aware dtype: aware ones
+    converted to UTC, naive ones taken as they are; anything else returned unchanged (as an
+    array)."""
+    if isinstance(values, xr.DataArray):
+        import pandas as pd
+
+        if isinstance(values.dtype, pd.DatetimeTZDtype) and values.ndim == 1:
+            index = pd.DatetimeIndex(values.to_index())
+            return index.tz_convert("UTC").tz_localize(None).to_numpy().astype("datetime64[ns]")
+        values = values.values
     arr = np.asarray(values)
+    if arr.dtype != object or arr.size == 0 or not all(isinstance(v, datetime.datetime) for v in arr.flat):
+        return arr
+    import pandas as pd
+
+    stamps = [pd.Timestamp(v) for v in arr.flat]
+    stamps = [t.tz_convert("UTC").tz_localize(None) if t.tzinfo is not None else t for t in stamps]
+    return np.array([t.to_datetime64() for t in stamps], dtype="datetime64[ns]").reshape(arr.shape)
+
+
+def _holds_dates(values: Any) -> bool:
+    """Whether ``values`` (one or many) are dates as they stand: ``datetime64`` (timezone-aware
+    Python/pandas datetimes count, see :func:`utc_datetime64`) or cftime datetimes (judged by the
+    first)."""
+    arr = utc_datetime64(values)
     if np.issubdtype(arr.dtype, np.datetime64):
         return True
     return arr.dtype == object and arr.size > 0 and hasattr(arr.flat[0], "calendar")  # cftime.datetime
@@ -167,14 +193,15 @@ def time_dim(da: xr.DataArray) -> Hashable | None:
 def _is_time_coord(coord: xr.DataArray) -> bool:
     attrs = coord.attrs
     declared = " since " in str(attrs.get("units", "")) or attrs.get("axis") == "T" or attrs.get("standard_name") == "time"
-    return _holds_dates(coord.values) or (declared and np.issubdtype(coord.dtype, np.number))
+    return _holds_dates(coord) or (declared and np.issubdtype(coord.dtype, np.number))
 
 
 def cf_time_values(coord: xr.DataArray) -> np.ndarray:
     """The values of the time coord ``coord`` (any shape), decoded like xarray does when they
     are numbers with CF ``units`` ``"<unit> since <date>"`` (a file opened with
-    ``decode_times=False``); as they are otherwise (xarray decoded them already)."""
-    values = np.asarray(coord.values)
+    ``decode_times=False``); timezone-aware ones converted to UTC (:func:`utc_datetime64`); as
+    they are otherwise (xarray decoded them already)."""
+    values = utc_datetime64(coord)
     if np.issubdtype(values.dtype, np.number) and " since " in str(coord.attrs.get("units", "")):
         values = np.asarray(xr.decode_cf(xr.Dataset(coords={"t": coord.variable.copy(deep=False)}))["t"].values)
     return values
@@ -277,6 +304,40 @@ def warn_undated(first: Any, last: Any, stacklevel: int = 3) -> None:
     )
 
 
+# Two times closer than this are one time stamped twice (a duplicate), not an interval: no
+# imagery of the Earth is taken a millisecond apart, while clock rounding and merged files give
+# such pairs.
+DUPLICATE_GAP_S = 1e-3
+
+_UNITS_NS = (("d", 86_400 * 10**9), ("h", 3_600 * 10**9), ("min", 60 * 10**9), ("s", 10**9), ("ms", 10**6),
+             ("µs", 10**3), ("ns", 1))
+
+
+def human_duration(gap: Any) -> str:
+    """A time step in words: ``"1 h"``, ``"10 min"``, ``"1 ns"``, ``"59 min 59.999999999 s"``.
+
+    ``gap`` is a ``numpy.timedelta64``, a ``datetime.timedelta`` or a plain number (returned as
+    it is, with no unit)."""
+    if isinstance(gap, datetime.timedelta):
+        gap = np.timedelta64(gap)
+    if not isinstance(gap, np.timedelta64):
+        return f"{gap:g}" if isinstance(gap, (int, float, np.number)) else str(gap)
+    if np.isnat(gap):
+        return "NaT"
+    ns = int(gap.astype("timedelta64[ns]").astype(np.int64))
+    sign, ns = ("-" if ns < 0 else ""), abs(ns)
+    unit, size = next(((u, n) for u, n in _UNITS_NS if ns >= n), _UNITS_NS[-1])
+    if ns % size == 0:
+        return f"{sign}{ns // size} {unit}"
+    parts = []
+    for unit, size in _UNITS_NS[:3]:
+        if ns >= size:
+            parts.append(f"{ns // size} {unit}")
+            ns %= size
+    parts.append(f"{ns / 1e9:.9f}".rstrip("0").rstrip(".") + " s")
+    return sign + " ".join(parts)
+
+
 def seconds_between(t0, t1) -> float:
     """Seconds from ``t0`` to ``t1`` (both ``datetime64`` or both cftime, as :func:`scalar_time`
     returns them)."""
@@ -293,7 +354,7 @@ def check_coords(da: xr.DataArray, grid: Grid, label: str) -> None:
     for dim in (grid.y_dim, grid.x_dim):
         if dim not in da.coords or not np.issubdtype(da[dim].dtype, np.number):
             continue
-        values = np.asarray(da[dim].values, dtype=float)
+        values = coord_values(da, dim, grid)
         bad = ~np.isfinite(values)
         if bad.any():
             raise InputError(
@@ -305,7 +366,8 @@ def check_coords(da: xr.DataArray, grid: Grid, label: str) -> None:
             at = int(np.argmax(steps <= 0) if steps[0] > 0 else np.argmax(steps >= 0)) + 1
             raise InputError(
                 f"Coordinate {dim!r} of {label} is not strictly monotonic (it turns back or repeats at "
-                f"index {at}): the cells are not in grid order. Sort it: da.sortby({dim!r}), or drop the duplicates."
+                f"index {at}): the cells are not in grid order. If the cells are, fix the coordinate's values; "
+                f"otherwise put them in order: da.sortby({dim!r}), or drop the duplicates."
             )
     if grid.y_dim in da.coords and np.issubdtype(da[grid.y_dim].dtype, np.number) and is_geographic(da, grid):
         top = float(np.abs(np.asarray(da[grid.y_dim].values, dtype=float)).max())
@@ -315,6 +377,21 @@ def check_coords(da: xr.DataArray, grid: Grid, label: str) -> None:
                 "latitudes in degrees. If the grid is projected, give it its CRS (da.rio.write_crs(...)) or "
                 "coordinate units in metres; otherwise fix the coordinate."
             )
+
+
+def coord_values(da: xr.DataArray, dim: Hashable, grid: Grid) -> np.ndarray:
+    """The float values of spatial coord ``dim``; longitudes that cross the antimeridian
+    (170 ... 180, -180 ... -170) unwrapped to a monotonic axis (170 ... 190) for the computation
+    (the outputs keep the input's coords)."""
+    values = np.asarray(da[dim].values, dtype=float)
+    if dim != grid.x_dim or values.size < 3 or not np.isfinite(values).all() or not is_geographic(da, grid):
+        return values
+    steps = np.diff(values)
+    if (steps > 0).all() or (steps < 0).all() or not (np.abs(steps) > 180).any():
+        return values
+    unwrapped = np.unwrap(values, period=360.0)
+    steps = np.diff(unwrapped)
+    return unwrapped if (steps > 0).all() or (steps < 0).all() else values
 
 
 def check_pair(first: xr.DataArray, last: xr.DataArray, grid: Grid) -> None:
@@ -357,6 +434,8 @@ def check_pair(first: xr.DataArray, last: xr.DataArray, grid: Grid) -> None:
     if (crs_a is None) != (crs_b is None) or (crs_a is not None and crs_a != crs_b):
         raise GridMismatchError(f"CRS differs: {crs_a} vs {crs_b}." + hint)
     _check_times(grid.time, scalar_time(last))
+    if crs_a is None:
+        warn_no_crs(first, last, grid, stacklevel=5)
 
 
 def _check_times(t0, t1) -> None:
@@ -380,9 +459,10 @@ def _check_times(t0, t1) -> None:
                 f"{label} = {label}.assign_coords(time=np.datetime64('2024-01-01T06:00')), or drop the "
                 "time coord of both (frames then get fractions 0..1, the flow grid cells)."
             )
-    if t1 == t0:
+    if t1 == t0 or abs(seconds_between(t0, t1)) < DUPLICATE_GAP_S:
+        apart = "" if t1 == t0 else f", only {human_duration(t1 - t0)} apart: one time stamped twice"
         raise TimeOrderError(
-            f"Both images have the same time ({t0}): there is no interval to interpolate over. "
+            f"Both images have the same time ({t0}{apart}): there is no interval to interpolate over. "
             "Pass two different time steps, e.g. da.isel(time=0) and da.isel(time=1)."
         )
     if not t1 > t0:
@@ -399,6 +479,12 @@ def _register_rio() -> None:
 
 
 _WKT_ATTRS = ("crs_wkt", "spatial_ref")
+
+
+def read_crs(obj: xr.DataArray | xr.Dataset):
+    """The CRS of ``obj`` (a ``rasterio.crs.CRS``) or None, rioxarray registered on the way: the
+    same answer whether or not the caller imported rioxarray (see :func:`_crs`)."""
+    return _crs(obj)
 
 
 def _crs(da: xr.DataArray):
@@ -419,7 +505,6 @@ def _crs(da: xr.DataArray):
         return crs
     mapping = _grid_mapping_attrs(da)
     if mapping is None and error is None:
-        _warn_detached_grid_mapping(da)
         return None
     found, cf_error = _crs_from_cf(mapping) if mapping is not None else (None, None)
     if found is not None:
@@ -433,22 +518,39 @@ def _crs(da: xr.DataArray):
     ) from cause
 
 
-def _warn_detached_grid_mapping(da: xr.DataArray) -> None:
-    """Warn when ``da`` names a grid-mapping variable it does not carry: what
-    ``xr.open_dataset(path)["var"]`` gives (xarray attaches grid mappings only with
-    ``decode_coords="all"``), and the CRS would otherwise be lost without a word. Only the
-    attribute counts: a reference left in ``encoding`` is what dropping the coordinate on
-    purpose leaves (the way to work in grid cells)."""
-    name = da.attrs.get("grid_mapping")
-    if not isinstance(name, str) or name in da.coords:
+def warn_no_crs(first: xr.DataArray, last: xr.DataArray, grid: Grid, stacklevel: int = 2) -> None:
+    """Say once per call that the inputs have no CRS, in the units the motion then comes out in.
+
+    :class:`~xlatent.exceptions.CRSNotFoundWarning` when ``first`` names a grid-mapping variable
+    it does not carry (what ``xr.open_dataset(path)["var"]`` gives: xarray attaches grid mappings
+    only with ``decode_coords="all"``), else :class:`~xlatent.exceptions.NoCRSWarning`. Call it
+    only when neither input has a CRS.
+    """
+    dated = grid.time is not None and scalar_time(last) is not None
+    sized = cell_size_m(first, grid) is not None
+    if sized and dated:
+        units = "m s-1 (from the coordinates' units)"
+    else:
+        why = "no time on both inputs" if sized else "the grid spacing is unknown without a CRS or coordinate units"
+        units = f"grid cells per unit interp_fraction ({why})"
+    name = first.attrs.get("grid_mapping")
+    if isinstance(name, str) and name not in first.coords:
+        warnings.warn(
+            f"The input names the grid mapping {name!r} but does not carry it, so its CRS is unknown: the outputs "
+            f"carry none and u/v are in {units}. Open the file with xr.open_dataset(path, decode_coords='all'), "
+            f"attach it with ds.set_coords({name!r}) before selecting the variable, or drop the reference "
+            f"(da.attrs.pop('grid_mapping')) to silence this.",
+            CRSNotFoundWarning,
+            stacklevel=stacklevel + 1,
+        )
         return
     warnings.warn(
-        f"The input names the grid mapping {name!r} but does not carry it, so its CRS is unknown and the "
-        f"flow is in grid cells. Open the file with xr.open_dataset(path, decode_coords='all'), attach it "
-        f"with ds.set_coords({name!r}) before selecting the variable, or drop the reference "
-        f"(da.attrs.pop('grid_mapping')) to silence this.",
-        CRSNotFoundWarning,
-        stacklevel=4,
+        f"The inputs have no CRS (coordinate reference system): the outputs carry none and u/v are in {units}. "
+        "Write one on both inputs, e.g. first = first.rio.write_crs('EPSG:4326') for longitude/latitude (or the "
+        "EPSG code of their projection), or silence this with "
+        "warnings.filterwarnings('ignore', category=xlatent.exceptions.NoCRSWarning).",
+        NoCRSWarning,
+        stacklevel=stacklevel + 1,
     )
 
 
@@ -540,12 +642,24 @@ def to_array(da: xr.DataArray, grid: Grid, label: str) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         huge = np.abs(values) > MAX_MAGNITUDE
     refuse_huge(label, int(huge.sum()), np.unique(values[huge])[:3])
+    check_fills(values, label, da)
     if not np.isfinite(values).any():
         raise InputError(
             f"{label} has no finite value (all NaN or inf): nothing to interpolate. "
             "Check the variable, the nodata value and the area you selected."
         )
     return values
+
+
+def check_fills(values: np.ndarray, label: str, da: xr.DataArray) -> None:
+    """Raise :class:`~xlatent.exceptions.FillValueError` when a channel of ``values`` (channels
+    first, decoded from ``da``) holds an undeclared fill value
+    (:func:`xlatent.input_checks.check_fill_values`). An input that declares a fill value in its attrs
+    (``_FillValue``, ``missing_value``, ``nodata``; NaN included, to say it has none) is trusted."""
+    if any(key in da.attrs for key in ("_FillValue", "missing_value", "nodata", "fill_value")):
+        return
+    for k in range(values.shape[0]):
+        check_fill_values(values[k], label if values.shape[0] == 1 else f"{label} (channel {k})")
 
 
 def warn_infinite(label: str, count: int, stacklevel: int = 2) -> None:
@@ -591,7 +705,7 @@ def cell_size_m(da: xr.DataArray, grid: Grid) -> tuple[np.ndarray, np.ndarray] |
     y, x = grid.y_dim, grid.x_dim
     if x not in da.coords or y not in da.coords or da.sizes[x] < 2 or da.sizes[y] < 2:
         return None
-    xs = np.asarray(da[x].values, dtype=float)
+    xs = coord_values(da, x, grid)
     ys = np.asarray(da[y].values, dtype=float)
     dx = np.abs(np.gradient(xs))[None, :]
     dy = np.abs(np.gradient(ys))[:, None]
@@ -629,7 +743,7 @@ def flow_in_coordinates(
     Returns u (toward +x coordinate), v (toward +y coordinate) and their units: ``m s-1`` when
     both the cell size and the time gap are known, otherwise the index-space rate.
     """
-    sx = _axis_sign(np.asarray(da[grid.x_dim].values)) if grid.x_dim in da.coords else 1.0
+    sx = _axis_sign(coord_values(da, grid.x_dim, grid)) if grid.x_dim in da.coords else 1.0
     sy = _axis_sign(np.asarray(da[grid.y_dim].values)) if grid.y_dim in da.coords else 1.0
     u, v = u * sx, v * sy
     size = cell_size_m(da, grid)
@@ -730,6 +844,17 @@ def write_crs_like(obj, source: xr.DataArray, grid: Grid):
         var.encoding["grid_mapping"] = gm
         var.attrs.pop("grid_mapping", None)
     return obj
+
+
+def denormalise(frames: Any, mean: np.ndarray, std: np.ndarray, dtype: Any) -> Any:
+    """Normalised ``(time, channel, row, column)`` frames (numpy or dask) back in the data's units:
+    in float64 for float64 inputs, so that their precision is not cut to float32's 7 digits of the
+    values themselves (the model's float32 then costs about 1e-7 of the data's spread), else in
+    float32."""
+    kind = np.float64 if np.dtype(dtype) == np.float64 else np.float32
+    std = np.asarray(std, dtype=kind)[None, :, None, None]
+    mean = np.asarray(mean, dtype=kind)[None, :, None, None]
+    return frames.astype(kind) * std + mean
 
 
 def frames_to_xarray(

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import tempfile
+import threading
 import warnings
 from collections.abc import Hashable, Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -122,8 +124,24 @@ def open_image(
     if timestamp is not None:
         da = _set_time(da, timestamp, path)
     if chunks is None:
+        da = _load(da, path)
+    return da
+
+
+def _load(da: xr.DataArray, path: Path) -> xr.DataArray:
+    """``da`` read into memory and its file closed; a file whose header opens but whose data
+    cannot be read (truncated, damaged) is an :class:`~xlatent.exceptions.InputFileError`."""
+    try:
         da = da.load()
+    except MemoryError:
+        raise
+    except Exception as err:  # rasterio's RasterioIOError, netCDF4's RuntimeError, zlib's error...
         da.close()
+        raise InputFileError(
+            f"Cannot read the data of {path}: the file is truncated or damaged ({type(err).__name__}: {err}). "
+            "Download or copy it again."
+        ) from err
+    da.close()
     return da
 
 
@@ -233,27 +251,66 @@ def _set_time(da: xr.DataArray, timestamp: Any, path: Path) -> xr.DataArray:
 
 
 @contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) and SIGTERM for the length of the block, then deliver them.
+
+    For the few steps that must happen together or not at all (create a temporary file and
+    note it, rename it onto the target, remove it): a signal arriving in between would leave a
+    partial or orphaned file. Outside the main thread (where Python delivers no signal) it does
+    nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if handler is None:  # installed outside Python: leave it alone
+            continue
+        previous[sig] = handler
+        signal.signal(sig, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if held:
+            handler = previous[held[0]]
+            if callable(handler):
+                handler(held[0], None)  # Python's default for SIGINT raises KeyboardInterrupt
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(held[0])
+
+
+@contextmanager
 def atomic_write(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds.
 
     The temporary file is in the same folder (so the final ``os.replace`` is atomic) and keeps
     ``path``'s suffix, or ``suffix`` when given (writers that pick a format by suffix still
-    work). Any exception, Ctrl-C included, removes it and leaves an existing ``path`` untouched.
+    work). Any exception, Ctrl-C included, removes it and leaves an existing ``path`` untouched;
+    a Ctrl-C during the creation, the rename or the removal waits for it to end
+    (:func:`uninterrupted`).
     """
     path = Path(path)
     suffix = path.suffix if suffix is None else suffix
+    tmp = None
     with naming(path):
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{suffix}", dir=path.parent)
-        os.close(fd)
         try:
+            with uninterrupted():
+                fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{suffix}", dir=path.parent)
+                os.close(fd)
             yield Path(tmp)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it the usual mode
-            os.replace(tmp, path)
+            with uninterrupted():
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it the usual mode
+                os.replace(tmp, path)
         except BaseException:
-            with suppress(FileNotFoundError):
-                os.unlink(tmp)
+            if tmp is not None:
+                with uninterrupted(), suppress(FileNotFoundError):
+                    os.unlink(tmp)
             raise
 
 
@@ -389,14 +446,18 @@ def _staged(ds: xr.Dataset, path: Path, band: int | None, progress: bool) -> Ite
         return
     import shutil
 
+    store = None
     with naming(path):
-        store = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=".tmp.zarr", dir=path.parent))
         try:
+            with uninterrupted():
+                store = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=".tmp.zarr", dir=path.parent))
             _write_zarr(ds[lazy].drop_encoding(), store, {}, band, progress, {}, path.name)
             back = xr.open_zarr(store, chunks={}, decode_times=False, decode_timedelta=False)
             yield ds.assign({name: ds[name].copy(data=back[name].data) for name in lazy})
         finally:
-            shutil.rmtree(store, ignore_errors=True)
+            if store is not None:
+                with uninterrupted():
+                    shutil.rmtree(store, ignore_errors=True)
 
 
 def to_zarr(
@@ -496,19 +557,22 @@ def atomic_store(path: Path) -> Iterator[Path]:
     import shutil
 
     with naming(path):
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent))
-        tmp.rmdir()  # the writer creates it
+        with uninterrupted():
+            tmp = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent))
+            tmp.rmdir()  # the writer creates it
         try:
             yield tmp
-            if path.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-                os.replace(path, old / path.name)
-                os.replace(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, path)
+            with uninterrupted():  # the old store moved aside and the new one in: both, or neither
+                if path.exists():
+                    old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+                    os.replace(path, old / path.name)
+                    os.replace(tmp, path)
+                    shutil.rmtree(old, ignore_errors=True)
+                else:
+                    os.replace(tmp, path)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            with uninterrupted():
+                shutil.rmtree(tmp, ignore_errors=True)
             raise
 
 

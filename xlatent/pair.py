@@ -49,8 +49,10 @@ class Pair:
             return self.measured_range
         c = self.first.shape[0]
         vals = [np.concatenate((self.first[k][self.valid_first], self.last[k][self.valid_last])) for k in range(c)]
-        lo = np.array([v.min() for v in vals]) * self.std + self.mean
-        hi = np.array([v.max() for v in vals]) * self.std + self.mean
+        kind = np.float64 if self.source.dtype == np.float64 else np.float32  # as the frames are scaled back
+        std, mean = np.asarray(self.std, kind), np.asarray(self.mean, kind)
+        lo = np.array([v.min() for v in vals], dtype=kind) * std + mean
+        hi = np.array([v.max() for v in vals], dtype=kind) * std + mean
         return lo, hi
 
 

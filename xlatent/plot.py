@@ -10,9 +10,10 @@ Figures are made with :mod:`matplotlib.pyplot`, so they show in notebooks and wi
 ``plt.show()``; close them with ``plt.close(fig)`` when you make many. With ``path=`` the image is
 also written, atomically (a temporary file in the same folder, then a rename).
 
-Coastlines (``coastlines=True``) are drawn only when cartopy's Natural Earth coastline files are
-already on disk (``cartopy.config["data_dir"]``); otherwise a warning says so and the map has none.
-xlatent never makes cartopy download them.
+Maps in a CRS carry a longitude/latitude graticule labelled in degrees; plain axes (no CRS) are
+labelled with the coordinate names. Coastlines (``coastlines=True``) are drawn only when cartopy's
+Natural Earth coastline files are already on disk (``cartopy.config["data_dir"]``); otherwise a
+warning and a note on the figure say so. xlatent never makes cartopy download them.
 """
 
 from __future__ import annotations
@@ -127,8 +128,8 @@ def _nearest_slice(frames: xr.DataArray, fraction: float | None) -> xr.DataArray
 
 def _map_crs(da: xr.DataArray | xr.Dataset, y: Hashable, x: Hashable):
     """The cartopy CRS to draw ``da`` in, or None for plain axes."""
-    try:
-        crs = da.rio.crs
+    try:  # geo registers rioxarray: the CRS is found whether or not the caller imported it
+        crs = geo.read_crs(da)
     except Exception:
         crs = None
     degrees = str(x).lower() in ("lon", "longitude") or (
@@ -198,12 +199,42 @@ def _set_extent(ax, da, crs, y, x) -> None:
         ax.set_ylabel(str(y))
     else:
         ax.set_extent((x0, x1, y0, y1), crs=crs)
+        _graticule(ax)
+
+
+def _graticule(ax) -> None:
+    """Longitude/latitude lines labelled in degrees on the bottom and left edges, and the axes
+    named (once per map: the extent may be set again)."""
+    if getattr(ax, "_xlatent_graticule", False):
+        return
+    from cartopy.mpl.ticker import LatitudeLocator, LongitudeLocator
+
+    ax._xlatent_graticule = True
+    # a few lines of 30 points each: cartopy projects every line at every draw (constrained layout
+    # draws several times), and its defaults made a map 8x slower to save
+    lines = ax.gridlines(draw_labels=True, linewidth=0.4, color="0.35", alpha=0.6, linestyle="--",
+                         x_inline=False, y_inline=False, xlocs=LongitudeLocator(nbins=6),
+                         ylocs=LatitudeLocator(nbins=6))
+    lines.n_steps = 30
+    lines.top_labels = lines.right_labels = False
+    lines.xlabel_style = lines.ylabel_style = {"size": "x-small"}
+    ax.text(0.5, -0.13, "longitude", transform=ax.transAxes, ha="center", va="top", fontsize="x-small")
+    ax.text(-0.16, 0.5, "latitude", transform=ax.transAxes, ha="right", va="center", rotation=90,
+            fontsize="x-small")
+
+
+def _no_coastlines(axes: list, why: str) -> None:
+    """Say on the figure itself that the coastlines asked for are not drawn, and why."""
+    axes[0].figure.text(0.99, 0.0, f"no coastlines: {why}", fontsize="x-small", ha="right", va="bottom",
+                        color="0.3")
 
 
 def _coastlines(axes: list, crs) -> None:
-    """Coastlines from Natural Earth files already on disk; a warning instead of a download."""
+    """Coastlines from Natural Earth files already on disk; a warning and a note on the figure
+    instead of a download."""
     if crs is None:
         warnings.warn("coastlines=True ignored: the data has no CRS.", UserWarning, stacklevel=3)
+        _no_coastlines(axes, "the data has no CRS")
         return
     import cartopy
     from cartopy.io import Downloader
@@ -223,6 +254,7 @@ def _coastlines(axes: list, crs) -> None:
             for ax in axes:
                 ax.coastlines(resolution=resolution, linewidth=0.6)
             return
+    _no_coastlines(axes, "Natural Earth files not on disk (offline; xlatent never downloads them)")
     warnings.warn(
         f"coastlines skipped: no Natural Earth coastline files under {cartopy.config['data_dir']} "
         "(xlatent never lets cartopy download them). Fetch them once where there is network, e.g. "
