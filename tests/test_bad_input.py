@@ -82,7 +82,7 @@ def test_forecast_refuses_an_undeclared_fill_value():
 
 def test_output_that_cannot_fit_is_refused_with_its_size(pair, monkeypatch):
     first, last = pair
-    monkeypatch.setattr(checks, "available_memory", lambda: 64 * 2**20)  # 64 MiB free
+    monkeypatch.setattr(input_checks, "available_memory", lambda: 64 * 2**20)  # 64 MiB free
     with pytest.raises(InputError, match=r"steps=100000 .*100001 frames.*391 MiB.*64 MiB"):
         xlatent.interpolate(first, last, steps=100_000, method="linear", progress=False)
     # lazy: one chunk's frames count, as the output goes to disk chunk by chunk

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from xlatent.input_checks import check_fill_values
 from xlatent.exceptions import (
     CRSError,
     CRSNotFoundWarning,
@@ -30,6 +29,7 @@ from xlatent.exceptions import (
     TimeNotDateWarning,
     TimeOrderError,
 )
+from xlatent.input_checks import check_fill_values
 
 EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG), for lat/lon grids
 
