@@ -658,7 +658,7 @@ def load(name: str, **kwargs) -> SyntheticCase:
     try:
         factory = _FACTORIES[name]
     except KeyError:
-        raise ValueError(f"unknown case {name!r}; valid cases are {', '.join(CASES + ANALYTIC)}") from None
+        raise ValueError(f"unknown case {name!r}; valid cases are {', '.join(CASES + ANALYTIC + IN_PLACE)}") from None
     return factory(**kwargs)
 
 
@@ -760,3 +760,8 @@ _FACTORIES["growing_blobs"] = growing_blobs
 from xlatent.datasets_wave import wave_equation  # noqa: E402  (the forecasting data, issue 15)
 
 __all__ += ["wave_equation"]
+
+from xlatent.datasets_change import IN_PLACE, diurnal, diurnal_drift, diurnal_projected, in_place  # noqa: E402  (issue 23)
+
+_FACTORIES.update(dict(zip(IN_PLACE, (diurnal, diurnal_drift, diurnal_projected))))
+__all__ += ["IN_PLACE", "diurnal", "diurnal_drift", "diurnal_projected", "in_place"]
