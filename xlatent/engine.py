@@ -35,6 +35,7 @@ import numpy as np
 from xlatent.config import LatentConfig, ModelConfig, RunOptions, TrainConfig
 from xlatent.device import resolve_device
 from xlatent.methods.base import physical
+from xlatent.methods.guard import guarded
 from xlatent.methods.motion import estimate, motion_space
 from xlatent.methods.svf import SVF_OPTIONS, _inside, confidence, data_term, objective
 from xlatent.patches import count_tiles, run_tiled_retrying
@@ -263,14 +264,22 @@ class LatentCore:
                     break
                 field, weight = candidate, SVF_OPTIONS["weight"] * factor
         self.prior_weight, self.prior_data = weight, data
+        if self.config.flow_prior == "svf":  # the starting field must explain the change (methods.guard)
+            field = guarded(first, last, field, lambda a, b: estimate(
+                a, b, "svf", self.config.motion_transform, mean=self.mean, std=self.std,
+                coarsen=self.config.prior_coarsen or 1, svf_weight=weight), self._motion_arrays)[0]
         return field
+
+    def _motion_arrays(self, first, last):
+        """The pair as the motion estimator sees it, ``(H, W)`` each."""
+        return motion_space(physical(first, self.mean, self.std), physical(last, self.mean, self.std),
+                            self.config.motion_transform)
 
     def _motion_images(self, first, last):
         """The pair as the motion estimator sees it, as ``(1, 1, H, W)`` tensors."""
         import torch
 
-        a, b = motion_space(physical(first, self.mean, self.std), physical(last, self.mean, self.std),
-                            self.config.motion_transform)
+        a, b = self._motion_arrays(first, last)
         return tuple(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, None] for x in (a, b))
 
     def motion_scores(self, first, last, mask, candidates) -> list[float]:
