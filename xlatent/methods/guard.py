@@ -5,7 +5,7 @@ reaction term of the advection-reaction form). Transport moves values around: ov
 wider than the displacement it conserves them, up to the flux through the region's edge, so the
 change it causes averages to about zero there. A source (land warming by day, rain growing in
 place) shifts the regional mean. With ``G`` a Gaussian window at the scale of the motion (twice
-its median speed, 3 to 8 cells), the source's energy is ``S = G(b - a)**2`` and the transportable
+its median speed, from 3 cells to a quarter of the grid), the source's energy is ``S = G(b - a)**2`` and the transportable
 part's ``T = G((b - a)**2) - S``; the share of transport is ``min(1, T / S)``: 1 where transport
 dominates, toward 0 where the change is a source.
 
@@ -23,15 +23,15 @@ from collections.abc import Callable
 import numpy as np
 
 _MIN_SCALE = 3.0  # cells: the smallest region judged (the confidence map's window)
-_MAX_SCALE = 8.0  # cells: the largest (a 128-cell side holds 16 such regions)
 
 
 def motion_scale(v: np.ndarray) -> float:
     """Gaussian window (cells) of the regions judged: twice the median speed of ``v`` ``(2, H, W)``
-    (cells per interval), within ``[_MIN_SCALE, _MAX_SCALE]``: a motion that seems to sweep the
-    field across the grid (a fit explaining a source) is judged at the largest scale."""
+    (cells per interval), at least ``_MIN_SCALE`` and at most a quarter of the shorter side: a
+    motion that seems to sweep the field across the grid (a fit explaining a source) is judged
+    over regions of a quarter of the grid."""
     speed = float(np.median(np.hypot(v[0], v[1])))
-    return float(np.clip(2.0 * speed, _MIN_SCALE, _MAX_SCALE))
+    return float(np.clip(2.0 * speed, _MIN_SCALE, max(_MIN_SCALE, min(v.shape[-2:]) / 4)))
 
 
 def transport_share(a: np.ndarray, b: np.ndarray, sigma: float) -> np.ndarray:
