@@ -4,16 +4,18 @@ The change ``b - a`` is split, per region, into what transport can explain and a
 reaction term of the advection-reaction form). Transport moves values around: over a region
 wider than the displacement it conserves them, up to the flux through the region's edge, so the
 change it causes averages to about zero there. A source (land warming by day, rain growing in
-place) shifts the regional mean. With ``G`` a Gaussian window at the scale of the motion (twice
-its median speed, from 3 cells to a quarter of the grid), the source's energy is ``S = G(b - a)**2`` and the transportable
-part's ``T = G((b - a)**2) - S``; the share of transport is ``min(1, T / S)``: 1 where transport
-dominates, toward 0 where the change is a source.
+place) shifts the regional mean. With ``G`` a Gaussian window at the scale of the motion
+(:func:`motion_scale`: twice its median speed, from 3 cells to a quarter of the grid; the finest
+scale for a motion the pair cannot confirm), the source's energy is ``S = G(b - a)**2`` and the
+transportable part's ``T = G((b - a)**2) - S``; the share of transport is ``min(1, T / S)``: 1
+where transport dominates, toward 0 where the change is a source.
 
 Where the share is below 1 somewhere, :func:`guarded` takes ``(1 - share) (b - a)`` out of the
 change as a source, refits the motion on what is left, and shrinks it (and its confidence) by
 the share: a change that is all source gets the linear blend, which is what a source does between
 two times; where transport dominates everywhere the motion is used as it is (issue 23: bent to
-move warm air where it warmed, ``flow`` was 13 dB below the blend on ``datasets.diurnal``).
+move warm air where it warmed, ``flow`` was 13 dB below the blend on ``datasets.diurnal``; on
+real ERA5 temperature windows 0.3-1.4 dB).
 """
 
 from __future__ import annotations
@@ -22,16 +24,21 @@ from collections.abc import Callable
 
 import numpy as np
 
+_ROUNDS = 3  # refits at most: each judges at the scale of the motion the previous one left
 _MIN_SCALE = 3.0  # cells: the smallest region judged (the confidence map's window)
 
 
 def motion_scale(v: np.ndarray) -> float:
     """Gaussian window (cells) of the regions judged: twice the median speed of ``v`` ``(2, H, W)``
-    (cells per interval), at least ``_MIN_SCALE`` and at most a quarter of the shorter side: a
-    motion that seems to sweep the field across the grid (a fit explaining a source) is judged
-    over regions of a quarter of the grid."""
-    speed = float(np.median(np.hypot(v[0], v[1])))
-    return float(np.clip(2.0 * speed, _MIN_SCALE, max(_MIN_SCALE, min(v.shape[-2:]) / 4)))
+    (cells per interval), from ``_MIN_SCALE`` to a quarter of the shorter side. A motion whose
+    median path is longer than half the side claims to carry most features off the grid: the pair
+    cannot confirm it (what it moves is not in both images), it sets no scale, and the change is
+    judged at the finest one."""
+    side = min(v.shape[-2:])
+    reach = 2.0 * float(np.median(np.hypot(v[0], v[1])))
+    if reach > side / 2:
+        return _MIN_SCALE
+    return float(np.clip(reach, _MIN_SCALE, max(_MIN_SCALE, side / 4)))
 
 
 def transport_share(a: np.ndarray, b: np.ndarray, sigma: float) -> np.ndarray:
@@ -87,11 +94,16 @@ def guarded(first: np.ndarray, last: np.ndarray, v: np.ndarray, fit: Callable[[n
     """
     from scipy.ndimage import gaussian_filter
 
-    sigma = motion_scale(v)
-    share = transport_share(*seen(first, last), sigma)
-    if share.min() >= 1.0:
-        return v, None, None
-    share = np.clip(gaussian_filter(share, sigma, mode="nearest"), 0.0, 1.0).astype(np.float32)
-    source = ((1.0 - share) * (np.asarray(last, np.float64) - first)).astype(np.float32)
-    refit = fit(first, last - source)
-    return (refit * share).astype(np.float32), source, share
+    pair, sigma, source, share = seen(first, last), motion_scale(v), None, None
+    for _ in range(_ROUNDS):
+        raw = transport_share(*pair, sigma)
+        if raw.min() >= 1.0:
+            break
+        share = np.clip(gaussian_filter(raw, sigma, mode="nearest"), 0.0, 1.0).astype(np.float32)
+        source = ((1.0 - share) * (np.asarray(last, np.float64) - first)).astype(np.float32)
+        v = fit(first, last - source)
+        scale = motion_scale(v)  # the motion left to transport sets the regions' scale again
+        if scale >= sigma:
+            break
+        sigma = scale
+    return (v if share is None else (v * share).astype(np.float32)), source, share
