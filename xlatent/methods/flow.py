@@ -28,10 +28,10 @@ _SUBSTEPS = 8  # semi-Lagrangian sub-steps along the steady field
 
 
 @register("flow", lazy=True, options={"motion": "svf", "motion_transform": "auto", "svf_weight": None,
-                                         "guard": True})
+                                         "guard": True, "sampling": "bilinear"})
 def flow(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.ndarray, *, mean, std,
          motion: str = "svf", motion_transform: str = "auto", svf_weight: float | None = None,
-         guard: bool = True, with_confidence: bool = True, **_) -> MethodResult:
+         guard: bool = True, sampling: str = "bilinear", with_confidence: bool = True, **_) -> MethodResult:
     """Frames blended from both images advected along the estimated motion, and that motion as one
     stage field (see the module docstring); ``with_confidence=False`` skips the confidence map
     (the lazy path runs this per chunk and has no use for it)."""
@@ -57,11 +57,13 @@ def flow(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.nd
     with torch.inference_mode():
         for t in np.asarray(fractions, dtype=float):
             if motion == "svf":  # the map the velocity was fitted with: first∘exp(-t v), last∘exp((1-t) v)
-                fwd = integrate.warp(a, integrate.exp_field(u, -t)) if t > 0 else a
-                bwd = integrate.warp(b, integrate.exp_field(u, 1 - t)) if t < 1 else b
+                fwd = integrate.warp(a, integrate.exp_field(u, -t), sampling) if t > 0 else a
+                bwd = integrate.warp(b, integrate.exp_field(u, 1 - t), sampling) if t < 1 else b
             else:
-                fwd = advection.sample(a, advection.departure([u] * _SUBSTEPS, [t / _SUBSTEPS] * _SUBSTEPS)) if t > 0 else a
-                bwd = advection.sample(b, advection.arrival([u] * _SUBSTEPS, [(1 - t) / _SUBSTEPS] * _SUBSTEPS)) if t < 1 else b
+                fwd = advection.sample(a, advection.departure([u] * _SUBSTEPS, [t / _SUBSTEPS] * _SUBSTEPS),
+                                       sampling) if t > 0 else a
+                bwd = advection.sample(b, advection.arrival([u] * _SUBSTEPS, [(1 - t) / _SUBSTEPS] * _SUBSTEPS),
+                                       sampling) if t < 1 else b
             frames.append(((1 - t) * fwd + t * bwd)[0].numpy() + (0.0 if source is None else t * source))
     info = {"motion": motion}
     if motion == "svf" and with_confidence:  # how well the images pin the fitted velocity, per cell (svf.confidence)
