@@ -41,3 +41,12 @@ def test_unknown_order_is_a_named_error():
     z = torch.zeros(1, 1, 4, 4)
     with pytest.raises(XlatentError, match="sampling order"):
         sample(z, _grid(4, 4, z), "lanczos")
+
+
+def test_flow_refuses_an_unknown_sampling_before_any_work():
+    import xlatent
+    from xlatent import datasets
+
+    case = datasets.load("translation", size=16, steps=1)
+    with pytest.raises(XlatentError, match="sampling"):
+        xlatent.interpolate(case.first, case.last, steps=1, method="flow", sampling="lanczos", progress=False)
