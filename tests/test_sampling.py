@@ -48,5 +48,5 @@ def test_flow_refuses_an_unknown_sampling_before_any_work():
     from xlatent import datasets
 
     case = datasets.load("translation", size=16, steps=1)
-    with pytest.raises(XlatentError, match="sampling"):
+    with pytest.raises(XlatentError, match="sampling='lanczos'.*'auto'.*'bicubic'"):
         xlatent.interpolate(case.first, case.last, steps=1, method="flow", sampling="lanczos", progress=False)
