@@ -245,6 +245,8 @@ class LatentCore:
             if (r0, r1, c0, c1) != (0, first.shape[-2], 0, first.shape[-1]) and min(r1 - r0, c1 - c0) >= 8:
                 inner = self.prior(first[:, r0:r1, c0:c1], last[:, r0:r1, c0:c1])
                 pad = ((0, 0), (r0, first.shape[-2] - r1), (c0, first.shape[-1] - c1))
+                if self.prior_share is not None:
+                    self.prior_share = np.pad(self.prior_share, pad[1:], mode="edge")
                 return np.pad(inner, pad, mode="edge")
 
         def fit(weight=None):
@@ -264,10 +266,12 @@ class LatentCore:
                     break
                 field, weight = candidate, SVF_OPTIONS["weight"] * factor
         self.prior_weight, self.prior_data = weight, data
+        share = None
         if self.config.flow_prior == "svf":  # the starting field must explain the change (methods.guard)
-            field = guarded(first, last, field, lambda a, b: estimate(
+            field, _, share = guarded(first, last, field, lambda a, b: estimate(
                 a, b, "svf", self.config.motion_transform, mean=self.mean, std=self.std,
-                coarsen=self.config.prior_coarsen or 1, svf_weight=weight), self._motion_arrays)[0]
+                coarsen=self.config.prior_coarsen or 1, svf_weight=weight), self._motion_arrays)
+        self.prior_share = share  # choose() holds the trained motion to the same share
         return field
 
     def _motion_arrays(self, first, last):
@@ -322,6 +326,8 @@ class LatentCore:
         info["svf_weight"] = float(getattr(self, "prior_weight", 0.0))
         if choice == "prior":
             fields = np.broadcast_to(prior[None], fields.shape).astype(np.float32)
+        elif getattr(self, "prior_share", None) is not None:  # where the change is a source (methods.guard)
+            fields = (fields * self.prior_share).astype(np.float32)
         return fields, info
 
     def motion(self, first, last, mask, progress=False, prior=None) -> tuple[np.ndarray, dict, np.ndarray | None]:
