@@ -125,6 +125,7 @@ GROUPS = {
     "analytic": lambda n: n in datasets.ANALYTIC,
     "curved": lambda n: n in datasets.CURVED,
     "radar": lambda n: "@" in n,
+    "in-place": lambda n: n in datasets.IN_PLACE,
 }
 
 
@@ -133,9 +134,11 @@ def expand(names):
     out = []
     for name in names:
         if name == "all":
-            out += [*datasets.CASES, *datasets.ANALYTIC, "mch"]
+            out += [*datasets.CASES, *datasets.ANALYTIC, "mch", *datasets.IN_PLACE]
         elif name == "synthetic":
             out += list(datasets.CASES)
+        elif name == "in-place":
+            out += list(datasets.IN_PLACE)
         elif name in ("analytic", "curved"):
             out += list(datasets.ANALYTIC if name == "analytic" else datasets.CURVED)
         else:
@@ -196,7 +199,7 @@ def skimage_tvl1(first: xr.DataArray, last: xr.DataArray, steps: int):
 
 def cases(names, mch_dir, size):
     for name in names:
-        if name in datasets.CASES or name in datasets.ANALYTIC:
+        if name in datasets.CASES or name in datasets.ANALYTIC or name in datasets.IN_PLACE:
             case = datasets.load(name, size=size, steps=6)
             yield name, case.first, case.last, case.frames.values[1:-1], case.flow
     if "mch" not in names:
@@ -214,7 +217,7 @@ def cases(names, mch_dir, size):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", nargs="+", default=["all"],
-                    help="case names, 'mch', or the groups 'synthetic', 'analytic', 'curved', 'all'")
+                    help="case names, 'mch', or the groups 'synthetic', 'analytic', 'curved', 'in-place', 'all'")
     ap.add_argument("--methods", nargs="+", default=["linear", "ot", "flow", "advection", "latent"])
     ap.add_argument("--mch-dir", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     ap.add_argument("--size", type=int, default=128, help="side of the synthetic cases")

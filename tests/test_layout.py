@@ -15,10 +15,10 @@ ROOT = Path(__file__).resolve().parents[1] / "xlatent"
 LAYERS = [
     {"xlatent.exceptions", "xlatent._version", "xlatent.normalise", "xlatent._lazy", "xlatent.checks", "xlatent.input_checks"},
     {"xlatent.datasets.grid", "xlatent.datasets.textures", "xlatent.datasets.kinematics"},
-    {"xlatent.datasets.cases", "xlatent.datasets.wave", "xlatent.datasets"},
+    {"xlatent.datasets.cases", "xlatent.datasets.wave", "xlatent.datasets.change", "xlatent.datasets"},
     {"xlatent.modelfile", "xlatent.device", "xlatent._dask", "xlatent.patches", "xlatent.resample"},
     {"xlatent.model.networks", "xlatent.model.advection", "xlatent.model.integrate"},  # torch operators
-    {"xlatent.motion.base", "xlatent.motion.svf", "xlatent.motion.estimators", "xlatent.motion"},
+    {"xlatent.motion.base", "xlatent.motion.svf", "xlatent.motion.estimators", "xlatent.motion.guard", "xlatent.motion"},
     {"xlatent.config"},
     {"xlatent.model", "xlatent.model.autoencoder", "xlatent.model.latent_advection", "xlatent.model.losses",
      "xlatent.model.forecast"},

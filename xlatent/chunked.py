@@ -60,9 +60,10 @@ from xlatent.device import resolve_device
 from xlatent.engine import LatentCore
 from xlatent.exceptions import InputError
 from xlatent.methods.base import MethodResult
-from xlatent.methods.flow import render
+from xlatent.methods.flow import check_sampling, render
 from xlatent.motion import check_options, estimate, motion_space, svf
-from xlatent.motion.svf import SVF_OPTIONS
+from xlatent.motion.guard import guarded
+from xlatent.motion.svf import SVF_OPTIONS, confidence
 from xlatent.normalise import physical
 from xlatent.pair import Pair, check_common, check_size, usable_spread
 from xlatent.patches import patch_origins
@@ -679,7 +680,8 @@ def advection(first, last, mask, fractions, *, config: LatentConfig, **kwargs) -
 
 
 def _flow_block(block: np.ndarray, channels: int, fractions, mean, std, motion: str, transform: str, depth: int,
-                coarse: CoarseMotion, edges, svf_weight=None, device="cpu", block_id=None) -> np.ndarray:
+                coarse: CoarseMotion, edges, svf_weight=None, device="cpu", guard=True, sampling="auto",
+                block_id=None) -> np.ndarray:
     """Frames ``(K * C)`` and the field ``(2)`` of the ``flow`` method on the chunk with ``depth``
     cells of context, stacked, interior only.
 
@@ -712,7 +714,21 @@ def _flow_block(block: np.ndarray, channels: int, fractions, mean, std, motion: 
                     UserWarning,
                     stacklevel=2,
                 )
-        frames = render(a, b, field, fractions, motion, device)
+
+        def fit(x, y):
+            return estimate(x, y, motion, transform, mean=mean, std=std, svf_weight=svf_weight, device=device)
+
+        def seen(x, y):
+            return motion_space(physical(x, mean, std), physical(y, mean, std), transform)
+
+        source, share = None, None
+        if guard:  # as in memory (methods.flow): a source's part is blended, not moved
+            field, source, share = guarded(a, b, field, fit, seen)
+        target = b if source is None else b - source
+        conf = None
+        if motion == "svf" and sampling == "auto":
+            conf = confidence(*seen(a, target), field, device=device) * (1.0 if share is None else share)
+        frames = render(a, target, field, fractions, motion, device, sampling=sampling, confidence=conf, source=source)
     field = _crop(field, depth)
     peak = float(np.abs(field).max())
     if peak > depth:
@@ -728,14 +744,17 @@ def _flow_block(block: np.ndarray, channels: int, fractions, mean, std, motion: 
 
 
 def flow(first, last, mask, fractions, *, mean, std, config: LatentConfig | None = None, motion: str = "svf",
-         motion_transform: str = "auto", svf_weight: float | None = None, device: Any = "auto", **_) -> MethodResult:
+         motion_transform: str = "auto", svf_weight: float | None = None, guard: bool = True, sampling: str = "auto",
+         device: Any = "auto", **_) -> MethodResult:
     """The ``flow`` method on dask arrays, with its in-memory defaults and options
     (:func:`xlatent.methods.flow.flow`): the motion estimated once on the whole scene, coarsened
     to at most ``_COARSE_SIDE`` cells a side (:func:`coarse_motion`), refined on each chunk with
     ``config.prior_margin`` cells of context when the scene was coarsened, and the frames
     rendered per chunk with an overlap of the largest displacement the rendering can reach (set
-    once, before the work, from the scene's motion plus its tolerance)."""
+    once, before the work, from the scene's motion plus its tolerance). ``guard`` and
+    ``sampling`` act per chunk, on the chunk with its overlap."""
     check_options(motion, motion_transform)
+    check_sampling(sampling)
     config = config or LatentConfig()
     dev = str(resolve_device(device))
     c = first.shape[0]
@@ -747,7 +766,7 @@ def flow(first, last, mask, fractions, *, mean, std, config: LatentConfig | None
     k = len(fractions)
     out = _map(_flow_block, stack, depth, (k * c + 2,), c, fractions, np.asarray(mean, np.float32),
                np.asarray(std, np.float32), motion, motion_transform, depth, _coarse_task(coarse), _edges(stack),
-               svf_weight, dev)
+               svf_weight, dev, guard, sampling)
     frames_out = out[: k * c].reshape(k, c, *out.shape[-2:])
     return MethodResult(frames=frames_out, fields=out[k * c :].reshape(1, 2, *out.shape[-2:]),
                         info={"motion": motion, "device": dev})

@@ -36,6 +36,7 @@ from xlatent.config import LatentConfig, ModelConfig, RunOptions, TrainConfig
 from xlatent.device import resolve_device
 from xlatent.methods.base import physical
 from xlatent.motion import estimate, motion_space
+from xlatent.motion.guard import guarded
 from xlatent.motion.svf import SVF_OPTIONS, _inside, confidence, data_term, objective
 from xlatent.patches import count_tiles, run_tiled_retrying
 
@@ -237,6 +238,8 @@ class LatentCore:
             if (r0, r1, c0, c1) != (0, first.shape[-2], 0, first.shape[-1]) and min(r1 - r0, c1 - c0) >= 8:
                 inner = self.prior(first[:, r0:r1, c0:c1], last[:, r0:r1, c0:c1])
                 pad = ((0, 0), (r0, first.shape[-2] - r1), (c0, first.shape[-1] - c1))
+                if self.prior_share is not None:
+                    self.prior_share = np.pad(self.prior_share, pad[1:], mode="edge")
                 return np.pad(inner, pad, mode="edge")
 
         def fit(weight=None):
@@ -257,14 +260,24 @@ class LatentCore:
                     break
                 field, weight = candidate, SVF_OPTIONS["weight"] * factor
         self.prior_weight, self.prior_data = weight, data
+        share = None
+        if self.config.flow_prior == "svf":  # the starting field must explain the change (motion.guard)
+            field, _, share = guarded(first, last, field, lambda a, b: estimate(
+                a, b, "svf", self.config.motion_transform, mean=self.mean, std=self.std,
+                coarsen=self.config.prior_coarsen or 1, svf_weight=weight, device=self.device), self._motion_arrays)
+        self.prior_share = share  # choose() holds the trained motion to the same share
         return field
+
+    def _motion_arrays(self, first, last):
+        """The pair as the motion estimator sees it, ``(H, W)`` each."""
+        return motion_space(physical(first, self.mean, self.std), physical(last, self.mean, self.std),
+                            self.config.motion_transform)
 
     def _motion_images(self, first, last):
         """The pair as the motion estimator sees it, as ``(1, 1, H, W)`` tensors on the model's device."""
         import torch
 
-        a, b = motion_space(physical(first, self.mean, self.std), physical(last, self.mean, self.std),
-                            self.config.motion_transform)
+        a, b = self._motion_arrays(first, last)
         return tuple(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)[None, None]
                      for x in (a, b))
 
@@ -309,6 +322,8 @@ class LatentCore:
         info["svf_weight"] = float(getattr(self, "prior_weight", 0.0))
         if choice == "prior":
             fields = np.broadcast_to(prior[None], fields.shape).astype(np.float32)
+        elif getattr(self, "prior_share", None) is not None:  # where the change is a source (motion.guard)
+            fields = (fields * self.prior_share).astype(np.float32)
         return fields, info
 
     def motion(self, first, last, mask, progress=False, prior=None) -> tuple[np.ndarray, dict, dict[str, np.ndarray]]:

@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 
 from xlatent.datasets import kinematics
+from xlatent.datasets.change import IN_PLACE, diurnal, diurnal_drift, diurnal_projected
 from xlatent.datasets.grid import CELL, SECONDS, SyntheticCase, georeferenced, grid_coords
 from xlatent.datasets.kinematics import Positions, Velocity
 from xlatent.datasets.textures import FACTORIES, smoothstep
@@ -233,7 +234,8 @@ def load(name: str, **kwargs) -> SyntheticCase:
     Parameters
     ----------
     name : str
-        One of `CASES` (``"translation"``, ``"rotation"``, ``"new_features"``, ``"growing_blobs"``) or `ANALYTIC`.
+        One of `CASES` (``"translation"``, ``"rotation"``, ``"new_features"``, ``"growing_blobs"``), `ANALYTIC`
+        or `IN_PLACE` (fields that warm and cool in place: :mod:`~xlatent.datasets.change`).
     **kwargs
         Passed to the case function (``size``, ``steps``, ``seed``; ``texture`` for the
         analytic cases).
@@ -252,7 +254,7 @@ def load(name: str, **kwargs) -> SyntheticCase:
     try:
         factory = _FACTORIES[name]
     except KeyError:
-        raise ValueError(f"unknown case {name!r}; valid cases are {', '.join(CASES + ANALYTIC)}") from None
+        raise ValueError(f"unknown case {name!r}; valid cases are {', '.join(CASES + ANALYTIC + IN_PLACE)}") from None
     return factory(**kwargs)
 
 
@@ -350,3 +352,4 @@ def growing_blobs(size: int = 128, steps: int = 6, seed: int = 0) -> SyntheticCa
 
 
 _FACTORIES["growing_blobs"] = growing_blobs
+_FACTORIES.update(dict(zip(IN_PLACE, (diurnal, diurnal_drift, diurnal_projected))))

@@ -68,10 +68,11 @@ def exp_field(v: torch.Tensor, t: float = 1.0, steps: int | None = None) -> torc
     return d
 
 
-def warp(image: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    """``image∘phi``: ``image`` ``(B, C, H, W)`` read bilinearly at ``x + d(x)``."""
+def warp(image: torch.Tensor, d: torch.Tensor, order: str = "bilinear") -> torch.Tensor:
+    """``image∘phi``: ``image`` ``(B, C, H, W)`` read at ``x + d(x)``, bilinearly or with clipped
+    bicubic sampling (``order``, :func:`xlatent.model.advection.sample`)."""
     h, w = d.shape[-2:]
-    return sample(image, _grid(h, w, d) + d)
+    return sample(image, _grid(h, w, d) + d, order)
 
 
 def bending(v):
