@@ -304,6 +304,7 @@ class CoarseMotion:
     field: np.ndarray
     factor: int
     shape: tuple[int, int]
+    share: np.ndarray | None = None  # the guard's share of transport (coarse grid), None: transport everywhere
 
     @property
     def tolerance(self) -> float:
@@ -320,13 +321,21 @@ class CoarseMotion:
     def over(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
         """The field ``(2, r1 - r0, c1 - c0)`` on fine cells ``rows``, ``cols`` (bilinear between
         coarse cell centres; edge values beyond the scene, as the chunks' overlaps)."""
+        return self._on(self.field, rows, cols)
+
+    def share_over(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray | None:
+        """The guard's share of transport ``(r1 - r0, c1 - c0)`` on fine cells ``rows``, ``cols``
+        (:func:`xlatent.motion.guard.guarded`), None where the scene's change is transport."""
+        return None if self.share is None else self._on(self.share[None], rows, cols)[0]
+
+    def _on(self, maps: np.ndarray, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
         from scipy.ndimage import map_coordinates
 
         k = self.factor
         r = (np.arange(*rows) + 0.5) / k - 0.5
         c = (np.arange(*cols) + 0.5) / k - 0.5
         grid = np.meshgrid(r, c, indexing="ij")
-        return np.stack([map_coordinates(f, grid, order=1, mode="nearest") for f in self.field]).astype(np.float32)
+        return np.stack([map_coordinates(f, grid, order=1, mode="nearest") for f in maps]).astype(np.float32)
 
     def gap(self, field: np.ndarray, rows: tuple[int, int], cols: tuple[int, int]) -> tuple[float, np.ndarray]:
         """Distance (cells) between the median displacement of ``field`` ``(2, h, w)`` on fine
@@ -344,14 +353,15 @@ _COARSE_CACHE: dict[tuple, CoarseMotion] = {}
 
 
 def coarse_motion(first: da.Array, last: da.Array, estimator: str, transform: str, mean, std,
-                  svf_weight: float | None = None, device: Any = "cpu") -> CoarseMotion:
+                  svf_weight: float | None = None, device: Any = "cpu", guard: bool = False) -> CoarseMotion:
     """The motion of the whole scene estimated on block means of at most ``_COARSE_SIDE``
     cells a side (one pass of dask reductions, then ``estimator`` in memory, ``"svf"`` with
     ``svf_weight`` on ``device``); kept per pair. A scene no larger than that is estimated at
-    full resolution: exactly the in-memory estimate."""
+    full resolution: exactly the in-memory estimate. With ``guard``, the do-no-harm guard
+    (:func:`xlatent.motion.guard.guarded`) judges the whole scene there, as in memory."""
     h, w = first.shape[-2:]
     k = max(1, -(-max(h, w) // _COARSE_SIDE))
-    key = (first.name, last.name, estimator, transform, k, svf_weight)
+    key = (first.name, last.name, estimator, transform, k, svf_weight, guard)
     if key in _COARSE_CACHE:
         return _COARSE_CACHE[key]
     pair = da.concatenate((first, last), axis=0)
@@ -361,9 +371,15 @@ def coarse_motion(first: da.Array, last: da.Array, estimator: str, transform: st
         pair = da.coarsen(np.mean, pair, {1: k, 2: k})
     small = np.asarray(pair.compute(), dtype=np.float32)
     c = first.shape[0]
-    field = k * estimate(small[:c], small[c:], estimator, transform, mean=mean, std=std, svf_weight=svf_weight,
-                         device=device)
-    coarse = CoarseMotion(np.ascontiguousarray(field, dtype=np.float32), k, (int(h), int(w)))
+
+    def fit(a, b):
+        return estimate(a, b, estimator, transform, mean=mean, std=std, svf_weight=svf_weight, device=device)
+
+    field, share = fit(small[:c], small[c:]), None
+    if guard:
+        field, _, share = guarded(small[:c], small[c:], field, fit,
+                                  lambda a, b: motion_space(physical(a, mean, std), physical(b, mean, std), transform))
+    coarse = CoarseMotion(np.ascontiguousarray(k * field, dtype=np.float32), k, (int(h), int(w)), share)
     if len(_COARSE_CACHE) > 8:
         _COARSE_CACHE.clear()
     _COARSE_CACHE[key] = coarse
@@ -680,7 +696,7 @@ def advection(first, last, mask, fractions, *, config: LatentConfig, **kwargs) -
 
 
 def _flow_block(block: np.ndarray, channels: int, fractions, mean, std, motion: str, transform: str, depth: int,
-                coarse: CoarseMotion, edges, svf_weight=None, device="cpu", guard=True, sampling="auto",
+                coarse: CoarseMotion, edges, svf_weight=None, device="cpu", sampling="auto",
                 block_id=None) -> np.ndarray:
     """Frames ``(K * C)`` and the field ``(2)`` of the ``flow`` method on the chunk with ``depth``
     cells of context, stacked, interior only.
@@ -697,13 +713,16 @@ def _flow_block(block: np.ndarray, channels: int, fractions, mean, std, motion: 
     where = _describe(rows, cols)
     a, b = block[:c], block[c:]
     with _task_context(None, device):
-        field = coarse.over(*span)
+        field, share = coarse.over(*span), coarse.share_over(*span)
+        # the scene's guard (coarse_motion): the source's share of the change is blended, not moved
+        source = None if share is None else ((1.0 - share) * (b - a)).astype(np.float32)
+        target = b if source is None else b - source
         if coarse.factor > 1 and motion == "svf":
             weight = SVF_OPTIONS["weight"] if svf_weight is None else float(svf_weight)
-            field = svf.refine(*motion_space(physical(a, mean, std), physical(b, mean, std), transform), field,
+            field = svf.refine(*motion_space(physical(a, mean, std), physical(target, mean, std), transform), field,
                                weight=weight, device=device)
         elif coarse.factor > 1:
-            field = estimate(a, b, motion, transform, mean=mean, std=std)
+            field = estimate(a, target, motion, transform, mean=mean, std=std)
             gap, _ = coarse.gap(_crop(field, depth), rows, cols)
             if gap > coarse.tolerance:
                 warnings.warn(
@@ -714,20 +733,12 @@ def _flow_block(block: np.ndarray, channels: int, fractions, mean, std, motion: 
                     UserWarning,
                     stacklevel=2,
                 )
-
-        def fit(x, y):
-            return estimate(x, y, motion, transform, mean=mean, std=std, svf_weight=svf_weight, device=device)
-
-        def seen(x, y):
-            return motion_space(physical(x, mean, std), physical(y, mean, std), transform)
-
-        source, share = None, None
-        if guard:  # as in memory (methods.flow): a source's part is blended, not moved
-            field, source, share = guarded(a, b, field, fit, seen)
-        target = b if source is None else b - source
+        if share is not None and coarse.factor > 1:  # refined without the source: shrunk as in memory
+            field = (field * share).astype(np.float32)
         conf = None
         if motion == "svf" and sampling == "auto":
-            conf = confidence(*seen(a, target), field, device=device) * (1.0 if share is None else share)
+            conf = confidence(*motion_space(physical(a, mean, std), physical(target, mean, std), transform), field,
+                              device=device) * (1.0 if share is None else share)
         frames = render(a, target, field, fractions, motion, device, sampling=sampling, confidence=conf, source=source)
     field = _crop(field, depth)
     peak = float(np.abs(field).max())
@@ -751,14 +762,15 @@ def flow(first, last, mask, fractions, *, mean, std, config: LatentConfig | None
     to at most ``_COARSE_SIDE`` cells a side (:func:`coarse_motion`), refined on each chunk with
     ``config.prior_margin`` cells of context when the scene was coarsened, and the frames
     rendered per chunk with an overlap of the largest displacement the rendering can reach (set
-    once, before the work, from the scene's motion plus its tolerance). ``guard`` and
-    ``sampling`` act per chunk, on the chunk with its overlap."""
+    once, before the work, from the scene's motion plus its tolerance). ``guard`` judges the
+    whole scene where its motion is estimated (:func:`coarse_motion`); ``sampling`` acts per
+    chunk, with the confidence of the chunk's motion."""
     check_options(motion, motion_transform)
     check_sampling(sampling)
     config = config or LatentConfig()
     dev = str(resolve_device(device))
     c = first.shape[0]
-    coarse = coarse_motion(first, last, motion, motion_transform, mean, std, svf_weight, dev)
+    coarse = coarse_motion(first, last, motion, motion_transform, mean, std, svf_weight, dev, guard)
     margin = int(config.prior_margin) if coarse.factor > 1 else 0  # a full-resolution scene estimate needs no refit
     depth = margin + int(np.ceil(coarse.largest + coarse.tolerance)) + 1
     stack = _normalise(da.concatenate((first, last), axis=0), depth, 1)
@@ -766,7 +778,7 @@ def flow(first, last, mask, fractions, *, mean, std, config: LatentConfig | None
     k = len(fractions)
     out = _map(_flow_block, stack, depth, (k * c + 2,), c, fractions, np.asarray(mean, np.float32),
                np.asarray(std, np.float32), motion, motion_transform, depth, _coarse_task(coarse), _edges(stack),
-               svf_weight, dev, guard, sampling)
+               svf_weight, dev, sampling)
     frames_out = out[: k * c].reshape(k, c, *out.shape[-2:])
     return MethodResult(frames=frames_out, fields=out[k * c :].reshape(1, 2, *out.shape[-2:]),
                         info={"motion": motion, "device": dev})
