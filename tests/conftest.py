@@ -14,7 +14,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import xlatent  # noqa: E402
 from xlatent import datasets  # noqa: E402
 
-QUICK = {"max_iters": 8, "progress": False}
+QUICK = {"method": "latent", "max_iters": 8, "progress": False}  # the default is flow since issue 21
 
 
 @pytest.fixture(scope="session")

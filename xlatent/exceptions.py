@@ -99,3 +99,12 @@ class IrregularTimeError(InputError):
 
 class SeriesTooShortError(InputError):
     """A series to forecast from has fewer than ``context + 1`` frames."""
+
+
+class UnitsMismatchError(InputError):
+    """A fitted archive model is applied to data in other units than it was trained on."""
+
+
+class ArchiveMismatchWarning(XlatentWarning):
+    """A fitted archive model is applied on another grid spacing or time step than it was
+    trained on: its correction is gated off where the pair falls outside what it has seen."""
