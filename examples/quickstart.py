@@ -31,7 +31,8 @@ def main(argv=None) -> None:
     ap.add_argument("--last", type=int, default=16)
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--out", default=".")
-    ap.add_argument("--max-iters", type=int, default=None, help="training steps (default: the config's)")
+    ap.add_argument("--max-iters", type=int, default=None,
+                    help="train the pair's latent model for this many steps (default: method flow, no training)")
     args = ap.parse_args(argv)
 
     if args.path:
@@ -43,7 +44,7 @@ def main(argv=None) -> None:
         case = datasets.rotation(size=128, steps=args.steps)
         first, last, truth = case.first, case.last, case.frames
 
-    options = {} if args.max_iters is None else {"max_iters": args.max_iters}
+    options = {} if args.max_iters is None else {"method": "latent", "max_iters": args.max_iters}
     frames, flow = first.latentdyn.interpolate(last, steps=args.steps, **options)
 
     out = Path(args.out)

@@ -15,6 +15,7 @@ import xlatent  # noqa: E402
 from xlatent import datasets  # noqa: E402
 
 QUICK = {"max_iters": 8, "progress": False}
+LATENT = {"method": "latent", **QUICK}  # interpolate's default is flow since issue 21
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +31,7 @@ def translation_case():
 @pytest.fixture(scope="session")
 def quick_result(rotation_case):
     """One cheap interpolation shared by the contract tests."""
-    return xlatent.interpolate(rotation_case.first, rotation_case.last, steps=4, **QUICK)
+    return xlatent.interpolate(rotation_case.first, rotation_case.last, steps=4, **LATENT)
 
 
 def plain_pair(ny=32, nx=40, seed=0):

@@ -148,13 +148,13 @@ def test_demo_writes_inputs_truth_and_result(tmp_path, monkeypatch, capsys):
     monkeypatch.delattr(xlatent, "plot", raising=False)  # first: hasattr may import it
     monkeypatch.setitem(sys.modules, "xlatent.plot", None)
     outdir = tmp_path / "demo"
-    assert cli.main(["demo", str(outdir), "--size", "32", "--steps", "2", "--max-iters", "3"]) == 0
+    assert cli.main(["demo", str(outdir), "--size", "32", "--steps", "2"]) == 0
     said = capsys.readouterr().out
     assert "PSNR" in said and "xlatent interpolate" in said and "no overview.png" in said
     assert sorted(p.name for p in outdir.iterdir()) == ["first.nc", "last.nc", "result.nc", "truth.nc"]
     frames, flow = xlatent.open_result(outdir / "result.nc")
     assert frames.sizes["time"] == 3 and flow.u.attrs["standard_name"] == "sea_ice_x_velocity"
-    assert frames.attrs["xlatent_method"] == "latent" and frames.rio.crs.to_epsg() == 3413
+    assert frames.attrs["xlatent_method"] == "flow" and frames.rio.crs.to_epsg() == 3413  # the default
     truth = xr.open_dataset(outdir / "truth.nc", decode_coords="all")
     assert truth.u.sizes["time"] == 3 and truth.rio.crs.to_epsg() == 3413
 
@@ -162,7 +162,7 @@ def test_demo_writes_inputs_truth_and_result(tmp_path, monkeypatch, capsys):
 def test_help_documents_every_option():
     parser = cli.build_parser()
     subs = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-    assert set(subs.choices) == {"interpolate", "demo"}
+    assert set(subs.choices) == {"interpolate", "fit-interpolator", "demo"}
     for sub in subs.choices.values():
         text = sub.format_help()
         for action in sub._actions:
@@ -200,7 +200,7 @@ def test_plot_option_end_to_end(pair_files, tmp_path):
 def test_demo_with_the_plot_extra(tmp_path):
     pytest.importorskip("cartopy")
     outdir = tmp_path / "demo"
-    assert cli.main(["demo", str(outdir), "--size", "32", "--steps", "2", "--max-iters", "3", "--quiet"]) == 0
+    assert cli.main(["demo", str(outdir), "--size", "32", "--steps", "2", "--quiet"]) == 0
     assert (outdir / "overview.png").stat().st_size > 10_000
 
 

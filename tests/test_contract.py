@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import rioxarray  # noqa: F401  (registers .rio: tests write CRSs themselves)
 import xarray as xr
-from conftest import QUICK, plain_pair
+from conftest import LATENT, plain_pair
 
 import xlatent
 from xlatent import datasets, geo
@@ -48,14 +48,14 @@ def test_flow_contract(quick_result, rotation_case):
 
 def test_north_moving_feature_gets_positive_v(translation_case):
     # the texture moves 3 rows up (north, y descending) and 5 columns east
-    _, flow = xlatent.interpolate(translation_case.first, translation_case.last, steps=2, **QUICK)
+    _, flow = xlatent.interpolate(translation_case.first, translation_case.last, steps=2, **LATENT)
     assert float(flow.v.mean()) > 0
     assert float(flow.u.mean()) > 0
 
 
 def test_without_time_or_crs_units_are_cells(monkeypatch):
     a, b = plain_pair()
-    frames, flow = xlatent.interpolate(a, b, steps=2, **QUICK)
+    frames, flow = xlatent.interpolate(a, b, steps=2, **LATENT)
     assert "interp_fraction" in frames.coords
     np.testing.assert_allclose(frames.time, [0, 0.5, 1])
     assert flow.u.attrs["units"] == "grid_cells per unit interp_fraction"
@@ -66,7 +66,7 @@ def test_channel_dim_is_kept():
     a, b = plain_pair()
     a3 = xr.concat([a, a * 2, a + 1], dim="band").assign_coords(band=[1, 2, 3])
     b3 = xr.concat([b, b * 2, b + 1], dim="band").assign_coords(band=[1, 2, 3])
-    frames, flow = xlatent.interpolate(a3, b3, steps=2, **QUICK)
+    frames, flow = xlatent.interpolate(a3, b3, steps=2, **LATENT)
     assert frames.dims == ("time", "band", "y", "x")
     np.testing.assert_array_equal(frames.band, [1, 2, 3])
     assert flow.u.dims == ("time", "y", "x")
@@ -98,7 +98,7 @@ def test_descending_y_flips_v_sign(rotation_case):
 def test_explicit_dims_override():
     a, b = plain_pair()
     a, b = a.rename(y="row", x="col"), b.rename(y="row", x="col")
-    frames, _ = xlatent.interpolate(a, b, steps=1, x_dim="col", y_dim="row", **QUICK)
+    frames, _ = xlatent.interpolate(a, b, steps=1, x_dim="col", y_dim="row", **LATENT)
     assert frames.dims == ("time", "row", "col")
 
 
@@ -112,7 +112,7 @@ def test_linear_method_has_no_flow(rotation_case):
 def test_nan_stays_nan(rotation_case):
     first = rotation_case.first.copy()
     first[:5, :5] = np.nan
-    frames, flow = xlatent.interpolate(first, rotation_case.last, steps=2, **QUICK)
+    frames, flow = xlatent.interpolate(first, rotation_case.last, steps=2, **LATENT)
     assert np.isnan(frames[0, :5, :5]).all() and np.isnan(frames[1, :5, :5]).all()
     assert not np.isnan(frames[-1, :5, :5]).any()  # the last image had data there
     assert np.isnan(flow.u[0, :5, :5]).all()
@@ -122,7 +122,7 @@ def test_nan_stays_nan(rotation_case):
 def test_constant_images_give_zero_flow_and_constant_frames():
     a, _ = plain_pair()
     a = a * 0 + 3.0
-    frames, flow = xlatent.interpolate(a, a.copy(), steps=3, **QUICK)
+    frames, flow = xlatent.interpolate(a, a.copy(), steps=3, **LATENT)
     np.testing.assert_allclose(frames, 3.0, atol=1e-5)
     np.testing.assert_allclose(flow.u, 0, atol=1e-6)
     np.testing.assert_allclose(flow.v, 0, atol=1e-6)

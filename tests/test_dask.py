@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from conftest import QUICK
+from conftest import LATENT, QUICK
 from dask.callbacks import Callback
 
 import xlatent
@@ -237,7 +237,7 @@ def test_never_loaded_whole_and_streams_to_zarr(tmp_path, case):
     a, guard_a = guarded(case.first, 48, limit=64 * 64)
     b, guard_b = guarded(case.last, 48, limit=64 * 64)
     with dask.config.set(scheduler="threads"), WholeScenes(case.first.shape) as whole:
-        frames, flow = xlatent.interpolate(a, b, steps=2, **SMALL, **QUICK, sample_patches=8, flow_prior=None,
+        frames, flow = xlatent.interpolate(a, b, steps=2, **SMALL, **LATENT, sample_patches=8, flow_prior=None,
                                            patch=32)
         assert isinstance(frames.data, da.Array) and isinstance(flow.v.data, da.Array)
         frames.to_dataset(name="frames").to_zarr(tmp_path / "frames.zarr")

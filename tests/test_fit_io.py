@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from conftest import QUICK
+from conftest import LATENT, QUICK
 
 import xlatent
 import xlatent.train
@@ -27,7 +27,7 @@ def test_fit_renders_with_the_motion_interpolate_chooses(rotation_case, choice):
     starting field as ``interpolate`` (same seed: same frames, same decision) and the flow
     carries the confidence map."""
     a, b = rotation_case.first, rotation_case.last
-    opts = dict(steps=2, seed=3, motion_choice=choice, **QUICK)
+    opts = dict(steps=2, seed=3, motion_choice=choice, **LATENT)
     frames, flow = xlatent.interpolate(a, b, **opts)
     model = xlatent.fit(a, b, seed=3, motion_choice=choice, **QUICK)
     got, got_flow = model.frames(2, progress=False), model.flow(progress=False)
@@ -166,8 +166,8 @@ def test_tiled_equals_untiled():
 
 
 def test_same_seed_same_result(rotation_case):
-    a, fa = xlatent.interpolate(rotation_case.first, rotation_case.last, steps=2, seed=3, **QUICK)
-    b, fb = xlatent.interpolate(rotation_case.first, rotation_case.last, steps=2, seed=3, **QUICK)
+    a, fa = xlatent.interpolate(rotation_case.first, rotation_case.last, steps=2, seed=3, **LATENT)
+    b, fb = xlatent.interpolate(rotation_case.first, rotation_case.last, steps=2, seed=3, **LATENT)
     np.testing.assert_array_equal(a.values, b.values)
     np.testing.assert_array_equal(fa.u.values, fb.u.values)
 

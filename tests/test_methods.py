@@ -45,7 +45,7 @@ def test_options_must_belong_to_the_method(translation_case):
     with pytest.raises(ConfigError, match="ot_grid"):
         xlatent.interpolate(a, b, method="ot", ot_grid=0, progress=False)
     with pytest.raises(ConfigError, match="flow_prior"):
-        xlatent.interpolate(a, b, flow_prior="farneback", progress=False)
+        xlatent.interpolate(a, b, method="latent", flow_prior="farneback", progress=False)
     with pytest.raises(ConfigError, match="motion"):
         xlatent.interpolate(a, b, method="flow", motion="farneback", progress=False)
 

@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import QUICK, plain_pair
+from conftest import LATENT, plain_pair
 
 import xlatent
 from xlatent.exceptions import DeviceError, GridMismatchError
@@ -20,14 +20,14 @@ def test_cftime_gives_cftime_stamps_and_physical_units():
     a, b = plain_pair()
     a = a.assign_coords(time=cftime.DatetimeNoLeap(2001, 2, 28, 0)).rio.write_crs("EPSG:3413")
     b = b.assign_coords(time=cftime.DatetimeNoLeap(2001, 3, 1, 0)).rio.write_crs("EPSG:3413")
-    frames, flow = xlatent.interpolate(a, b, steps=2, **QUICK)
+    frames, flow = xlatent.interpolate(a, b, steps=2, **LATENT)
     assert frames.time.values[1] == cftime.DatetimeNoLeap(2001, 2, 28, 12)
     assert flow.u.attrs["units"] == "m s-1"
 
 
 def test_time_coord_with_another_name_is_used_and_not_copied():
     a, b = _timed(*plain_pair(), name="valid_time")
-    frames, _ = xlatent.interpolate(a.rio.write_crs("EPSG:3413"), b.rio.write_crs("EPSG:3413"), steps=2, **QUICK)
+    frames, _ = xlatent.interpolate(a.rio.write_crs("EPSG:3413"), b.rio.write_crs("EPSG:3413"), steps=2, **LATENT)
     assert np.issubdtype(frames.time.dtype, np.datetime64)
     assert frames.time.values[1] == np.datetime64("2024-01-01T03:00", "ns")
     assert "valid_time" not in frames.coords
@@ -36,7 +36,7 @@ def test_time_coord_with_another_name_is_used_and_not_copied():
 def test_one_sided_time_warns():
     a, b = _timed(*plain_pair())
     with pytest.warns(UserWarning, match="Only the first image"):
-        xlatent.interpolate(a, b.drop_vars("time"), steps=1, **QUICK)
+        xlatent.interpolate(a, b.drop_vars("time"), steps=1, **LATENT)
 
 
 def test_float32_and_float64_coords_are_the_same_grid():
@@ -63,7 +63,7 @@ def test_float32_and_float64_coords_are_the_same_grid():
 def test_frames_stay_within_input_range():
     a, b = plain_pair()
     a, b = np.maximum(a, 0), np.maximum(b, 0)  # a non-negative quantity, like rain
-    frames, _ = xlatent.interpolate(a, b, steps=4, **QUICK)
+    frames, _ = xlatent.interpolate(a, b, steps=4, **LATENT)
     assert float(frames.min()) >= 0.0
     assert float(frames.max()) <= max(float(a.max()), float(b.max())) + 1e-6
 
@@ -75,7 +75,7 @@ def test_unavailable_device_is_a_clear_error():
         pytest.skip("a GPU is present")
     a, b = plain_pair()
     with pytest.raises(DeviceError, match="no CUDA"):
-        xlatent.interpolate(a, b, device="cuda", **QUICK)
+        xlatent.interpolate(a, b, device="cuda", **LATENT)
 
 
 def test_lat_lon_round_trip_keeps_spatial_dims(tmp_path):
@@ -86,7 +86,7 @@ def test_lat_lon_round_trip_keeps_spatial_dims(tmp_path):
     a = xr.DataArray(base, dims=("lat", "lon"), coords={"lat": lat, "lon": lon}, name="sst")
     b = a.copy(data=np.roll(base, 1, axis=1))
     a, b = _timed(a.rio.write_crs("EPSG:4326"), b.rio.write_crs("EPSG:4326"))
-    frames, flow = xlatent.interpolate(a, b, steps=2, **QUICK)
+    frames, flow = xlatent.interpolate(a, b, steps=2, **LATENT)
     assert flow.u.attrs["units"] == "m s-1"
     frames.to_netcdf(tmp_path / "f.nc")
     back = xr.open_dataarray(tmp_path / "f.nc", decode_coords="all")
@@ -97,7 +97,7 @@ def test_lat_lon_round_trip_keeps_spatial_dims(tmp_path):
 
 def test_flow_follows_the_input_dim_order():
     a, b = plain_pair()
-    frames, flow = xlatent.interpolate(a.transpose("x", "y"), b.transpose("x", "y"), steps=1, **QUICK)
+    frames, flow = xlatent.interpolate(a.transpose("x", "y"), b.transpose("x", "y"), steps=1, **LATENT)
     assert frames.dims == ("time", "x", "y")
     assert flow.u.dims == ("time", "x", "y")
 

@@ -29,7 +29,8 @@ class LatentDynAccessor:
         steps : int
             Intervals between the two images: ``steps + 1`` frames are returned.
         **kwargs
-            Any keyword of :func:`xlatent.interpolate` (``method=``, ``device=``, ``max_iters=``...).
+            Any keyword of :func:`xlatent.interpolate` (``method=``, ``model=`` a fitted
+            :class:`xlatent.ArchiveInterpolator`, ``device=``...).
 
         Returns
         -------
@@ -41,6 +42,7 @@ class LatentDynAccessor:
         Examples
         --------
         >>> frames, flow = first.latentdyn.interpolate(last, steps=8)  # doctest: +SKIP
+        >>> frames, flow = first.latentdyn.interpolate(last, steps=8, model=model)  # doctest: +SKIP
         """
         return api.interpolate(self._obj, other, steps, **kwargs)
 

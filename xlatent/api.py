@@ -29,6 +29,7 @@ from xlatent.pair import Pair
 _FORMAT = "xlatent-latent-model"
 _FORMAT_VERSION = 2  # 2: the configuration in three parts (model, train, run); 1: one flat config
 BLENDS = ("transport", "symmetric", "residual")
+DEFAULT_METHOD = "flow"  # best per cost without a fitted model (benchmarks/RESULTS.md, entry 32-h/archive)
 
 
 def _fractions(steps: int) -> np.ndarray:
@@ -188,12 +189,28 @@ def _setup(backend, first, last, x_dim, y_dim, patch, stride, config, options):
     return pair, cfg, patch_rc, stride_rc
 
 
+def _with_model(model, first, last, fractions, method, options, **kwargs):
+    """:func:`interpolate` with an archive model: its own checks, then one forward pass. The model
+    is duck-typed (its ``interpolate(first, last, fractions=...)`` and ``gate_open``):
+    :mod:`xlatent.archive` sits above this module."""
+    if not (callable(getattr(model, "interpolate", None)) and hasattr(model, "gate_open")):
+        raise ConfigError(f"model must be an xlatent.ArchiveInterpolator (fit_interpolator, load_interpolator), "
+                          f"got {type(model).__name__}.")
+    if method not in (None, "archive"):
+        raise ConfigError(f"model= renders with the archive model; method={method!r} does not apply. "
+                          "Pass one of them.")
+    if options:
+        raise ConfigError(f"Option(s) {sorted(options)} do not apply with model= (a fitted model is not retrained).")
+    return model.interpolate(first, last, fractions=fractions, **kwargs)
+
+
 def interpolate(
     first: xr.DataArray,
     last: xr.DataArray,
     steps: int = 8,
     *,
-    method: str = "latent",
+    method: str | None = None,
+    model: Any = None,
     x_dim: str | None = None,
     y_dim: str | None = None,
     patch: int | Mapping[str, int] | None = None,
@@ -219,9 +236,17 @@ def interpolate(
         physical velocities.
     steps : int
         Intervals between ``first`` and ``last``: ``steps + 1`` frames are returned.
-    method : str
-        ``"latent"`` (latent space advection, default) or ``"linear"`` (cross-dissolve);
-        see :func:`xlatent.methods.available`.
+    method : str, optional
+        ``"flow"`` (default without ``model``: SVF motion and a forward/backward blend, about
+        3 s for a 128² pair on one CPU core), ``"latent"`` (the latent model trained on this pair:
+        about 40x ``flow``'s time, and its frames rarely differ from ``flow``'s), ``"linear"``
+        (cross-dissolve)...; see :func:`xlatent.methods.available`. With ``model``, None or
+        ``"archive"``.
+    model : xlatent.ArchiveInterpolator, optional
+        A model fitted on an archive (:func:`xlatent.fit_interpolator`,
+        :func:`xlatent.load_interpolator`): one SVF fit and a forward pass, its correction of
+        ``flow``'s frames gated off where it is not trusted (``xlatent_gate`` in the attributes).
+        Training options do not apply.
     x_dim, y_dim : str, optional
         Spatial dims, when rioxarray/cf-xarray/common names cannot tell.
     patch, stride : int or dict, optional
@@ -289,6 +314,10 @@ def interpolate(
     cf.check_kind(kind)
     given = fractions is not None
     fractions = _given_fractions(fractions) if given else _fractions(steps)
+    if model is not None:
+        return _with_model(model, first, last, fractions, method, options, x_dim=x_dim, y_dim=y_dim, clip=clip,
+                           kind=kind, progress=progress)
+    method = DEFAULT_METHOD if method is None else method
     spec = methods.spec(method)
     own, options = _method_options(method, spec, options)
     _check_blend(blend)
@@ -299,7 +328,7 @@ def interpolate(
     check_device(device, method, uses_device=spec.uses_device)
     geo.warn_undated(first, last)
     backend, first, last = backends.for_inputs(first, last, method, spec)
-    input_checks.check_output_size(first, steps)
+    input_checks.check_output_size(first, len(fractions) - 1)
     pair, cfg, patch_rc, stride_rc = _setup(backend, first, last, x_dim, y_dim, patch, stride, config, {})
     result = backend.method(method, spec)(
         pair.first, pair.last, pair.mask, fractions, config=cfg, patch=patch_rc, stride=stride_rc,

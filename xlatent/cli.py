@@ -118,10 +118,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``interpolate`` and ``demo``."""
     p.add_argument("--steps", type=_positive_int, default=8,
                    help="intervals between FIRST and LAST: steps + 1 frames are written (default: %(default)s)")
-    p.add_argument("--method", default="latent",
-                   help="latent (latent space advection, default), advection (the same, in image space), "
-                        "flow (TV-L1 optical flow, fast, no training), ot (optimal transport, POT), "
-                        "linear (cross-dissolve, no motion); see xlatent.methods.available()")
+    p.add_argument("--method", default=None,
+                   help="flow (SVF motion and a forward/backward blend, no training; the default), latent (latent "
+                        "space advection trained on the pair, ~40x slower), advection (the same, in image space), "
+                        "ot (optimal transport, POT), linear (cross-dissolve, no motion); see "
+                        "xlatent.methods.available(). With --model: the archive model")
     p.add_argument("--kind", choices=sorted(KINDS), default=None,
                    help="what moves; sets the CF standard_name of u/v (e.g. sea_ice_x_velocity). Default: none")
     p.add_argument("--device", default="auto",
@@ -150,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
     )
     parser.add_argument("--version", action="version", version=f"xlatent {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{interpolate,demo}")
+    sub = parser.add_subparsers(dest="command", metavar="{interpolate,fit-interpolator,demo}")
 
     ip = sub.add_parser(
         "interpolate",
@@ -189,7 +190,36 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also draw first/middle/last frame and the motion to this PNG, on a labelled longitude/latitude "
                          "graticule, with coastlines when cartopy's Natural Earth files are on disk (never downloaded; "
                          "the map says when they are not); needs pip install 'xlatent[plot]'")
+    ip.add_argument("--model", default=None, metavar="PATH",
+                    help="a model written by 'xlatent fit-interpolator' (or ArchiveInterpolator.save): one forward "
+                         "pass, its correction of flow's frames used only where it is trusted")
     _add_run_options(ip)
+
+    fp = sub.add_parser(
+        "fit-interpolator",
+        help="fit the archive model once on series of images, for 'xlatent interpolate --model'",
+        description=(
+            "Fit the archive model (xlatent.fit_interpolator) on one or more files, each a (time, y, x) series "
+            "of one variable in one unit: windows of K time steps as inputs, the frames between them as "
+            "targets; the last part of each series is held out and its skill over flow printed."
+        ),
+        epilog=EXIT_CODES,
+        formatter_class=formatter,
+    )
+    fp.add_argument("series", metavar="SERIES", nargs="+", help="NetCDF/Zarr files, each a time series")
+    fp.add_argument("--out", "-o", required=True, metavar="MODEL.pt", help="where to write the model")
+    fp.add_argument("--variable", default=None, metavar="NAME", help="variable to read (needed when a file holds several)")
+    fp.add_argument("--k-min", type=_positive_int, default=3, help="shortest window, time steps (default: %(default)s)")
+    fp.add_argument("--k-max", type=_positive_int, default=12, help="longest window, time steps (default: %(default)s)")
+    fp.add_argument("--windows", type=_positive_int, default=32, metavar="N",
+                    help="windows taken from each series, each one SVF fit (default: %(default)s)")
+    fp.add_argument("--time-budget", type=_positive_float, default=480.0, metavar="SECONDS",
+                    help="training seconds at most, SVF fits not counted (default: %(default)s)")
+    fp.add_argument("--max-iters", type=_positive_int, default=1500, metavar="N",
+                    help="training steps at most (default: %(default)s)")
+    fp.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda... (default: %(default)s)")
+    fp.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    fp.add_argument("--quiet", "-q", action="store_true", help="no progress bars and no summary")
 
     dp = sub.add_parser(
         "demo",
@@ -228,6 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             if args.command == "interpolate":
                 _interpolate(args, argv)
+            elif args.command == "fit-interpolator":
+                _fit_interpolator(args)
             else:
                 _demo(args, argv)
         except _Failure as err:
@@ -297,7 +329,7 @@ def _say(args: argparse.Namespace, message: str) -> None:
 
 def _check_options(args: argparse.Namespace) -> None:
     """Fail fast, before reading files or training, on what can be checked up front."""
-    if args.method not in methods.available():
+    if args.method is not None and args.method not in methods.available():
         raise _Failure(f"unknown --method {args.method!r}; available: {', '.join(methods.available())}.", EXIT_USAGE)
     if args.method == "ot":
         _need("ot", "--method ot needs POT (Python Optimal Transport): pip install 'xlatent[ot]'")
@@ -437,8 +469,12 @@ def _inputs(args: argparse.Namespace):
 
 def _run(first, last, args: argparse.Namespace, argv: Sequence[str]):
     """Interpolate, then add the command line to the outputs' history."""
+    options = _options(args)
+    if getattr(args, "model", None) is not None:
+        options = {k: v for k, v in options.items() if k not in ("seed", "device")}
+        options["model"] = xlatent.load_interpolator(args.model, device=args.device)
     frames, flow = xlatent.interpolate(first, last, x_dim=getattr(args, "x_dim", None),
-                                       y_dim=getattr(args, "y_dim", None), **_options(args))
+                                       y_dim=getattr(args, "y_dim", None), **options)
     if flow is not None and args.earth_relative:
         earth = xlatent.to_earth_relative(flow)
         flow = flow.assign(u_east=earth.u_east, v_north=earth.v_north)
@@ -543,6 +579,22 @@ def _interpolate(args: argparse.Namespace, argv: Sequence[str]) -> None:
     first, last = _inputs(args)
     frames, flow = _run(first, last, args, argv)
     _write(frames, flow, out, args)
+
+
+def _fit_interpolator(args: argparse.Namespace) -> None:
+    series = [open_image(path, args.variable) for path in args.series]
+    model = xlatent.fit_interpolator(series, k_range=(args.k_min, args.k_max), windows_per_series=args.windows,
+                                     time_budget=args.time_budget,
+                                     max_iters=args.max_iters, device=args.device, seed=args.seed,
+                                     progress=not args.quiet)
+    out = Path(args.out)
+    try:
+        model.save(out)
+    except OSError as err:
+        raise _Failure(f"cannot write {out}: {err.strerror or err}", EXIT_WRITE) from err
+    skill = model.skill
+    _say(args, f"wrote {out}: {skill['db_over_flow']} dB over flow, {skill['db_over_linear']} dB over linear "
+               f"on {skill['windows']} held-out windows; correction {'on' if model.gate_open else 'off'}")
 
 
 def _demo(args: argparse.Namespace, argv: Sequence[str]) -> None:

@@ -128,3 +128,10 @@ class NotARateError(InputError):
 
 class GapWarning(XlatentWarning):
     """A series has gaps longer than ``max_gap``: the frames and motion inside them are NaN."""
+class UnitsMismatchError(InputError):
+    """A fitted archive model is applied to data in other units than it was trained on."""
+
+
+class ArchiveMismatchWarning(XlatentWarning):
+    """A fitted archive model is applied on another grid spacing or time step than it was
+    trained on: its correction is gated off where the pair falls outside what it has seen."""

@@ -1,0 +1,186 @@
+"""Benchmark of the archive model (issue 21): frames left out of series, scored against linear and flow.
+
+Parts (``--part``):
+
+- ``mch``: fit on two MeteoSwiss days, test on the third, all three rotations; windows
+  ``(t, t + K)``, K 3-12, every in-between frame scored (PSNR on the range of the true frames).
+- ``other``: fit on the three MeteoSwiss days, test on the RMI, OPERA and MRMS files, K 3-12,
+  and on the analytic flows (rain texture, 64²).
+- ``own``: fit on one radar's frames before a cut, test on windows after it (time-blocked).
+- ``cost``: seconds per pair, model against ``flow`` (same pairs, same process).
+
+Usage: ``OMP_NUM_THREADS=1 python benchmarks/archive.py --part mch --out /tmp/archive_mch.json``
+(``--budget``: seconds of training per fit; the SVF fits of the windows are cached in ``--cache``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+import xlatent
+from xlatent import datasets
+from xlatent.archive import fit_interpolator, window_pairs
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MCH = ("20150515", "20160711", "20170131")
+OTHER = ("rmi_20210704", "opera_20180824", "opera_20241126", "mrms_20190610")
+
+
+def _open(name: str) -> xr.DataArray:
+    path = DATA / f"{name}.nc"
+    if not path.is_file():
+        path = Path("/work/shared/data") / f"{name}.nc"
+    return xr.open_dataset(path, decode_coords="all").rainfall_rate.load()
+
+
+def psnr(pred: np.ndarray, truth: np.ndarray) -> float:
+    """PSNR over the in-between frames, on the range of the true frames (benchmarks/run.py)."""
+    valid = np.isfinite(pred) & np.isfinite(truth)
+    rng = float(np.nanmax(truth) - np.nanmin(truth))
+    return float(10 * np.log10(rng**2 / np.mean((pred[valid] - truth[valid]) ** 2)))
+
+
+def closed(model):
+    """The same model with its gate shut: exactly ``flow``'s frames, from the same SVF fits."""
+    import copy
+
+    shut = copy.copy(model)
+    shut._meta = {**model._meta, "min_skill": float("inf")}
+    return shut
+
+
+def score_windows(model, series: xr.DataArray, windows, cache) -> list[dict]:
+    rows = []
+    flow_model = closed(model)
+    for t, k in windows:
+        a, b = series.isel(time=t), series.isel(time=t + k)
+        truth = series.isel(time=slice(t + 1, t + k)).values
+        frac = np.arange(k + 1) / k
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fm, _ = model.interpolate(a, b, fractions=frac)
+            ff, _ = flow_model.interpolate(a, b, fractions=frac)
+        lin = (1 - frac[1:-1, None, None]) * a.values[None] + frac[1:-1, None, None] * b.values[None]
+        rows.append({"t": t, "K": k, "linear": psnr(lin, truth), "flow": psnr(ff.values[1:-1], truth),
+                     "model": psnr(fm.values[1:-1], truth), "gate": fm.attrs["xlatent_gate"]})
+    return rows
+
+
+def summary(rows: list[dict]) -> dict:
+    out = {m: float(np.mean([r[m] for r in rows])) for m in ("linear", "flow", "model")}
+    out["windows"] = len(rows)
+    out["open"] = sum(r["gate"] == "open" for r in rows)
+    out["better"] = sum(r["model"] > r["flow"] + 1e-9 for r in rows)
+    return out
+
+
+def part_mch(budget, cache, n_test, lr=3e-3):
+    days = {d: _open(f"mch_{d}") for d in MCH}
+    result = {}
+    for test in MCH:
+        t0 = time.perf_counter()
+        model = fit_interpolator([days[d] for d in MCH if d != test], time_budget=budget, lr=lr, cache=cache,
+                                 progress=False)
+        fit_s = time.perf_counter() - t0
+        # every window fit_interpolator would take from this day (its SVF fits are cached): the
+        # whole day is held out of this model
+        windows = sum(window_pairs(days[test].sizes["time"], (3, 12), 32, 0.25), [])
+        rows = score_windows(model, days[test], windows, cache)
+        result[test] = {"fit_s": fit_s, "skill": model.skill, "stopped": model.history["stopped"],
+                        "summary": summary(rows), "rows": rows}
+        print(test, result[test]["summary"], model.skill, flush=True)
+    return result
+
+
+def part_other(budget, cache, n_test):
+    days = [_open(f"mch_{d}") for d in MCH]
+    t0 = time.perf_counter()
+    model = fit_interpolator(days, time_budget=budget, cache=cache, progress=False)
+    fit_s = time.perf_counter() - t0
+    print("fit on 3 MCH days (defaults)", fit_s, model.skill, model.history["stopped"], flush=True)
+    result = {"fit_s": fit_s, "skill": model.skill, "stopped": model.history["stopped"],
+              "steps": len(model.history["loss"]), "services": {}, "analytic": {}}
+    for name in OTHER:
+        series = _open(name)
+        windows = window_pairs(series.sizes["time"], (3, 12), n_test, 0.0)[0]
+        rows = score_windows(model, series, windows, cache)
+        result["services"][name] = {"summary": summary(rows), "rows": rows}
+        print(name, result["services"][name]["summary"], flush=True)
+    for name in datasets.ANALYTIC:
+        case = datasets.analytic(name, size=64, steps=6, texture="rain")
+        truth = case.frames.values[1:-1]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fm, _ = model.interpolate(case.first, case.last, 6, cache=cache)
+            ff, _ = closed(model).interpolate(case.first, case.last, 6, cache=cache)
+        result["analytic"][name] = {"flow": psnr(ff.values[1:-1], truth), "model": psnr(fm.values[1:-1], truth),
+                                    "gate": fm.attrs["xlatent_gate"]}
+        print(name, result["analytic"][name], flush=True)
+    model.save("/tmp/archive_mch3.pt")
+    return result
+
+
+def part_own(budget, cache, cut=30, lr=3e-3):
+    result = {}
+    for name in ("mch_20160711", "rmi_20210704"):
+        series = _open(name)
+        past = series.isel(time=slice(0, cut))
+        model = fit_interpolator(past, time_budget=budget, lr=lr, cache=cache, progress=False)
+        n = series.sizes["time"]
+        windows = [(t, k) for k in range(3, 10) for t in range(cut, n - k, 3)]
+        rows = score_windows(model, series, windows, cache)
+        result[name] = {"skill": model.skill, "summary": summary(rows), "rows": rows}
+        print(name, result[name]["summary"], model.skill, flush=True)
+    return result
+
+
+def part_cost(model_path, pairs=3):
+    model = xlatent.load_interpolator(model_path, device="cpu")
+    series = _open("mch_20160711")
+    out = {"flow": [], "model": []}
+    for i in range(pairs):
+        a, b = series.isel(time=5 + 8 * i), series.isel(time=11 + 8 * i)
+        t0 = time.perf_counter()
+        xlatent.interpolate(a, b, 6, method="flow", progress=False)
+        out["flow"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        model.interpolate(a, b, 6)
+        out["model"].append(time.perf_counter() - t0)
+    out["ratio"] = float(np.sum(out["model"]) / np.sum(out["flow"]))
+    print(out, flush=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("mch", "other", "own", "cost"), required=True)
+    parser.add_argument("--budget", type=float, default=240.0, help="training seconds per fit")
+    parser.add_argument("--cache", default="/tmp/xlatent_archive_cache", help="folder of SVF fits per window")
+    parser.add_argument("--tests", type=int, default=8, help="test windows per series of other services")
+    parser.add_argument("--model", default="/tmp/archive_mch3.pt", help="model file for --part cost")
+    parser.add_argument("--lr", type=float, default=3e-3, help="learning rate of the fits (mch, own)")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    if args.part == "mch":
+        result = part_mch(args.budget, args.cache, args.tests, args.lr)
+    elif args.part == "other":
+        result = part_other(args.budget, args.cache, args.tests)
+    elif args.part == "own":
+        result = part_own(args.budget, args.cache, lr=args.lr)
+    else:
+        result = part_cost(args.model)
+    Path(args.out).write_text(json.dumps(result, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()
