@@ -182,11 +182,15 @@ def test_longitudes_across_the_antimeridian():
     and the outputs keep the input's longitudes."""
     wrapped = np.r_[np.arange(170.0, 180.0, 0.5), np.arange(-180.0, -170.0, 0.5)]
     first, last = _across_the_antimeridian(wrapped)
-    frames, flow = xlatent.interpolate(first, last, steps=2, method="flow", progress=False, **FAST)
+    # guard=False: a smooth field shifted by a twentieth of its wavelength reads partly as a
+    # source, and the do-no-harm guard shrinks that motion (u 1.03 instead of 1.57 m s-1, frames
+    # 3 dB closer to the truth); the velocity's units and sign are under test here
+    fast = {"motion": "tvl1", "guard": False}
+    frames, flow = xlatent.interpolate(first, last, steps=2, method="flow", progress=False, **fast)
     np.testing.assert_array_equal(frames.lon.values, wrapped)
     np.testing.assert_array_equal(flow.lon.values, wrapped)
     ref_frames, ref_flow = xlatent.interpolate(*_across_the_antimeridian(np.unwrap(wrapped, period=360.0)),
-                                               steps=2, method="flow", progress=False, **FAST)
+                                               steps=2, method="flow", progress=False, **fast)
     np.testing.assert_allclose(flow.u.values, ref_flow.u.values)
     np.testing.assert_allclose(frames.values, ref_frames.values)
     assert 1.2 < float(flow.u.mean()) < 2.0  # 0.5 degree at ~52 N in 6 h: about 1.6 m s-1 eastward
