@@ -183,8 +183,8 @@ def test_longitudes_across_the_antimeridian():
     wrapped = np.r_[np.arange(170.0, 180.0, 0.5), np.arange(-180.0, -170.0, 0.5)]
     first, last = _across_the_antimeridian(wrapped)
     # guard=False: a smooth field shifted by a twentieth of its wavelength reads partly as a
-    # source, and the do-no-harm guard shrinks that motion (u 1.03 instead of 1.57 m s-1, frames
-    # 3 dB closer to the truth); the velocity's units and sign are under test here
+    # source, and the do-no-harm guard shrinks that motion (u 1.03 instead of 1.57 m s-1; its middle
+    # frame 55.5 dB against 46.3 unguarded, linear blend 52.4); the velocity's units and sign are under test here
     fast = {"motion": "tvl1", "guard": False}
     frames, flow = xlatent.interpolate(first, last, steps=2, method="flow", progress=False, **fast)
     np.testing.assert_array_equal(frames.lon.values, wrapped)
