@@ -29,7 +29,7 @@ from xlatent.pair import Pair
 _FORMAT = "xlatent-latent-model"
 _FORMAT_VERSION = 2  # 2: the configuration in three parts (model, train, run); 1: one flat config
 BLENDS = ("transport", "symmetric", "residual")
-DEFAULT_METHOD = "flow"  # best per cost without a fitted model (benchmarks/RESULTS.md, entry 32-h/archive)
+DEFAULT_METHOD = "flow"  # best per cost without a fitted model (benchmarks/RESULTS.md, entry 37)
 
 
 def _fractions(steps: int) -> np.ndarray:
