@@ -51,6 +51,14 @@ def test_undeclared_fill_value_is_named(pair, fill, method):
             else xlatent.interpolate(first, last, steps=2, method=method, progress=False)
 
 
+def test_undeclared_fill_value_is_named_on_lazy_inputs(pair):
+    first, last = (x.copy() for x in pair)
+    first[:, :5] = -9999.0
+    last[:, :5] = -9999.0
+    with pytest.raises(FillValueError, match="at -9999.*_FillValue"):
+        xlatent.interpolate(first.chunk(16), last.chunk(16), steps=2, method="flow", progress=False)
+
+
 def test_declared_fill_value_is_masked_and_real_data_passes(pair):
     first, last = (x.copy() for x in pair)
     first[:, :5] = -9999.0

@@ -94,11 +94,15 @@ def _as_dask(obj: xr.DataArray, grid: geo.Grid, like: da.Array | None = None) ->
     return arr if like is None else arr.rechunk(like.chunks)
 
 
+_FILL_SAMPLE = 2**20  # cells sampled per input for the undeclared-fill-value check
+
+
 def prepare(first: xr.DataArray, last: xr.DataArray, x_dim=None, y_dim=None, mean=None, std=None) -> Pair:
     """Validate a pair of which at least one is dask-backed; normalise it lazily.
 
     One pass over both inputs (dask reductions computed together) gives the per-channel mean
-    and standard deviation (unless given), the value range for clipping and the validity checks.
+    and standard deviation (unless given), the value range for clipping and the validity checks
+    (undeclared fill values judged on a regular sample of the cells).
     """
     geo.check_input(first, "first")
     geo.check_input(last, "last")
@@ -121,6 +125,10 @@ def prepare(first: xr.DataArray, last: xr.DataArray, x_dim=None, y_dim=None, mea
         "lo_b": da.nanmin(da.where(vb[None], b, np.nan), axis=(1, 2)),
         "hi_b": da.nanmax(da.where(vb[None], b, np.nan), axis=(1, 2)),
     }
+    # undeclared fill values (input_checks.find_fill_value) on a regular sample of at most
+    # _FILL_SAMPLE cells: a sentinel holds at least half a percent of the cells, so the sample has it
+    step = max(1, int(np.ceil(np.sqrt(a.shape[-2] * a.shape[-1] / _FILL_SAMPLE))))
+    wanted["sample_a"], wanted["sample_b"] = a[:, ::step, ::step], b[:, ::step, ::step]
     if mean is None:
         both = da.concatenate((a, b), axis=2)
         both = da.where(da.isfinite(both), both, np.nan).astype(np.float64)
@@ -129,9 +137,10 @@ def prepare(first: xr.DataArray, last: xr.DataArray, x_dim=None, y_dim=None, mea
     with warnings.catch_warnings():  # all-NaN slices: checked just below
         warnings.simplefilter("ignore", RuntimeWarning)
         stats = dict(zip(wanted, dask.compute(*wanted.values())))
-    for label, key in (("first", "a"), ("last", "b")):
+    for label, key, source in (("first", "a", first), ("last", "b", last)):
         geo.warn_infinite(label, int(stats[f"inf_{key}"]), stacklevel=4)
         geo.refuse_huge(label, int(stats[f"huge_{key}"]), [stats[f"top_{key}"]])
+        geo.check_fills(np.where(np.isinf(stats[f"sample_{key}"]), np.nan, stats[f"sample_{key}"]), label, source)
         if not stats[f"any_{key}"]:
             raise InputError(
                 f"{label} has no finite value (all NaN or inf): nothing to interpolate. "
