@@ -125,9 +125,10 @@ def prepare(first: xr.DataArray, last: xr.DataArray, x_dim=None, y_dim=None, mea
         "lo_b": da.nanmin(da.where(vb[None], b, np.nan), axis=(1, 2)),
         "hi_b": da.nanmax(da.where(vb[None], b, np.nan), axis=(1, 2)),
     }
-    # undeclared fill values (input_checks.find_fill_value) on a regular sample of at most
-    # _FILL_SAMPLE cells: a sentinel holds at least half a percent of the cells, so the sample has it
-    step = max(1, int(np.ceil(np.sqrt(a.shape[-2] * a.shape[-1] / _FILL_SAMPLE))))
+    # undeclared fill values (input_checks.find_fill_value) on a regular sample of every other
+    # cell or fewer (at most _FILL_SAMPLE cells: never a whole scene in one task): a sentinel
+    # holds at least half a percent of the cells, in rims or blocks, so the sample has it
+    step = max(2, int(np.ceil(np.sqrt(a.shape[-2] * a.shape[-1] / _FILL_SAMPLE))))
     wanted["sample_a"], wanted["sample_b"] = a[:, ::step, ::step], b[:, ::step, ::step]
     if mean is None:
         both = da.concatenate((a, b), axis=2)
