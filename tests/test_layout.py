@@ -22,6 +22,11 @@ LAYERS = [
     {"xlatent.config"},
     {"xlatent.model", "xlatent.model.autoencoder", "xlatent.model.latent_advection", "xlatent.model.losses",
      "xlatent.model.forecast", "xlatent.model.synthesis"},
+    {"xlatent.geo.times", "xlatent.geo.crs"},  # geo, lowest first
+    {"xlatent.geo.dims"},
+    {"xlatent.geo.spacing", "xlatent.geo.values"},
+    {"xlatent.geo.units", "xlatent.geo.checks"},
+    {"xlatent.geo.outputs"},
     {"xlatent.train", "xlatent.geo", "xlatent.cf", "xlatent.path_energy", "xlatent.pair", "xlatent.stack"},
     {"xlatent.methods.base", "xlatent.methods.flow",
      "xlatent.methods.linear", "xlatent.methods.ot", "xlatent.methods.dynamic_ot", "xlatent.methods.ot_autoencoder"},
