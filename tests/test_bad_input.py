@@ -57,6 +57,9 @@ def test_undeclared_fill_value_is_named_on_lazy_inputs(pair):
     last[:, :5] = -9999.0
     with pytest.raises(FillValueError, match="at -9999.*_FillValue"):
         xlatent.interpolate(first.chunk(16), last.chunk(16), steps=2, method="flow", progress=False)
+    declared = first.assign_attrs(_FillValue=-9999.0), last.assign_attrs(_FillValue=-9999.0)
+    frames, _ = xlatent.interpolate(*(x.chunk(16) for x in declared), steps=2, method="linear", progress=False)
+    assert np.isnan(frames.values[0, :, :5]).all() and np.isfinite(frames.values[0, :, 5:]).all()
 
 
 def test_declared_fill_value_is_masked_and_real_data_passes(pair):

@@ -84,10 +84,13 @@ def is_lazy(obj: Any) -> bool:
 
 def _as_dask(obj: xr.DataArray, grid: geo.Grid, like: da.Array | None = None) -> da.Array:
     order = ([grid.channel_dim] if grid.channel_dim is not None else []) + [grid.y_dim, grid.x_dim]
-    arr = obj.transpose(*order).data
+    obj = obj.transpose(*order)
+    arr = obj.data
     if not isinstance(arr, da.Array):  # one input lazy, the other in memory
         arr = da.from_array(np.asarray(arr), chunks=like.chunks if like is not None else "auto")
-    arr = arr.astype(np.float64)  # finite values beyond float32's range stay finite, to be named
+    # packing and declared no-data undone as in memory (geo.decoded_values), lazily; float64:
+    # finite values beyond float32's range stay finite, to be named
+    arr = geo.decoded_data(obj, arr)
     if arr.ndim == 2:
         arr = arr[None]
     arr = arr.rechunk({0: -1})

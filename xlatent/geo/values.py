@@ -35,18 +35,22 @@ def decoded_values(da: xr.DataArray) -> np.ndarray:
     The no-data test is on the packed values, as CF prescribes; the input is never modified.
     float64 keeps finite values beyond float32's range finite, so that they can be named.
     """
-    raw = np.asarray(da.values)
+    values = decoded_data(da, np.asarray(da.values))
+    return np.array(values, dtype=np.float64, copy=True)
+
+
+def decoded_data(da: xr.DataArray, raw):
+    """:func:`decoded_values` on ``raw``, the data of ``da`` (numpy or dask: a dask array stays
+    lazy), float64; ``raw`` itself, cast, when ``da`` declares no packing or no-data value."""
     fills = _fill_values(da)
     scale = float(da.attrs.get("scale_factor", 1.0))
     offset = float(da.attrs.get("add_offset", 0.0))
     if not fills and scale == 1.0 and offset == 0.0:
-        return np.array(raw, dtype=np.float64, copy=True)
-    missing = np.zeros(raw.shape, dtype=bool)
+        return raw.astype(np.float64)
+    missing = raw != raw  # False where the raw value is a number (NaN stays NaN below)
     for value in fills:
-        missing |= raw == (np.asarray(value).astype(raw.dtype) if np.issubdtype(raw.dtype, np.floating) else value)
-    values = raw.astype(np.float64) * scale + offset
-    values[missing] = np.nan
-    return values
+        missing = missing | (raw == (np.asarray(value).astype(raw.dtype) if np.issubdtype(raw.dtype, np.floating) else value))
+    return np.where(missing, np.nan, raw.astype(np.float64) * scale + offset)
 
 
 # Larger magnitudes are taken for undeclared fill values (9.96921e36 is netCDF's default for
