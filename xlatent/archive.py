@@ -44,6 +44,7 @@ from xlatent.backends import InMemory
 from xlatent.device import check_device, resolve_device
 from xlatent.exceptions import ArchiveMismatchWarning, ConfigError, InputError, UnitsMismatchError
 from xlatent.methods.flow import flow as flow_method
+from xlatent.methods.flow import render
 from xlatent.motion import estimate, motion_space
 from xlatent.motion.svf import SVF_OPTIONS, confidence
 from xlatent.normalise import physical
@@ -62,19 +63,9 @@ _SPACING_SLACK = 1.25  # grid spacing ratio beyond which the gate closes (a warn
 
 def _flow_frames(first: np.ndarray, last: np.ndarray, v: np.ndarray, fractions) -> np.ndarray:
     """``flow``'s frames ``(K, C, H, W)`` of a normalised pair along the stationary velocity
-    ``v``: the same operations as :func:`xlatent.methods.flow.flow` with ``motion="svf"``."""
-    import torch
-
-    integrate = torch_side("model.integrate")
-
-    u, a, b = (torch.from_numpy(np.ascontiguousarray(x))[None] for x in (v, first, last))
-    out = []
-    with torch.inference_mode():
-        for t in np.asarray(fractions, dtype=float):
-            fwd = integrate.warp(a, integrate.exp_field(u, -t)) if t > 0 else a
-            bwd = integrate.warp(b, integrate.exp_field(u, 1 - t)) if t < 1 else b
-            out.append(((1 - t) * fwd + t * bwd)[0].numpy())
-    return np.stack(out)
+    ``v``, sampled bilinearly and unguarded: the frames the synthesis learns to correct
+    (:func:`xlatent.methods.flow.render`)."""
+    return render(first, last, v, fractions, "svf", "cpu", sampling="bilinear")
 
 
 def _motion(pair, cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
