@@ -60,10 +60,10 @@ from xlatent.device import resolve_device
 from xlatent.engine import LatentCore
 from xlatent.exceptions import InputError
 from xlatent.methods.base import MethodResult
-from xlatent.methods.flow import check_sampling, render
+from xlatent.methods.flow import check_sampling, render_guarded
 from xlatent.motion import check_options, estimate, motion_space, svf
 from xlatent.motion.guard import guarded
-from xlatent.motion.svf import SVF_OPTIONS, confidence
+from xlatent.motion.svf import SVF_OPTIONS
 from xlatent.normalise import physical
 from xlatent.pair import Pair, check_common, check_size, usable_spread
 from xlatent.patches import patch_origins
@@ -725,6 +725,10 @@ def _flow_block(block: np.ndarray, channels: int, fractions, mean, std, motion: 
     span = _widen(rows, block.shape[-2]), _widen(cols, block.shape[-1])
     where = _describe(rows, cols)
     a, b = block[:c], block[c:]
+
+    def seen(x, y):
+        return motion_space(physical(x, mean, std), physical(y, mean, std), transform)
+
     with _task_context(None, device):
         field, share = coarse.over(*span), coarse.share_over(*span)
         # the scene's guard (coarse_motion): the source's share of the change is blended, not moved
@@ -732,8 +736,7 @@ def _flow_block(block: np.ndarray, channels: int, fractions, mean, std, motion: 
         target = b if source is None else b - source
         if coarse.factor > 1 and motion == "svf":
             weight = SVF_OPTIONS["weight"] if svf_weight is None else float(svf_weight)
-            field = svf.refine(*motion_space(physical(a, mean, std), physical(target, mean, std), transform), field,
-                               weight=weight, device=device)
+            field = svf.refine(*seen(a, target), field, weight=weight, device=device)
         elif coarse.factor > 1:
             field = estimate(a, target, motion, transform, mean=mean, std=std)
             gap, _ = coarse.gap(_crop(field, depth), rows, cols)
@@ -748,11 +751,8 @@ def _flow_block(block: np.ndarray, channels: int, fractions, mean, std, motion: 
                 )
         if share is not None and coarse.factor > 1:  # refined without the source: shrunk as in memory
             field = (field * share).astype(np.float32)
-        conf = None
-        if motion == "svf" and sampling == "auto":
-            conf = confidence(*motion_space(physical(a, mean, std), physical(target, mean, std), transform), field,
-                              device=device) * (1.0 if share is None else share)
-        frames = render(a, target, field, fractions, motion, device, sampling=sampling, confidence=conf, source=source)
+        frames, _ = render_guarded(a, b, field, fractions, motion, device, seen=seen, sampling=sampling,
+                                   source=source, share=share, with_confidence=False)
     field = _crop(field, depth)
     peak = float(np.abs(field).max())
     if peak > depth:

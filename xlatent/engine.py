@@ -302,9 +302,7 @@ class LatentCore:
     def confidence(self, first, last, velocity) -> np.ndarray:
         """Per-cell confidence ``(H, W)`` in [0, 1] of a stationary ``velocity`` ``(2, H, W)``
         (:func:`xlatent.motion.svf.confidence` on the pair as the motion estimator sees it)."""
-        a, b = motion_space(physical(first, self.mean, self.std), physical(last, self.mean, self.std),
-                            self.config.motion_transform)
-        return confidence(a, b, velocity, device=self.device)
+        return confidence(*self._motion_arrays(first, last), velocity, device=self.device)
 
     def choose(self, first, last, mask, prior, fields) -> tuple[np.ndarray, dict]:
         """The trained stationary ``fields`` or the starting field, as ``config.motion_choice``

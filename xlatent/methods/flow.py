@@ -58,13 +58,26 @@ def flow(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.nd
     field, source, share = fit(first, last), None, None
     if guard:  # the motion must explain the change: a source's part is blended, not moved
         field, source, share = guarded(first, last, field, fit, seen)
+    frames, conf = render_guarded(first, last, field, fractions, motion, dev, seen=seen, sampling=sampling,
+                                  source=source, share=share, with_confidence=with_confidence)
+    maps = {"confidence": conf} if conf is not None and with_confidence else {}
+    return MethodResult(frames=frames, fields=field[None], info={"motion": motion, "device": str(dev)}, maps=maps)
+
+
+def render_guarded(first: np.ndarray, last: np.ndarray, field: np.ndarray, fractions: np.ndarray, motion: str,
+                   device: Any, *, seen, sampling: str, source: np.ndarray | None, share: np.ndarray | None,
+                   with_confidence: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """The frames of :func:`render` after the guard (:func:`xlatent.motion.guard.guarded`): the
+    ``source`` ``(C, H, W)`` taken off ``last`` and blended in place, the motion's confidence
+    (``svf`` only, computed when wanted or for ``sampling="auto"``) held to the guard's
+    ``share``; ``seen(a, b)`` gives the pair as the estimator sees it. Returns the frames and the
+    confidence (None when not computed). The in-memory method and each dask chunk share it."""
     target = last if source is None else last - source
     conf = None
     if motion == "svf" and (with_confidence or sampling == "auto"):  # how well the images pin it (svf.confidence)
-        conf = confidence(*seen(first, target), field, device=dev) * (1.0 if share is None else share)
-    frames = render(first, target, field, fractions, motion, dev, sampling=sampling, confidence=conf, source=source)
-    maps = {"confidence": conf} if conf is not None and with_confidence else {}
-    return MethodResult(frames=frames, fields=field[None], info={"motion": motion, "device": str(dev)}, maps=maps)
+        conf = confidence(*seen(first, target), field, device=device) * (1.0 if share is None else share)
+    frames = render(first, target, field, fractions, motion, device, sampling=sampling, confidence=conf, source=source)
+    return frames, conf
 
 
 def check_sampling(sampling: str) -> None:
