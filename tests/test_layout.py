@@ -33,6 +33,9 @@ LAYERS = [
     {"xlatent.engine"},
     {"xlatent.methods.latent", "xlatent.methods.advection"},
     {"xlatent.methods"},
+    {"xlatent.chunked.graph"},  # the dask path, lowest first
+    {"xlatent.chunked.coarse"},
+    {"xlatent.chunked.latent_model", "xlatent.chunked.flow_method"},
     {"xlatent.chunked"},
     {"xlatent.backends"},
     {"xlatent.api"},
