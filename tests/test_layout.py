@@ -38,6 +38,8 @@ LAYERS = [
     {"xlatent.chunked.latent_model", "xlatent.chunked.flow_method"},
     {"xlatent.chunked"},
     {"xlatent.backends"},
+    {"xlatent.arguments", "xlatent.results"},
+    {"xlatent.interpolator"},
     {"xlatent.api"},
     {"xlatent.archive", "xlatent.series"},
     {"xlatent.totals"},
