@@ -41,6 +41,7 @@ LAYERS = [
     {"xlatent.arguments", "xlatent.results"},
     {"xlatent.interpolator"},
     {"xlatent.api"},
+    {"xlatent.intervals"},
     {"xlatent.archive", "xlatent.series"},
     {"xlatent.totals"},
     {"xlatent.accessor", "xlatent.io", "xlatent.forecast"},
