@@ -34,11 +34,10 @@ class _Backend:
     """What both backends share: the one way in (:func:`xlatent.pair.prepare`)."""
 
     name = ""
-
-    def prepare(self, first, last, x_dim=None, y_dim=None, mean=None, std=None) -> Pair:
-        """Validate ``first``/``last`` and normalise them (with ``mean``/``std`` when given): numpy
-        arrays in memory, dask arrays (statistics in one pass) when an input is dask-backed."""
-        return prepare_pair(first, last, x_dim, y_dim, mean, std)
+    # ``prepare(first, last, x_dim, y_dim, mean, std)``: validate and normalise the pair, numpy
+    # arrays in memory, dask arrays (statistics in one pass) when an input is dask-backed. The
+    # function itself, not a wrapper: the warnings it gives point at the caller's line.
+    prepare = staticmethod(prepare_pair)
 
 
 class InMemory(_Backend):

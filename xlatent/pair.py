@@ -142,7 +142,7 @@ def prepare(first: xr.DataArray, last: xr.DataArray, x_dim: str | None = None, y
         mean, std = np.asarray(mean, dtype=np.float32), np.asarray(std, dtype=np.float32)
     stats, valid, normalised = _statistics(a, b, lazy, mean, std)
     for label, key, source in (("first", "a", first), ("last", "b", last)):
-        geo.warn_infinite(label, int(stats[f"inf_{key}"]), stacklevel=5)
+        geo.warn_infinite(label, int(stats[f"inf_{key}"]), stacklevel=4)
         geo.refuse_huge(label, int(stats[f"huge_{key}"]), np.unique([stats[f"huge_lo_{key}"], stats[f"huge_hi_{key}"]]))
         geo.check_fills(np.where(np.isinf(stats[f"sample_{key}"]), np.nan, stats[f"sample_{key}"]), label, source)
         if not stats[f"any_{key}"]:
