@@ -16,7 +16,7 @@ LAYERS = [
     {"xlatent.exceptions", "xlatent._version", "xlatent.normalise", "xlatent._lazy", "xlatent.checks", "xlatent.input_checks"},
     {"xlatent.datasets.grid", "xlatent.datasets.textures", "xlatent.datasets.kinematics"},
     {"xlatent.datasets.cases", "xlatent.datasets.wave", "xlatent.datasets.change", "xlatent.datasets"},
-    {"xlatent.modelfile", "xlatent.device", "xlatent._dask", "xlatent.patches", "xlatent.resample"},
+    {"xlatent.modelfile", "xlatent.device", "xlatent._dask", "xlatent.patches", "xlatent.resample", "xlatent.atomic"},
     {"xlatent.model.networks", "xlatent.model.advection", "xlatent.model.integrate"},  # torch operators
     {"xlatent.motion.base", "xlatent.motion.svf", "xlatent.motion.estimators", "xlatent.motion.guard", "xlatent.motion"},
     {"xlatent.config"},
@@ -44,6 +44,7 @@ LAYERS = [
     {"xlatent.intervals"},
     {"xlatent.archive", "xlatent.series"},
     {"xlatent.totals"},
+    {"xlatent.reading"},
     {"xlatent.accessor", "xlatent.io", "xlatent.forecast"},
     {"xlatent", "xlatent.plot"},
     {"xlatent.cli", "xlatent.__main__"},
