@@ -44,7 +44,7 @@ LAYERS = [
     {"xlatent.intervals"},
     {"xlatent.archive", "xlatent.series"},
     {"xlatent.totals"},
-    {"xlatent.reading"},
+    {"xlatent.reading", "xlatent.drawing"},
     {"xlatent.accessor", "xlatent.io", "xlatent.forecast"},
     {"xlatent", "xlatent.plot"},
     {"xlatent.cli", "xlatent.__main__"},
