@@ -47,6 +47,8 @@ LAYERS = [
     {"xlatent.reading", "xlatent.drawing"},
     {"xlatent.accessor", "xlatent.io", "xlatent.forecast"},
     {"xlatent", "xlatent.plot"},
+    {"xlatent.cli.parser"},
+    {"xlatent.cli.commands"},
     {"xlatent.cli", "xlatent.__main__"},
 ]
 
