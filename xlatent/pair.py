@@ -184,13 +184,14 @@ def _statistics(a: Any, b: Any, lazy: bool, mean: np.ndarray | None, std: np.nda
     with warnings.catch_warnings():  # all-NaN slices (numpy meets them here): the caller checks
         warnings.simplefilter("ignore", RuntimeWarning)
         for key, x in (("a", a), ("b", b)):
-            huge = xp.isfinite(x) & (abs(x) > geo.MAX_MAGNITUDE)
-            finite = xp.isfinite(x) & ~huge
+            number = xp.isfinite(x)
+            huge = number & (abs(x) > geo.MAX_MAGNITUDE)
+            finite = number & ~huge
             valid[key] = finite.all(axis=0)
+            huge_values = xp.where(huge, x, np.nan)
             wanted.update({
                 f"inf_{key}": xp.isinf(x).sum(), f"huge_{key}": huge.sum(), f"any_{key}": finite.any(),
-                f"huge_lo_{key}": xp.nanmin(xp.where(huge, x, np.nan)),
-                f"huge_hi_{key}": xp.nanmax(xp.where(huge, x, np.nan)),
+                f"huge_lo_{key}": xp.nanmin(huge_values), f"huge_hi_{key}": xp.nanmax(huge_values),
                 f"sample_{key}": x[:, ::step, ::step],
             })
             if lazy:  # the range the frames are clipped to (in memory: Pair.value_range, on first use)
