@@ -21,6 +21,7 @@ import argparse
 import hashlib
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -71,9 +72,10 @@ def collect() -> dict[str, np.ndarray]:
         out.update(_run(f"{cname}/flow", a, b, method="flow", progress=False))
         out.update(_run(f"{cname}/flow-tvl1", a, b, method="flow", motion="tvl1", progress=False))
     a, b = rot.first, rot.last
-    out.update(_run("rotation/latent", a, b, **TINY_LATENT))
+    out.update(_run("rotation/latent", a, b, method="latent", **TINY_LATENT))
     out.update(_run("rotation/advection", a, b, method="advection", **TINY_LATENT))
-    out.update(_run("translation/latent-tvl1", tr.first, tr.last, flow_prior="tvl1", **TINY_LATENT))
+    out.update(_run("translation/latent-tvl1", tr.first, tr.last, method="latent", flow_prior="tvl1",
+                    **TINY_LATENT))
     out.update(_run("rotation/ot", a, b, method="ot", ot_grid=16))
     out.update(_run("translation/dynamic-ot", tr.first, tr.last, method="dynamic-ot", ot_grid=16, ot_steps=4,
                     ot_iters=100, progress=False))
@@ -83,6 +85,19 @@ def collect() -> dict[str, np.ndarray]:
     ca, cb = a.chunk({"y": 16, "x": 32}), b.chunk({"y": 16, "x": 32})
     out.update(_run("rotation/dask-linear", ca, cb, method="linear"))
     out.update(_run("rotation/dask-flow-tvl1", ca, cb, method="flow", motion="tvl1", progress=False))
+    out.update(_run("rotation/dask-flow", ca, cb, method="flow", progress=False))
+    out.update(_run("rotation/dask-latent", ca, cb, method="latent", sample_patches=4, **TINY_LATENT))
+    # missing cells and a packed input, in memory and on dask (the preparation of the pair)
+    holed = a.where(a.x > a.x[3]).astype("float64")
+    holed[5, 6] = np.inf
+    packed = ((b - 0.5) / 0.01).round().astype("int16").assign_attrs(scale_factor=0.01, add_offset=0.5,
+                                                                        _FillValue=-999)
+    packed[7, 8] = -999
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        out.update(_run("holes/linear", holed, packed, method="linear"))
+        out.update(_run("holes/dask-linear", holed.chunk(16), packed.chunk(16), method="linear"))
+        out.update(_run("holes/flow", holed, packed, method="flow", progress=False))
     # a fitted model, saved and loaded
     model = xlatent.fit(a, b, **TINY_LATENT)
     out.update(_history("fit/history", model.history))
@@ -94,6 +109,7 @@ def collect() -> dict[str, np.ndarray]:
     out.update(_arrays("fit/flow", model.flow()))
     out.update(_arrays("fit/loaded/frames", again.frames(steps=4, first=a, last=b)))
     out.update(_arrays("fit/loaded/flow", again.flow(first=a, last=b)))
+    out.update(_arrays("fit/loaded/dask-frames", again.frames(steps=4, first=ca, last=cb, progress=False)))
     # forecasts
     wave = datasets.wave_equation(16, 10)
     for method in ("persistence", "flow", "latent"):

@@ -275,13 +275,13 @@ def test_maps_find_the_crs_without_importing_rioxarray(pair, tmp_path):
 import json, sys
 import numpy as np, xarray as xr
 import xlatent
-from xlatent import plot
+from xlatent import drawing, plot
 p = json.load(open({str(tmp_path / "frames.json")!r}))
 frames = xr.DataArray(np.zeros((len(p["y"]), len(p["x"]))), dims=("y", "x"),
                       coords={{"y": p["y"], "x": p["x"], "spatial_ref": ((), 0, p["spatial_ref"])}})
 frames.encoding["grid_mapping"] = "spatial_ref"
 assert "rioxarray" not in sys.modules
-print(plot._map_crs(frames, "y", "x") is not None)
+print(drawing.map_crs(frames, "y", "x") is not None)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          env={"PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"})

@@ -472,7 +472,7 @@ def test_demo_keeps_existing_files_unless_overwrite(tmp_path, monkeypatch, capsy
     outdir = tmp_path / "demo"
     outdir.mkdir()
     (outdir / "result.nc").write_bytes(b"mine")
-    monkeypatch.setattr(cli.datasets, "load", lambda *a, **k: pytest.fail("computed before refusing"))
+    monkeypatch.setattr(xlatent.datasets, "load", lambda *a, **k: pytest.fail("computed before refusing"))
     _expect(["demo", str(outdir), "--no-plot", "--quiet"], cli.EXIT_USAGE, capsys, "result.nc already exists")
     assert sorted(p.name for p in outdir.iterdir()) == ["result.nc"]
 

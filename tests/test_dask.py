@@ -288,6 +288,31 @@ def test_lazy_inf_and_undeclared_fill_values_as_in_memory(case):
             _prepare(bad.chunk(40), case.last.chunk(40))
 
 
+def test_one_preparation_same_rules_in_memory_and_lazily(case):
+    """One prepare serves both backends: the same normalised values, masks and moments (bitwise),
+    the same message for an undeclared fill value, and with a model's moments the same refusal of
+    values too far from them (the lazy path checks it in its one pass; it used to pass them on)."""
+    from xlatent.exceptions import InputError
+
+    first = case.first.where(case.first.x > case.first.x[5])  # some NaN
+    lazy, ref = _prepare(first.chunk(40), case.last.chunk(40)), _prepare(first, case.last)
+    np.testing.assert_array_equal(lazy.first.compute(), ref.first)
+    np.testing.assert_array_equal(lazy.mask.compute(), ref.mask)
+    np.testing.assert_array_equal(lazy.mean, ref.mean)
+    np.testing.assert_array_equal(lazy.std, ref.std)
+    bad = case.first.astype("float64").copy()
+    bad[:8, :8] = -3.4e38
+    said = []
+    for a, b in ((bad.chunk(40), case.last.chunk(40)), (bad, case.last)):
+        with pytest.raises(InputError, match="magnitude above") as err:
+            _prepare(a, b)
+        said.append(str(err.value))
+    assert said[0] == said[1] and "-3.4e+38" in said[0]
+    for a, b in ((case.first.chunk(40), case.last.chunk(40)), (case.first, case.last)):
+        with pytest.raises(InputError, match="too far from the model's mean"):
+            _prepare(a, b, mean=[0.0], std=[1e-39])
+
+
 def test_training_windows_fixed_count_seeded(case):
     pair = _prepare(case.first.chunk(48), case.last.chunk(48))
     cfg = xlatent.LatentConfig(sample_patches=6, prior_margin=8)

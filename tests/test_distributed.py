@@ -31,16 +31,16 @@ def client():
 
 
 def _builds():
-    from xlatent import chunked
+    from xlatent.chunked import graph
 
-    return chunked.builds
+    return graph.builds
 
 
 def _kill_once(marker):
     """On a worker: make the next frames block kill its process, once across the cluster."""
-    from xlatent import chunked
+    from xlatent.chunked import latent_model
 
-    real = chunked._frames_block
+    real = latent_model._frames_block
 
     def dying(*args, **kwargs):
         if not os.path.exists(marker):
@@ -48,7 +48,7 @@ def _kill_once(marker):
             os._exit(1)  # the worker dies mid-task, as on a node failure
         return real(*args, **kwargs)
 
-    chunked._frames_block = dying
+    latent_model._frames_block = dying
 
 
 def test_local_cluster_same_result_weights_once_and_worker_loss(client, tmp_path):

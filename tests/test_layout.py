@@ -16,7 +16,7 @@ LAYERS = [
     {"xlatent.exceptions", "xlatent._version", "xlatent.normalise", "xlatent._lazy", "xlatent.checks", "xlatent.input_checks"},
     {"xlatent.datasets.grid", "xlatent.datasets.textures", "xlatent.datasets.kinematics"},
     {"xlatent.datasets.cases", "xlatent.datasets.wave", "xlatent.datasets.change", "xlatent.datasets"},
-    {"xlatent.modelfile", "xlatent.device", "xlatent._dask", "xlatent.patches", "xlatent.resample"},
+    {"xlatent.modelfile", "xlatent.device", "xlatent._dask", "xlatent.patches", "xlatent.resample", "xlatent.atomic"},
     {"xlatent.model.networks", "xlatent.model.advection", "xlatent.model.integrate"},  # torch operators
     {"xlatent.motion.base", "xlatent.motion.svf", "xlatent.motion.estimators", "xlatent.motion.guard", "xlatent.motion"},
     {"xlatent.config"},
@@ -33,13 +33,22 @@ LAYERS = [
     {"xlatent.engine"},
     {"xlatent.methods.latent", "xlatent.methods.advection"},
     {"xlatent.methods"},
+    {"xlatent.chunked.graph"},  # the dask path, lowest first
+    {"xlatent.chunked.coarse"},
+    {"xlatent.chunked.latent_model", "xlatent.chunked.flow_method"},
     {"xlatent.chunked"},
     {"xlatent.backends"},
+    {"xlatent.arguments", "xlatent.results"},
+    {"xlatent.interpolator"},
     {"xlatent.api"},
+    {"xlatent.intervals"},
     {"xlatent.archive", "xlatent.series"},
     {"xlatent.totals"},
+    {"xlatent.reading", "xlatent.drawing"},
     {"xlatent.accessor", "xlatent.io", "xlatent.forecast"},
     {"xlatent", "xlatent.plot"},
+    {"xlatent.cli.parser"},
+    {"xlatent.cli.commands"},
     {"xlatent.cli", "xlatent.__main__"},
 ]
 

@@ -1,191 +1,57 @@
-"""Public functions: :func:`interpolate`, :func:`fit` and the reusable :class:`LatentInterpolator`.
+"""Public functions: :func:`interpolate`, :func:`fit` and :func:`load` (the fitted model,
+:class:`~xlatent.interpolator.LatentInterpolator`, is importable from here too).
 
-xarray in, xarray out. Options are checked here, before any work; the backend (in memory or
-dask) is chosen once per pair (:mod:`xlatent.backends`); validation and geo handling are
-delegated to :mod:`xlatent.geo`, the numerics to :mod:`xlatent.methods` and the fitted model's
-state to :mod:`xlatent.engine`.
+xarray in, xarray out. Options are checked here, before any work (:mod:`xlatent.arguments`);
+the backend (in memory or dask) is chosen once per pair (:mod:`xlatent.backends`), which
+prepares it in one way for both (:func:`xlatent.pair.prepare`); validation and geo handling are
+delegated to :mod:`xlatent.geo`, the numerics to :mod:`xlatent.methods`, the fitted model's
+state to :mod:`xlatent.engine` and the outputs to :mod:`xlatent.results`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import xarray as xr
 
-from xlatent import backends, cf, geo, input_checks, methods, modelfile
-from xlatent._version import __version__
-from xlatent.config import LatentConfig, RunOptions, check_values
+from xlatent import backends, cf, geo, input_checks, methods
+from xlatent.arguments import (
+    BLENDS,
+    check_blend,
+    check_flags,
+    check_seed,
+    check_sizes,
+    config_with,
+    fractions_of_steps,
+    given_fractions,
+    method_options,
+    patch_sizes,
+)
+from xlatent.arguments import check_flags as _check_flags  # noqa: F401  (the forecast's private name)
+from xlatent.arguments import check_seed as _check_seed  # noqa: F401  (the forecast's private name)
+from xlatent.arguments import fractions_of_steps as _fractions  # noqa: F401  (the archive model's)
+from xlatent.config import LatentConfig
 from xlatent.device import check_device
 from xlatent.engine import LatentCore
-from xlatent.exceptions import ConfigError, InputError
-from xlatent.motion import check_options
-from xlatent.pair import Pair
+from xlatent.exceptions import ConfigError
+from xlatent.interpolator import LatentInterpolator
+from xlatent.results import flow_xr, frames_xr, provenance
+from xlatent.results import flow_xr as _flow_xr  # noqa: F401  (the archive model's private name)
+from xlatent.results import frames_xr as _frames_xr  # noqa: F401  (the archive model's private name)
+from xlatent.results import provenance as _provenance  # noqa: F401  (the forecast's, the series')
 
-_FORMAT = "xlatent-latent-model"
-_FORMAT_VERSION = 2  # 2: the configuration in three parts (model, train, run); 1: one flat config
-BLENDS = ("transport", "symmetric", "residual")
+__all__ = ["BLENDS", "DEFAULT_METHOD", "LatentInterpolator", "fit", "interpolate", "load"]
+
 DEFAULT_METHOD = "flow"  # best per cost without a fitted model (benchmarks/RESULTS.md, entry 37)
-
-
-def _fractions(steps: int) -> np.ndarray:
-    whole = isinstance(steps, (int, np.integer)) or (isinstance(steps, (float, np.floating)) and float(steps).is_integer())
-    if isinstance(steps, (bool, np.bool_)) or not whole or steps < 1:
-        raise InputError(f"steps must be a whole number >= 1 (intervals between the inputs), got {steps!r}.")
-    return np.linspace(0.0, 1.0, int(steps) + 1)
-
-
-def _given_fractions(fractions: Any) -> np.ndarray:
-    """``fractions=`` of :func:`interpolate`: a non-empty 1-D sequence of numbers in [0, 1]."""
-    try:
-        values = np.asarray(fractions, dtype=np.float64)
-    except (TypeError, ValueError):
-        values = np.array([np.nan])
-    if values.ndim != 1 or values.size == 0 or not np.all((values >= 0) & (values <= 1)):
-        raise ConfigError(f"fractions must be a non-empty 1-D sequence of numbers in [0, 1] (0: first, 1: last), "
-                          f"got {fractions!r}.")
-    return values
-
-
-def _chunked_like(mask, values):
-    """A dask ``mask`` in the spatial chunks of dask ``values`` (the model's, which may differ
-    from the input's): the output then keeps one task per model chunk, no chunk of it depending
-    on two model chunks. Numpy passes through."""
-    return mask.rechunk(values.chunks[-2:]) if hasattr(mask, "rechunk") and hasattr(values, "chunks") else mask
-
-
-def _frames_xr(pair: Pair, frames: np.ndarray, fractions: np.ndarray, attrs: dict, clip: bool = True) -> xr.DataArray:
-    values = geo.denormalise(frames, pair.mean, pair.std, pair.source.dtype)
-    if clip:  # per channel, to the range spanned by the two inputs (rain rate stays >= 0)
-        lo, hi = pair.value_range
-        values = np.clip(values, lo[None, :, None, None], hi[None, :, None, None])
-    # the first frame is valid where the first image is, the last where the last is, the others
-    # where both are; one broadcast expression (no per-frame slices) keeps a dask graph one task
-    # per chunk, so that a writer stores each chunk's frames as soon as they are computed
-    at_first = (fractions == 0)[:, None, None, None]
-    at_last = (fractions == 1)[:, None, None, None]
-    first_ok, last_ok = _chunked_like(pair.valid_first, values), _chunked_like(pair.valid_last, values)
-    valid = (first_ok | at_last) & (last_ok | at_first)  # broadcast, (K, 1, H, W)
-    values = np.where(valid, values, np.nan)  # numpy or dask
-    return geo.frames_to_xarray(values, pair.source, pair.grid, pair.t_last, fractions, attrs)
-
-
-def _flow_xr(pair: Pair, fields: np.ndarray, attrs: dict, kind: str | None = None,
-             maps: Mapping[str, np.ndarray] | None = None) -> xr.Dataset:
-    """The flow Dataset: ``u``/``v`` from the stage fields, and one variable per per-cell map
-    (``MethodResult.maps``: ``confidence``...), described by :data:`xlatent.cf.MAPS`, NaN where
-    an input is missing, on the grid with the input's CRS link (:func:`xlatent.geo.add_map`)."""
-    n = fields.shape[0]
-    fields = np.where(_chunked_like(pair.mask, fields), fields, np.nan)  # numpy or dask
-    mid = (np.arange(n) + 0.5) / n
-    flow = geo.flow_to_xarray(fields[:, 0], fields[:, 1], pair.source, pair.grid, pair.t_last, mid, attrs)
-    flow = cf.describe_flow(flow, kind, cf.lon_lat_axes(pair.source, pair.grid), pair.grid.x_dim, pair.grid.y_dim)
-    for name, values in (maps or {}).items():
-        values = np.where(pair.mask, np.asarray(values, dtype=np.float32), np.nan)
-        flow = geo.add_map(flow, name, values, pair.source, pair.grid, cf.MAPS[name])
-    return flow
-
-
-def _provenance(method: str, info: Mapping[str, Any], *, source: xr.DataArray | None = None,
-                config: LatentConfig | None = None, call: str | None = None) -> dict:
-    """Attributes of every output: CF ``Conventions``, ``history`` (the input's, plus ``call``),
-    xlatent version, method, device and (for the latent model) its configuration as JSON."""
-    attrs = {"Conventions": cf.CONVENTIONS, "xlatent_version": __version__, "xlatent_method": method}
-    attrs.update({f"xlatent_{k}": v for k, v in info.items() if isinstance(v, (str, int, float)) and not isinstance(v, bool)})
-    if config is not None:
-        attrs["xlatent_config"] = json.dumps(config.to_dict(), sort_keys=True)
-    previous = None if source is None else source.attrs.get("history")
-    attrs["history"] = cf.append_history(previous, call or method)
-    return attrs
-
-
-def _patch_sizes(value, stride, grid: geo.Grid, shape: tuple[int, int], config: LatentConfig):
-    """Patch and stride in (rows, columns) from an int, a dim-keyed dict or the config."""
-
-    def per_axis(v, default):
-        if v is None:
-            return default, default
-        if isinstance(v, Mapping):
-            unknown = set(v) - {grid.y_dim, grid.x_dim}
-            if unknown:
-                raise InputError(f"patch/stride keys {sorted(map(str, unknown))} are not spatial dims "
-                                 f"({grid.y_dim!r}, {grid.x_dim!r}).")
-            return int(v.get(grid.y_dim, default)), int(v.get(grid.x_dim, default))
-        return int(v), int(v)
-
-    explicit = value is not None
-    patch = per_axis(value, config.patch)
-    if explicit and (patch[0] > shape[0] or patch[1] > shape[1]):
-        raise InputError(
-            f"patch {patch} is larger than the image ({shape[0]} x {shape[1]} cells). "
-            "Pass a smaller patch= or select a larger area."
-        )
-    multiple = config.alignment
-    patch = tuple(max(multiple, min(p, s) // multiple * multiple) for p, s in zip(patch, shape))
-    return patch, per_axis(stride, config.stride)
-
-
-def _config(config: LatentConfig | None, options: Mapping[str, Any]) -> LatentConfig:
-    if config is not None and not isinstance(config, LatentConfig):
-        raise ConfigError(f"config must be an xlatent.LatentConfig or None, got {type(config).__name__}.")
-    base = config or LatentConfig()
-    if options:
-        LatentConfig.from_dict({**base.to_dict(), **options})  # validates the names
-        base = replace(base, **options)
-    return base
-
-
-def _method_options(method: str, spec, options: Mapping[str, Any]) -> tuple[dict, dict]:
-    """Split ``**options`` into the method's own and :class:`LatentConfig` fields, and check the
-    values of the method's own."""
-    own = {k: v for k, v in options.items() if k in spec.options}
-    rest = {k: v for k, v in options.items() if k not in spec.options}
-    if rest and not spec.trained:
-        known = ", ".join(sorted(spec.options)) or "none"
-        raise ConfigError(f"Option(s) {sorted(rest)} do not apply to method={method!r} (its options: {known}).")
-    if "motion" in own or "motion_transform" in own:
-        check_options(own.get("motion", "tvl1"), own.get("motion_transform", "auto"))
-    grid = own.get("ot_grid")
-    if "ot_grid" in own and (isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 2):
-        raise ConfigError(f"ot_grid must be a whole number >= 2 (cells a side of the OT grid), got {grid!r}.")
-    return own, rest
-
-
-def _check_flags(**flags: Any) -> None:
-    for name, value in flags.items():
-        if not isinstance(value, (bool, np.bool_)):
-            raise ConfigError(f"{name} must be True or False, got {value!r}.")
-
-
-def _check_blend(blend: Any) -> None:
-    if blend not in BLENDS:
-        raise ConfigError(f"Unknown blend {blend!r}: use one of {', '.join(map(repr, BLENDS))}.")
-
-
-def _check_seed(seed: Any) -> None:
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-        raise ConfigError(f"seed must be None or a whole number >= 0, got {seed!r}.")
-
-
-def _check_sizes(**sizes: Any) -> None:
-    """``patch``/``stride``: None, a whole number >= 1, or such numbers keyed by dim name (the
-    names are checked against the dims once the inputs are read)."""
-    for name, value in sizes.items():
-        values = list(value.values()) if isinstance(value, Mapping) else [value]
-        for v in values:
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
-                raise ConfigError(f"{name} must be a whole number >= 1 or a dict of them by dim name, got {value!r}.")
 
 
 def _setup(backend, first, last, x_dim, y_dim, patch, stride, config, options):
     """Validated pair, configuration, and patch/stride in (rows, columns)."""
     pair = backend.prepare(first, last, x_dim, y_dim)
-    cfg = _config(config, options).for_scene(pair.first.shape[-2:])
-    patch_rc, stride_rc = _patch_sizes(patch, stride, pair.grid, pair.first.shape[-2:], cfg)
+    cfg = config_with(config, options).for_scene(pair.first.shape[-2:])
+    patch_rc, stride_rc = patch_sizes(patch, stride, pair.grid, pair.first.shape[-2:], cfg)
     return pair, cfg, patch_rc, stride_rc
 
 
@@ -313,18 +179,18 @@ def interpolate(
     # every option is checked here, before the inputs are read or anything is trained
     cf.check_kind(kind)
     given = fractions is not None
-    fractions = _given_fractions(fractions) if given else _fractions(steps)
+    fractions = given_fractions(fractions) if given else fractions_of_steps(steps)
     if model is not None:
         return _with_model(model, first, last, fractions, method, options, x_dim=x_dim, y_dim=y_dim, clip=clip,
                            kind=kind, progress=progress)
     method = DEFAULT_METHOD if method is None else method
     spec = methods.spec(method)
-    own, options = _method_options(method, spec, options)
-    _check_blend(blend)
-    _check_flags(progress=progress, exact_endpoints=exact_endpoints, clip=clip)
-    _check_seed(seed)
-    _check_sizes(patch=patch, stride=stride)
-    config = _config(config, options)
+    own, options = method_options(method, spec, options)
+    check_blend(blend)
+    check_flags(progress=progress, exact_endpoints=exact_endpoints, clip=clip)
+    check_seed(seed)
+    check_sizes(patch=patch, stride=stride)
+    config = config_with(config, options)
     check_device(device, method, uses_device=spec.uses_device)
     geo.warn_undated(first, last)
     backend, first, last = backends.for_inputs(first, last, method, spec)
@@ -338,223 +204,10 @@ def interpolate(
     call = cf.call_repr("interpolate", method=method, steps=None if given else int(steps),
                         fractions=fractions.tolist() if given else None, kind=kind, seed=seed, device=device, **options)
     fitted_config = getattr(result.fitted, "config", cfg) if spec.trained else None
-    attrs = _provenance(method, result.info, source=pair.source, config=fitted_config, call=call)
-    frames = _frames_xr(pair, result.frames, fractions, attrs, clip)
-    flow = None if result.fields is None else _flow_xr(pair, result.fields, attrs, kind, result.maps)
+    attrs = provenance(method, result.info, source=pair.source, config=fitted_config, call=call)
+    frames = frames_xr(pair, result.frames, fractions, attrs, clip)
+    flow = None if result.fields is None else flow_xr(pair, result.fields, attrs, kind, result.maps)
     return frames, flow
-
-
-class LatentInterpolator:
-    """A latent advection model fitted to one pair, reusable on others and savable.
-
-    Make one with :func:`fit` or :meth:`load`. ``frames`` and ``flow`` use the fitted pair by
-    default, or any pair on a grid of the same channels passed as ``first``/``last``.
-    """
-
-    def __init__(self, core, mean, std, pair: Pair | None = None, x_dim=None, y_dim=None, kind=None,
-                 backend=None) -> None:
-        self._core = core
-        self._kind = cf.check_kind(kind)
-        self._mean = np.asarray(mean, dtype=np.float32)
-        self._std = np.asarray(std, dtype=np.float32)
-        self._fitted = None if pair is None else (pair, backend or backends.InMemory())
-        self._dims = (x_dim, y_dim)
-        self._fields_cache: tuple[Pair, Any, dict, dict] | None = None
-        self._inputs: tuple | None = None
-
-    @property
-    def config(self) -> LatentConfig:
-        """The model's configuration."""
-        return self._core.config
-
-    @property
-    def run_options(self) -> RunOptions:
-        """The options :meth:`frames` and :meth:`flow` run with (tile, ``inference_dtype``...):
-        the fitted ones, or those given to :meth:`load`."""
-        return self._core.run_options
-
-    @property
-    def history(self) -> dict | None:
-        """Training history: ``loss`` per step (and its parts), ``seconds``, ``stopped``."""
-        return None if self._core.history is None else self._core.history.to_dict()
-
-    def _pair_for(self, first, last) -> tuple[Pair, Any]:
-        """The pair to run on and its backend: the fitted one, or ``first``/``last`` prepared with
-        the model's normalisation."""
-        if first is None and last is None:
-            if self._fitted is None:
-                raise InputError("This model was loaded from disk: pass first= and last= to apply it to a pair.")
-            return self._fitted
-        if first is None or last is None:
-            raise InputError("Pass both first= and last=, or neither to use the fitted pair.")
-        if self._inputs is not None and self._inputs[0] is first and self._inputs[1] is last:
-            return self._inputs[2]  # the same objects again: frames() and flow() share their work
-        backend, first_in, last_in = backends.for_inputs(first, last)
-        pair = backend.prepare(first_in, last_in, *self._dims, mean=self._mean, std=self._std)
-        if pair.first.shape[0] != self._core.model.channels:
-            raise InputError(f"The model was fitted on {self._core.model.channels} channel(s); "
-                             f"this pair has {pair.first.shape[0]}.")
-        self._inputs = (first, last, (pair, backend))
-        return pair, backend
-
-    def _motion(self, pair: Pair, backend, progress: bool) -> tuple[Any, dict, dict]:
-        """The fields the model renders ``pair`` with, what was decided and the per-cell maps
-        (cached per pair)."""
-        if self._fields_cache is not None and self._fields_cache[0] is pair:
-            return self._fields_cache[1:]
-        fields, decided, maps = backend.motion(self._core, pair, progress)
-        self._fields_cache = (pair, fields, decided, maps)
-        return fields, decided, maps
-
-    def _attrs(self, pair: Pair, call: str, decided: Mapping[str, Any]) -> dict:
-        info = {"device": str(self._core.device), **decided}
-        return _provenance("latent", info, source=pair.source, config=self.config, call=call)
-
-    def frames(self, steps: int = 8, first: xr.DataArray | None = None, last: xr.DataArray | None = None, *,
-               exact_endpoints: bool = True, blend: str = "transport", clip: bool = True,
-               progress: bool = True) -> xr.DataArray:
-        """Frames from the first image to the last, rendered by the fitted model.
-
-        Every option is checked before any work.
-
-        Parameters
-        ----------
-        steps : int
-            Intervals between ``first`` and ``last``: ``steps + 1`` frames are returned.
-        first, last : xarray.DataArray, optional
-            Another pair on a grid with the channels the model was fitted on (in memory or
-            dask-backed); both or neither. Default: the pair given to :func:`fit` (a model read
-            with :meth:`load` has none: pass them).
-        exact_endpoints : bool
-            Make the first and last frames equal the inputs (see :func:`interpolate`).
-        blend : {"transport", "symmetric", "residual"}
-            How frames are rendered (see :func:`interpolate`).
-        clip : bool
-            Keep values within the range spanned by the two inputs, per channel.
-        progress : bool
-            Show progress bars.
-
-        Returns
-        -------
-        xarray.DataArray
-            ``(time, [channel], y, x)``, ``steps + 1`` frames, as :func:`interpolate` returns them
-            (dask-backed for dask-backed inputs).
-
-        Raises
-        ------
-        ConfigError
-            For a bad ``steps``, ``blend`` or flag.
-        InputError
-            For only one of ``first``/``last``, none on a model read from disk, or a pair with
-            another number of channels.
-        """
-        fractions = _fractions(steps)
-        _check_blend(blend)
-        _check_flags(exact_endpoints=exact_endpoints, clip=clip, progress=progress)
-        geo.warn_undated(first, last)
-        pair, backend = self._pair_for(first, last)
-        input_checks.check_output_size(pair.source, steps)
-        fields, decided, maps = self._motion(pair, backend, progress)
-        frames, fields = backend.frames(self._core, pair, fractions, exact_endpoints, blend, progress, fields)
-        self._fields_cache = (pair, fields, decided, maps)  # flow() then shares the frames' work (dask: their tasks)
-        call = cf.call_repr("LatentInterpolator.frames", steps=int(steps), blend=blend)
-        return _frames_xr(pair, frames, fractions, self._attrs(pair, call, decided), clip)
-
-    def flow(self, first: xr.DataArray | None = None, last: xr.DataArray | None = None, *, kind: str | None = None,
-             progress: bool = True) -> xr.Dataset:
-        """The per-stage motion ``u``, ``v`` of the fitted model.
-
-        Parameters
-        ----------
-        first, last : xarray.DataArray, optional
-            Another pair, as in :meth:`frames`; default: the fitted pair.
-        kind : {"sea_ice", "sea_water", "air"}, optional
-            Sets the CF ``standard_name`` of ``u``/``v`` (see :func:`interpolate`); default: the
-            one given to :func:`fit`.
-        progress : bool
-            Show progress bars.
-
-        Returns
-        -------
-        xarray.Dataset
-            ``u``, ``v`` ``(time, y, x)``, one field per advection stage stamped at its midpoint,
-            as :func:`interpolate` returns them: the trained motion or the starting field, as
-            ``config.motion_choice`` decides (``xlatent_motion_choice`` and both objectives in
-            the attributes), with the ``confidence`` map (in memory; not on dask-backed inputs).
-
-        Raises
-        ------
-        UnknownKindError
-            For a ``kind`` that is not one of the above.
-        InputError
-            As in :meth:`frames`.
-        """
-        kind = cf.check_kind(kind) or self._kind
-        _check_flags(progress=progress)
-        geo.warn_undated(first, last)
-        pair, backend = self._pair_for(first, last)
-        call = cf.call_repr("LatentInterpolator.flow", kind=kind)
-        fields, decided, maps = self._motion(pair, backend, progress)
-        return _flow_xr(pair, fields, self._attrs(pair, call, decided), kind, maps)
-
-    def save(self, path: str | Path) -> Path:
-        """Write the weights and a JSON description to one file.
-
-        Parameters
-        ----------
-        path : str or pathlib.Path
-            Where to write (a torch file holding tensors and a JSON string only).
-
-        Returns
-        -------
-        pathlib.Path
-            ``path``; read it back with :meth:`load` or :func:`xlatent.load`.
-        """
-        import torch
-
-        meta, tensors = self._core.to_state()
-        meta = {"format": _FORMAT, "format_version": _FORMAT_VERSION, **meta, "mean": self._mean.tolist(),
-                "std": self._std.tolist(), "dims": list(self._dims)}
-        return modelfile.write(path, meta, {k: torch.from_numpy(v) for k, v in tensors.items()})
-
-    @classmethod
-    def load(cls, path: str | Path, device: str = "auto", *, tile: int | None = None,
-             inference_dtype: str | None = None) -> LatentInterpolator:
-        """Read a model written by :meth:`save`; nothing but tensors and JSON is unpickled.
-
-        Parameters
-        ----------
-        path : str or pathlib.Path
-            A file written by :meth:`save` (format version 1 or 2).
-        device : str
-            Torch device to run it on: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
-        tile : int, optional
-            Core size of inference tiles in cells, instead of the saved one (the frames do not
-            depend on it beyond float rounding; smaller tiles need less memory).
-        inference_dtype : {"float32", "bfloat16"}, optional
-            Instead of the saved one: ``"bfloat16"`` autocasts inference (about 2x less GPU
-            memory; frames differ by about 1e-2 of the data's standard deviation).
-
-        Returns
-        -------
-        LatentInterpolator
-            Without a fitted pair: pass ``first``/``last`` to :meth:`frames` and :meth:`flow`.
-
-        Raises
-        ------
-        DeviceError
-            For a device torch does not know or this machine lacks.
-        ConfigError
-            For a bad ``tile`` or ``inference_dtype`` (checked before the file is read).
-        ModelFileError
-            When ``path`` does not exist or is not an xlatent model file of a version this
-            xlatent reads.
-        """
-        run = check_values({k: v for k, v in {"tile": tile, "inference_dtype": inference_dtype}.items() if v is not None})
-        check_device(device)
-        meta, tensors = modelfile.read(path, _FORMAT, _FORMAT_VERSION, "model", "LatentInterpolator.save")
-        core = LatentCore.from_state(meta, tensors, device, run)
-        return cls(core, meta["mean"], meta["std"], None, *meta["dims"])
 
 
 def fit(
@@ -615,10 +268,10 @@ def fit(
     """
     # every option is checked here, before the inputs are read or anything is trained
     cf.check_kind(kind)
-    _check_flags(progress=progress)
-    _check_seed(seed)
-    _check_sizes(patch=patch, stride=stride)
-    config = _config(config, options)
+    check_flags(progress=progress)
+    check_seed(seed)
+    check_sizes(patch=patch, stride=stride)
+    config = config_with(config, options)
     check_device(device)
     geo.warn_undated(first, last)
     backend, first, last = backends.for_inputs(first, last)

@@ -3,7 +3,7 @@
 Both backends have one interface, used by :mod:`xlatent.api` without asking which it has:
 
 - ``prepare(first, last, x_dim, y_dim, mean, std)``: validate and normalise the pair, a
-  :class:`~xlatent.pair.Pair`;
+  :class:`~xlatent.pair.Pair`: one function for both (:func:`xlatent.pair.prepare`);
 - ``method(name, spec)``: the function that runs a registered method on this backend's arrays;
 - ``fit(core, pair, patch, stride, seed, progress)``: train the latent model on the pair;
 - ``fields(core, pair, progress)``: the model's stage fields ``(N, 2, H, W)``;
@@ -21,43 +21,29 @@ import warnings
 from typing import Any
 
 import numpy as np
-import xarray as xr
 
-from xlatent import geo, input_checks
-from xlatent.exceptions import InputError
+from xlatent import input_checks
 from xlatent.methods.base import MethodFn, MethodSpec
-from xlatent.pair import Pair, check_common, check_size, usable_spread
+from xlatent.pair import Pair, is_lazy
+from xlatent.pair import prepare as prepare_pair
 
 __all__ = ["InMemory", "for_inputs", "is_lazy", "prepare"]
 
 
-def is_lazy(obj: Any) -> bool:
-    """Whether ``obj`` is a dask-backed DataArray."""
-    return isinstance(obj, xr.DataArray) and obj.chunks is not None
+class _Backend:
+    """What both backends share: the one way in (:func:`xlatent.pair.prepare`)."""
+
+    name = ""
+    # ``prepare(first, last, x_dim, y_dim, mean, std)``: validate and normalise the pair, numpy
+    # arrays in memory, dask arrays (statistics in one pass) when an input is dask-backed. The
+    # function itself, not a wrapper: the warnings it gives point at the caller's line.
+    prepare = staticmethod(prepare_pair)
 
 
-class InMemory:
+class InMemory(_Backend):
     """Numpy arrays, the whole scene at once (tiled inside the model)."""
 
     name = "memory"
-
-    def prepare(self, first, last, x_dim=None, y_dim=None, mean=None, std=None) -> Pair:
-        """Validate ``first``/``last`` and normalise them (with ``mean``/``std`` when given)."""
-        geo.check_input(first, "first")
-        geo.check_input(last, "last")
-        grid = geo.describe(first, x_dim=x_dim, y_dim=y_dim)
-        geo.check_pair(first, last, grid)
-        a = geo.to_array(first, grid, "first")
-        b = geo.to_array(last, grid, "last")
-        check_size(a.shape)
-        va, vb = np.isfinite(a).all(axis=0), np.isfinite(b).all(axis=0)
-        check_common(bool((va & vb).any()))
-        if mean is None:
-            mean, std = _moments(a, b)
-        mean = np.asarray(mean, dtype=np.float32)
-        std = np.asarray(std, dtype=np.float32)
-        return Pair(first, grid, geo.scalar_time(last), _normalise(a, va, mean, std, "first"),
-                    _normalise(b, vb, mean, std, "last"), va, vb, mean, std)
 
     def method(self, name: str, spec: MethodSpec) -> MethodFn:
         """The registered function."""
@@ -84,7 +70,7 @@ class InMemory:
         return core.frames(pair.first, pair.last, fields, fractions, exact_endpoints, progress, blend), fields
 
 
-class Dask:
+class Dask(_Backend):
     """Dask arrays, chunk by chunk, never loaded whole (:mod:`xlatent.chunked`)."""
 
     name = "dask"
@@ -93,10 +79,6 @@ class Dask:
         from xlatent import chunked  # dask: imported when dask-backed inputs come
 
         self._chunked = chunked
-
-    def prepare(self, first, last, x_dim=None, y_dim=None, mean=None, std=None) -> Pair:
-        """Validate and normalise lazily, statistics in one pass (:func:`xlatent.chunked.prepare`)."""
-        return self._chunked.prepare(first, last, x_dim, y_dim, mean, std)
 
     def method(self, name: str, spec: MethodSpec) -> MethodFn:
         """The method's chunked counterpart named in its registration, or the function itself (it
@@ -162,24 +144,3 @@ def prepare(first, last, x_dim=None, y_dim=None, mean=None, std=None) -> Pair:
     backend, first, last = for_inputs(first, last)
     return backend.prepare(first, last, x_dim, y_dim, mean, std)
 
-
-def _moments(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and standard deviation over the finite cells of both (float64, so that
-    no square overflows); a spread of zero, or too small for float32, becomes 1."""
-    both = np.concatenate((a, b), axis=2).astype(np.float64)
-    return np.nanmean(both, axis=(1, 2)), usable_spread(np.nanstd(both, axis=(1, 2)))
-
-
-
-def _normalise(x: np.ndarray, valid: np.ndarray, mean: np.ndarray, std: np.ndarray, label: str) -> np.ndarray:
-    """``(x - mean) / std`` in float64, 0 where not ``valid``, as float32: NaN-free and finite,
-    which the methods (and torch's ``grid_sample``) rely on."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        z = (np.asarray(x, dtype=np.float64) - mean[:, None, None]) / std[:, None, None]
-        z = np.where(valid[None], z, 0.0).astype(np.float32)
-    if not np.isfinite(z).all():
-        raise InputError(
-            f"{label} has values too far from the model's mean ({mean.tolist()}) and spread "
-            f"({std.tolist()}) to normalise in float32: apply the model to data of the kind it was fitted on."
-        )
-    return z

@@ -1,5 +1,5 @@
-"""Whole series: frames at any times along the motion (:func:`interp`), interval by interval, and
-the machinery it shares with the totals of :mod:`xlatent.totals`.
+"""Whole series: frames at any times along the motion (:func:`interp`), interval by interval
+(:mod:`xlatent.intervals`, shared with the totals of :mod:`xlatent.totals`).
 
 Each interval between two input frames is one :func:`xlatent.interpolate` call with the
 ``fractions`` it needs, so a series gives exactly the frames the same pair gives, and any
@@ -11,159 +11,30 @@ than inside the intervals.
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
-from xlatent import api, cf, geo
-from xlatent.exceptions import ConfigError, GapWarning, OutsideSpanError
+from xlatent import cf, geo
+from xlatent.exceptions import ConfigError, OutsideSpanError
+from xlatent.intervals import (
+    MOTIONLESS,
+    long_gaps,
+    match_quantiles,
+    nan_like,
+    output_attrs,
+    pair_options,
+    renderer,
+    stacked,
+    wrap_like,
+)
 from xlatent.stack import Series
 
 __all__ = ["interp", "match_quantiles", "wobble"]
 
-_MOTIONLESS = ("linear",)  # methods that return no motion (flow is None)
 _CELLS = "grid_cells per unit interp_fraction"  # geo.flow_in_coordinates without cell size or time
-
-
-# ---------------------------------------------------------------------------------------------
-# one interval
-
-
-def _render(first: xr.DataArray, last: xr.DataArray, fractions: np.ndarray, frame_dims: tuple, method: str,
-            options: dict, match: bool = False) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Frames of one interval at ``fractions`` (``(K, *frame)`` in the source's dim order) and
-    its motion ``u``, ``v`` averaged over the method's stages (``(y, x)`` in the source's order),
-    None for a method without motion; ``match``: each frame's values matched to the quantiles
-    interpolated between the two inputs (:func:`match_quantiles`). Runs in memory (inside a
-    dask task for a lazy series)."""
-    frames, flow = api.interpolate(first, last, fractions=fractions, method=method, progress=False, **options)
-    values = frames.transpose("time", *frame_dims).values
-    if match:
-        a, b = (x.transpose(*frame_dims).values for x in (first, last))
-        values = np.stack([match_quantiles(v, a, b, t) for v, t in zip(values, fractions)])
-    if flow is None:
-        return values, None, None
-    spatial = [d for d in frame_dims if d in flow.u.dims]
-    return values, *(flow[k].mean("time").transpose(*spatial).values for k in ("u", "v"))
-
-
-def match_quantiles(frame: np.ndarray, first: np.ndarray, last: np.ndarray, t: float) -> np.ndarray:
-    """``frame`` with its values replaced, rank for rank, by the quantiles of ``first`` and
-    ``last`` blended ``(1 - t)``, ``t`` (probability matching, as nowcasting does after
-    blending); NaN stays NaN and tied values get the mean of their targets.
-
-    A blend of two images carried along imperfect motion is smoother than either image, so
-    frames inside an interval lose contrast that the input frames have: matching restores the
-    distribution an interval should have at ``t`` and keeps the pattern (the ranks).
-    """
-    out = np.array(frame, dtype=np.float64)
-    ok = np.isfinite(out)
-    qa, qb = (np.sort(x[np.isfinite(x)]) for x in (first, last))
-    if not ok.any() or qa.size == 0 or qb.size == 0:
-        return frame
-    values = out[ok]
-    order = np.argsort(values, kind="stable")
-    p = (np.arange(values.size) + 0.5) / values.size
-    target = (1 - t) * np.interp(p, (np.arange(qa.size) + 0.5) / qa.size, qa) \
-        + t * np.interp(p, (np.arange(qb.size) + 0.5) / qb.size, qb)
-    _, group = np.unique(values[order], return_inverse=True)  # ties (a dry plateau) share one value
-    target = (np.bincount(group, target) / np.bincount(group))[group]
-    matched = np.empty_like(values)
-    matched[order] = target
-    out[ok] = matched
-    return out.astype(frame.dtype)
-
-
-def _renderer(series: Series, method: str, options: dict, match: bool = False) -> Callable:
-    """``render(i, fractions) -> (frames, u, v)`` for interval ``i``: in memory, or lazy arrays
-    from one dask task per call."""
-    frame_dims, shape = series.frame_dims, series.frame_shape
-    if not series.lazy:
-        return lambda i, fr: _render(*series.pair(i), fr, frame_dims, method, options, match)
-    import dask
-    import dask.array as dsa
-
-    dtype = series.source.dtype if np.issubdtype(series.source.dtype, np.floating) else np.float32
-    spatial = tuple(series.source.sizes[d] for d in frame_dims if d in (series.grid.y_dim, series.grid.x_dim))
-
-    def render(i, fr):
-        task = dask.delayed(_render, nout=3, pure=True)(*series.pair(i), fr, frame_dims, method, options, match)
-        frames = dsa.from_delayed(task[0], (len(fr), *shape), dtype=dtype)
-        if method in _MOTIONLESS:
-            return frames, None, None
-        return (frames, *(dsa.from_delayed(task[k], spatial, dtype=np.float32) for k in (1, 2)))
-
-    return render
-
-
-def _gaps(series: Series, max_gap: Any) -> np.ndarray:
-    """Which intervals are longer than ``max_gap`` (warned about once)."""
-    if max_gap is None:
-        return np.zeros(len(series) - 1, bool)
-    limit = _timedelta(max_gap, "max_gap")
-    long = series.steps > limit
-    if long.any():
-        where = ", ".join(f"{series.times[i]}–{series.times[i + 1]}" for i in np.flatnonzero(long)[:5])
-        warnings.warn(f"{int(long.sum())} interval(s) longer than max_gap={max_gap!r} ({where}"
-                      f"{'...' if long.sum() > 5 else ''}): their frames and motion are NaN. Raise max_gap to "
-                      "interpolate across them.", GapWarning, stacklevel=3)
-    return long
-
-
-def _timedelta(value: Any, name: str) -> np.timedelta64:
-    try:
-        td = pd.Timedelta(value)
-    except (TypeError, ValueError):
-        td = pd.NaT
-    if td is pd.NaT or td <= pd.Timedelta(0):
-        raise ConfigError(f"{name} must be a positive duration ('30min', '1h', numpy/pandas timedelta), got {value!r}.")
-    return np.timedelta64(td.value, "ns")
-
-
-def _options(model: Any, options: dict) -> dict:
-    """Options for each pair; ``model=`` is passed on only when given."""
-    if "fractions" in options or "steps" in options:
-        raise ConfigError("steps/fractions are set by the series' times: pass time= (interp) or substep= (accumulate).")
-    return options if model is None else {**options, "model": model}
-
-
-def _nan_like(shape: tuple, lazy: bool, dtype=np.float32):
-    if lazy:
-        import dask.array as dsa
-
-        return dsa.full(shape, np.nan, dtype=dtype)
-    return np.full(shape, np.nan, dtype=dtype)
-
-
-def _attrs(series: Series, method: str, call: str, drop: tuple = ()) -> dict:
-    kept = {k: v for k, v in series.source.attrs.items() if k not in geo.PACKING_ATTRS + drop}
-    return {**kept, **api._provenance(method, {}, source=series.source, call=call)}
-
-
-def _wrap(series: Series, values, times: np.ndarray, attrs: dict, name: Hashable, starts: np.ndarray | None = None
-          ) -> xr.DataArray:
-    """``(time, *frame)`` values as a DataArray like the series: its dims, coords and CRS."""
-    tdim = series.time_dim
-    out = xr.DataArray(values, dims=(tdim, *series.frame_dims), name=name)
-    out = out.assign_coords(series.template().coords)
-    out = out.assign_coords({tdim: (tdim, times.astype("datetime64[ns]"), dict(series.source[tdim].attrs))})
-    if starts is not None:  # a DataArray cannot hold CF (time, nv) bounds: the start as a coord
-        out[tdim].attrs["long_name"] = "end of the period"
-        out = out.assign_coords(period_start=(tdim, starts.astype("datetime64[ns]"), {"long_name": "start of the period"}))
-    out.attrs = attrs
-    return geo.write_crs_like(out.transpose(*series.source.dims), series.template(), series.grid)
-
-
-def _stack(parts: list, lazy: bool):
-    if lazy:
-        import dask.array as dsa
-
-        return dsa.stack(parts)
-    return np.stack(parts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,16 +112,16 @@ def interp(
     """
     cf.check_kind(kind)
     s = Series.from_dataarray(series, x_dim, y_dim)
-    options = _options(model, options)
+    options = pair_options(model, options)
     wanted = _wanted_times(time, s)
-    gaps = _gaps(s, max_gap)
+    gaps = long_gaps(s, max_gap)
     exact = np.searchsorted(s.times, wanted)
     exact = np.where((exact < len(s)) & (s.times[np.minimum(exact, len(s) - 1)] == wanted), exact, -1)
     interval = np.clip(np.searchsorted(s.times, wanted, side="right") - 1, 0, len(s) - 2)
     step = s.steps.astype(np.int64).astype(np.float64)
     fraction = (wanted - s.times[interval]).astype(np.int64) / step[interval]
 
-    render = _renderer(s, method, options, match)
+    render = renderer(s, method, options, match)
     parts, order = [], []
     us, vs = [], []
     from tqdm.auto import tqdm
@@ -259,7 +130,7 @@ def interp(
         inside = np.flatnonzero((interval == i) & (exact < 0))
         fr = np.unique(fraction[inside])
         if gaps[i]:
-            frames, u, v = _nan_like((len(fr), *s.frame_shape), s.lazy), None, None
+            frames, u, v = nan_like((len(fr), *s.frame_shape), s.lazy), None, None
         else:
             frames, u, v = render(i, fr if fr.size else np.array([0.5]))
             frames = frames[: len(fr)]
@@ -274,9 +145,9 @@ def interp(
     values = _concat(parts, np.concatenate(order), s.lazy)
     call = cf.call_repr("interp", method=method, max_gap=None if max_gap is None else str(max_gap), kind=kind,
                         match=match or None, model=None if model is None else type(model).__name__)
-    attrs = _attrs(s, method, call)
-    frames = _wrap(s, values.astype(_dtype(s), copy=False), wanted, attrs, s.source.name)
-    if method in _MOTIONLESS:
+    attrs = output_attrs(s, method, call)
+    frames = wrap_like(s, values.astype(_dtype(s), copy=False), wanted, attrs, s.source.name)
+    if method in MOTIONLESS:
         return frames, None
     return frames, _flow(s, us, vs, gaps, attrs, kind)
 
@@ -321,8 +192,8 @@ def _wanted_times(time: Any, s: Series) -> np.ndarray:
 def _flow(s: Series, us: list, vs: list, gaps: np.ndarray, attrs: dict, kind: str | None) -> xr.Dataset:
     spatial = tuple(d for d in s.frame_dims if d in (s.grid.y_dim, s.grid.x_dim))
     shape = tuple(s.source.sizes[d] for d in spatial)
-    fill = [_nan_like(shape, s.lazy) if u is None else u for u in us]
-    u, v = _stack(fill, s.lazy), _stack([_nan_like(shape, s.lazy) if x is None else x for x in vs], s.lazy)
+    fill = [nan_like(shape, s.lazy) if u is None else u for u in us]
+    u, v = stacked(fill, s.lazy), stacked([nan_like(shape, s.lazy) if x is None else x for x in vs], s.lazy)
     mid = s.times[:-1] + s.steps // 2
     units = "m s-1" if geo.cell_size_m(s.template(), s.grid) is not None else _CELLS
     tdim = s.time_dim

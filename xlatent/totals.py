@@ -1,5 +1,5 @@
 """Totals of a rate per period, integrated along the motion (:func:`accumulate`): each interval
-of a series rendered at sub-steps by :mod:`xlatent.series`' machinery and summed with the
+of a series rendered at sub-steps (:mod:`xlatent.intervals`, as :func:`xlatent.series.interp` renders it) and summed with the
 trapezoid rule, one interval's sub-steps at a time."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import xarray as xr
 
 from xlatent import cf
 from xlatent.exceptions import ConfigError, NotARateError
-from xlatent.series import _attrs, _gaps, _nan_like, _options, _renderer, _stack, _timedelta, _wrap
+from xlatent.intervals import long_gaps, nan_like, output_attrs, pair_options, positive_duration, renderer, stacked, wrap_like
 from xlatent.stack import Series
 
 __all__ = ["accumulate"]
@@ -152,12 +152,12 @@ def accumulate(
     """
     s = Series.from_dataarray(series, x_dim, y_dim)
     factor = _mm_per_second(s.units, "series")
-    period = _timedelta(freq, "freq")
-    fixed = None if substep is None else _timedelta(substep, "substep")
-    options = _options(model, options)
+    period = positive_duration(freq, "freq")
+    fixed = None if substep is None else positive_duration(substep, "substep")
+    options = pair_options(model, options)
     ends = _periods(s, period)
-    gaps = _gaps(s, max_gap)
-    render = _renderer(s, method, options)
+    gaps = long_gaps(s, max_gap)
+    render = renderer(s, method, options)
     shape = s.frame_shape
     sums: list[list] = [[] for _ in ends]
     from tqdm.auto import tqdm
@@ -172,14 +172,14 @@ def accumulate(
         frames = None if gaps[i] else render(i, fractions)[0]
         for p, k, w in periods:
             if frames is None:
-                sums[p].append(_nan_like(shape, s.lazy))
+                sums[p].append(nan_like(shape, s.lazy))
             else:
                 sums[p].append(_weighted(frames, k, w, s.lazy))
-    totals = _stack([_add(parts) for parts in sums], s.lazy)
+    totals = stacked([_add(parts) for parts in sums], s.lazy)
     totals = totals.clip(min=0) if s.lazy else np.clip(totals, 0, None)  # NaN stays NaN
     call = cf.call_repr("accumulate", freq=str(freq), substep=None if substep is None else str(substep), method=method,
                         max_gap=None if max_gap is None else str(max_gap), model=None if model is None else type(model).__name__)
-    attrs = _attrs(s, method, call, drop=("units", "standard_name", "long_name", "cell_methods", "valid_range",
+    attrs = output_attrs(s, method, call, drop=("units", "standard_name", "long_name", "cell_methods", "valid_range",
                                           "valid_min", "valid_max"))
     name = s.source.attrs.get("long_name") or s.source.name or "rate"
     span = freq if isinstance(freq, str) else str(pd.Timedelta(period))
@@ -187,7 +187,7 @@ def accumulate(
     if s.source.attrs.get("standard_name") in _TOTAL_NAMES:
         attrs["standard_name"] = _TOTAL_NAMES[s.source.attrs["standard_name"]]
     out_name = f"{s.source.name}_total" if s.source.name is not None else "total"
-    return _wrap(s, totals.astype(np.float32), ends, attrs, out_name, starts)
+    return wrap_like(s, totals.astype(np.float32), ends, attrs, out_name, starts)
 
 
 def _weighted(frames, k: np.ndarray, w: np.ndarray, lazy: bool):
