@@ -43,12 +43,14 @@ def cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model(archive, cache):
-    return xlatent.fit_interpolator(archive, max_iters=200, patience=100, cache=cache, seed=0, **TINY)
+    return xlatent.fit_interpolator(archive, max_iters=400, patience=100, cache=cache, seed=0, **TINY)
 
 
 def test_fit_beats_flow_on_growth_and_records_what_it_learned(model):
-    # measured: +3.3 dB over flow on the held-out windows after 200 steps (+0.7 at 80)
-    assert model.skill["windows"] > 0 and model.skill["db_over_flow"] > 1.0 and model.gate_open
+    # measured against flow's own frames (bicubic, guarded): +1.0 dB on the held-out windows
+    # after 400 steps (+0.5 at 200); K 3 gains, K 2 barely
+    assert model.skill["windows"] > 0 and model.skill["db_over_flow"] > 0.5 and model.gate_open
+    assert set(model.skill["db_over_flow_by_k"]) == {"2", "3"}
     assert model.skill["db_over_linear"] > model.skill["db_over_flow"]
     seen = model.trained_on
     assert (seen["variable"], seen["units"], seen["spacing_m"], seen["step_s"]) == ("rainfall_rate", "mm h-1",
@@ -74,6 +76,16 @@ def test_save_load_round_trip_and_accessor(model, cache, tmp_path):
     ends = np.stack([a.values, b.values])
     np.testing.assert_allclose(some.values[[0, -1]], ends, rtol=1e-5, atol=1e-5)  # normalisation round trip
     assert some.interp_fraction.values.tolist() == [0.0, 0.4, 1.0]
+
+
+def test_model_files_of_the_first_format_are_refused(model, tmp_path):
+    from xlatent import modelfile
+    from xlatent.exceptions import ModelFileError
+
+    meta = {"format": "xlatent-archive-model", "format_version": 1, **model._meta}
+    path = modelfile.write(tmp_path / "old.pt", meta, model._net.state_dict())
+    with pytest.raises(ModelFileError, match="fit it again"):
+        xlatent.load_interpolator(path, device="cpu")
 
 
 def test_closed_gate_gives_exactly_flows_frames(archive, cache):

@@ -1,18 +1,22 @@
 """The archive model's network: a latent synthesis on top of ``flow``'s rendering (torch only).
 
-A frame at fraction ``t`` of a window is rendered from the two ends and the stationary velocity
-``v`` of ``flow``: ``fwd = first∘exp(-t v)``, ``bwd = last∘exp((1 - t) v)`` and ``flow``'s frame
-``base = (1 - t) fwd + t bwd``. The network
+A frame at fraction ``t`` of a window starts from two hypotheses rendered outside the network:
+``base``, ``flow``'s own frame (its stationary velocity ``v``, guard and sampling), and ``alt``,
+the frame of ``flow`` along an independent motion estimate (TV-L1). Inside, the two ends are
+carried along ``v``: ``fwd = first∘exp(-t v)``, ``bwd = last∘exp((1 - t) v)``. The network
 
 - encodes each end (``E``: two 3x3 convolutions) into latent channels appended to the image,
 - carries both latents to ``t`` along the same maps (``z0∘exp(-t v)``, ``z1∘exp((1 - t) v)``),
 - decodes (``D``: a U-Net) them together with what shows where the motion is wrong: the two
-  warped ends, their mismatch, the velocity (per interval and per time step), the confidence of
-  the motion, ``t`` and the window length,
+  warped ends, their mismatch, the two hypotheses and their disagreement, the velocity (per
+  interval and per time step), the confidence of the motion, ``t`` and the window length,
 
-into a change of the blend weight and a residual:
-``frame = base + w (bwd - fwd) + r``, ``w = tanh(.) / 2``. The output layer starts at zero, so
-an untrained network renders exactly ``flow``'s frame (the gate starts closed).
+into a change of the blend weight, a weight on the second hypothesis and a residual:
+``frame = base + w (bwd - fwd) + a (alt - base) + r``, ``w = tanh(.) / 2``, ``a = tanh(.)``.
+Where two independent motions disagree the truth is uncertain, and on radar their average
+scores better than either (benchmarks/RESULTS.md, entry 39); where one is exact the other is
+worse: the network learns from the archive where to weigh which. The output layer starts at
+zero, so an untrained network renders exactly ``flow``'s frame (the gate starts closed).
 
 Inputs are the window's values standardised by the window (the pair's mean and standard
 deviation), so the network is blind to units and intensity scale. Vector channels are
@@ -64,10 +68,10 @@ class Synthesis(nn.Module):
         self.channels, self.latent, self.width, self.levels = channels, latent, width, levels
         self.encoder = nn.Sequential(nn.Conv2d(channels, width, 3, padding=1), nn.LeakyReLU(_SLOPE),
                                      nn.Conv2d(width, latent, 3, padding=1))
-        cin = 2 * (channels + latent) + 3 * channels + 1 + 2 + 2 + 1 + 1
-        self.decoder = UNet(cin, 2 * channels, width, levels)  # output layer zero: starts at flow's frame
+        cin = 2 * (channels + latent) + 5 * channels + 1 + 2 + 2 + 1 + 1
+        self.decoder = UNet(cin, 3 * channels, width, levels)  # output layer zero: starts at flow's frame
 
-    def forward(self, first, last, v, d0, d1, confidence, t, steps, crop=None) -> torch.Tensor:
+    def forward(self, first, last, v, d0, d1, confidence, t, steps, base, alt, crop=None) -> torch.Tensor:
         """Frames ``(B, C, H, W)``.
 
         Parameters
@@ -84,6 +88,8 @@ class Synthesis(nn.Module):
             Fractions of the window.
         steps : Tensor ``(B,)``
             Window length in time steps of the archive.
+        base, alt : Tensor ``(B, C, H, W)``
+            ``flow``'s frame at ``t`` and the second hypothesis's (standardised like the ends).
         crop : (int, int, int), optional
             ``(row, column, size)``: decode only this square (training: the warps see the whole
             window, the decoder a crop).
@@ -91,15 +97,15 @@ class Synthesis(nn.Module):
         c = self.channels
         fwd, bwd = warp(first, d0), warp(last, d1)
         tt = t.view(-1, 1, 1, 1).to(first.dtype)
-        base = (1 - tt) * fwd + tt * bwd
         z0 = warp(torch.cat((first, self.encoder(first)), 1), d0)
         z1 = warp(torch.cat((last, self.encoder(last)), 1), d1)
         k = steps.view(-1, 1, 1, 1).to(first.dtype)
         ones = torch.ones_like(confidence)
-        x = torch.cat((z0, z1, fwd, bwd, fwd - bwd, confidence, v / _SPEED_SCALE, v / k, tt * ones,
-                       k / _STEPS_SCALE * ones), 1)
+        x = torch.cat((z0, z1, fwd, bwd, fwd - bwd, base, alt - base, confidence, v / _SPEED_SCALE, v / k,
+                       tt * ones, k / _STEPS_SCALE * ones), 1)
         if crop is not None:
             r, q, n = crop
-            x, base, fwd, bwd = (y[..., r : r + n, q : q + n] for y in (x, base, fwd, bwd))
+            x, base, alt, fwd, bwd = (y[..., r : r + n, q : q + n] for y in (x, base, alt, fwd, bwd))
         out = self.decoder(x)
-        return base + 0.5 * torch.tanh(out[:, :c]) * (bwd - fwd) + out[:, c:]
+        return (base + 0.5 * torch.tanh(out[:, :c]) * (bwd - fwd) + torch.tanh(out[:, c : 2 * c]) * (alt - base)
+                + out[:, 2 * c :])
