@@ -1,4 +1,4 @@
-"""The outputs are built in one place (``api._flow_xr``): every method, in memory and on dask,
+"""The outputs are built in one place (``xlatent.results``): every method, in memory and on dask,
 links ``u``, ``v``, every per-cell map and the frames to the input's grid mapping, whatever its
 name (issue 23, item 14)."""
 

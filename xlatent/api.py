@@ -29,18 +29,12 @@ from xlatent.arguments import (
     method_options,
     patch_sizes,
 )
-from xlatent.arguments import check_flags as _check_flags  # noqa: F401  (the forecast's private name)
-from xlatent.arguments import check_seed as _check_seed  # noqa: F401  (the forecast's private name)
-from xlatent.arguments import fractions_of_steps as _fractions  # noqa: F401  (the archive model's)
 from xlatent.config import LatentConfig
 from xlatent.device import check_device
 from xlatent.engine import LatentCore
 from xlatent.exceptions import ConfigError
 from xlatent.interpolator import LatentInterpolator
 from xlatent.results import flow_xr, frames_xr, provenance
-from xlatent.results import flow_xr as _flow_xr  # noqa: F401  (the archive model's private name)
-from xlatent.results import frames_xr as _frames_xr  # noqa: F401  (the archive model's private name)
-from xlatent.results import provenance as _provenance  # noqa: F401  (the forecast's, the series')
 
 __all__ = ["BLENDS", "DEFAULT_METHOD", "LatentInterpolator", "fit", "interpolate", "load"]
 

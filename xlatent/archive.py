@@ -37,14 +37,16 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from xlatent import api, cf, geo, modelfile
+from xlatent import cf, geo, modelfile
 from xlatent._lazy import torch_side
 from xlatent._version import __version__
+from xlatent.arguments import fractions_of_steps
 from xlatent.backends import InMemory
 from xlatent.device import check_device, resolve_device
 from xlatent.exceptions import ArchiveMismatchWarning, ConfigError, InputError, ModelFileError, UnitsMismatchError
 from xlatent.methods.flow import flow as flow_method
 from xlatent.motion.svf import SVF_OPTIONS
+from xlatent.results import flow_xr, frames_xr, provenance
 
 __all__ = ["ArchiveInterpolator", "fit_interpolator", "load_interpolator"]
 
@@ -69,6 +71,7 @@ def _hypotheses(pair, fractions, device, cache: Path | None = None) -> dict:
     key = None
     fractions = np.asarray(fractions, dtype=float)
     if cache is not None:
+        cache = Path(cache)
         digest = hashlib.sha1()
         for x in (pair.first, pair.last, pair.mean, pair.std, fractions):
             digest.update(np.ascontiguousarray(x).tobytes())
@@ -337,7 +340,7 @@ class ArchiveInterpolator:
         """
         cf.check_kind(kind)
         if fractions is None:
-            fractions = api._fractions(steps)
+            fractions = fractions_of_steps(steps)
         else:
             fractions = np.asarray(fractions, dtype=float).ravel()
             if fractions.size == 0 or not np.all((fractions >= 0) & (fractions <= 1)):
@@ -361,9 +364,9 @@ class ArchiveInterpolator:
         info = {"device": str(self.device), "motion": "svf",
                 "gate": "closed: " + "; ".join(closed) if closed else "open"}
         call = cf.call_repr("interpolate", model="ArchiveInterpolator", steps=len(fractions) - 1, kind=kind)
-        attrs = api._provenance("archive", info, source=pair.source, call=call)
-        out = api._frames_xr(pair, frames, np.asarray(fractions, dtype=float), attrs, clip)
-        flow = api._flow_xr(pair, v[None], attrs, kind, {"confidence": conf})
+        attrs = provenance("archive", info, source=pair.source, call=call)
+        out = frames_xr(pair, frames, np.asarray(fractions, dtype=float), attrs, clip)
+        flow = flow_xr(pair, v[None], attrs, kind, {"confidence": conf})
         return out, flow
 
     def save(self, path: str | Path) -> Path:

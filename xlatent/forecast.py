@@ -24,7 +24,7 @@ import xarray as xr
 
 from xlatent import cf, geo, modelfile
 from xlatent._lazy import torch_side
-from xlatent.api import _check_flags, _check_seed, _provenance
+from xlatent.arguments import check_flags, check_seed
 from xlatent.checks import real, whole
 from xlatent.device import check_device, resolve_device
 from xlatent.exceptions import (
@@ -35,6 +35,7 @@ from xlatent.exceptions import (
 )
 from xlatent.motion import check_options, estimate
 from xlatent.patches import patch_origins
+from xlatent.results import provenance
 
 _FORMAT = "xlatent-forecast-model"
 _FORMAT_VERSION = 1
@@ -354,7 +355,7 @@ def _encode_step(step) -> list | None:
 
 def _attrs(method: str, s: _Series, config, call: str, device=None) -> dict:
     info = {"device": str(device)} if device is not None else {}
-    return _provenance(method, info, source=s.source, config=config, call=call)
+    return provenance(method, info, source=s.source, config=config, call=call)
 
 
 def _build_model(channels: int, context: int, config: ForecastConfig, device):
@@ -449,8 +450,8 @@ def fit_forecaster(
     :class:`~xlatent.exceptions.InputError`.
     """
     context = whole("context", context, 1)
-    _check_flags(progress=progress)
-    _check_seed(seed)
+    check_flags(progress=progress)
+    check_seed(seed)
     cfg = _config(config, options)
     check_device(device)
     many = list(series) if isinstance(series, (list, tuple)) else [series]
@@ -528,8 +529,8 @@ def forecast(
         raise ConfigError(f"Unknown forecast method {method!r}: use one of {', '.join(map(repr, METHODS))}.")
     horizon = whole("horizon", horizon, 1)
     context = whole("context", context, found.least_context)
-    _check_flags(progress=progress, clip=clip)
-    _check_seed(seed)
+    check_flags(progress=progress, clip=clip)
+    check_seed(seed)
     check_options(motion, motion_transform)
     if not found.trained and (options or config is not None):
         raise ConfigError(f"Option(s) {sorted(options) + (['config'] if config is not None else [])} apply to "
