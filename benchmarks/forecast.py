@@ -15,7 +15,8 @@ Methods: ``persistence``; ``flow`` (the library's semi-Lagrangian extrapolation 
 motion); ``pysteps`` / ``pysteps VET`` (pysteps' Lucas-Kanade / VET motion on the last 3 frames,
 dBR for rain, and its semi-Lagrangian extrapolation: the nowcasting reference); ``latent``.
 
-Run: ``python benchmarks/forecast.py --budget 150`` (seconds of training per latent model);
+Run: ``python benchmarks/forecast.py --budget 150`` (seconds of training per latent model;
+``--budget 0`` trains with :class:`xlatent.ForecastConfig`'s defaults, as ``forecast`` does);
 ``--methods persistence flow pysteps "pysteps VET"`` skips the latent training (seconds).
 """
 
@@ -109,8 +110,9 @@ def latent_models(train, budget: float, seed: int, **options) -> dict:
     out = {}
     for name, static in (("latent", True), ("latent (no S)", False)):
         t = time.perf_counter()
-        f = xlatent.fit_forecaster(train, context=CONTEXT, seed=seed, progress=False, time_budget=budget,
-                                   max_iters=100_000, patience=100_000, static=static, **options)
+        budgeted = {"time_budget": budget, "max_iters": 100_000, "patience": 100_000, "validation": 0} if budget else {}
+        f = xlatent.fit_forecaster(train, context=CONTEXT, seed=seed, progress=False, static=static, **budgeted,
+                                   **options)
         print(f"  {name}: {f.history['stopped']}, {time.perf_counter() - t:.0f} s, "
               f"loss {np.mean(f.history['loss'][:10]):.3g} -> {np.mean(f.history['loss'][-20:]):.3g}", flush=True)
         out[name] = (lambda s, f=f: f.forecast(s.isel(time=slice(-CONTEXT, None)), HORIZON))
@@ -168,7 +170,8 @@ def figure(results: dict[str, dict[str, np.ndarray]], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=150.0, help="training seconds per latent model")
+    parser.add_argument("--budget", type=float, default=150.0,
+                        help="training seconds per latent model; 0: the defaults (validation early stop)")
     parser.add_argument("--wave-train", type=int, default=6, help="WaveEq training sequences")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-radar", action="store_true")

@@ -129,6 +129,7 @@ def test_latent_shape_time_crs_and_channels(wave):
     out = wave.latentdyn.forecast(horizon=4, context=3, max_iters=2, seed=0, **TINY)
     _check_like(out, wave, 4)
     assert out.attrs["xlatent_method"] == "latent"
+    assert out.attrs["xlatent_training"].startswith("2 steps in "), out.attrs["xlatent_training"]
     assert np.isfinite(out.values).all()
     both = xr.concat([wave, 2 * wave], dim="band").transpose("time", "band", "y", "x")
     out2 = both.latentdyn.forecast(horizon=2, context=3, max_iters=2, seed=0, **TINY)
@@ -231,3 +232,34 @@ def test_wave_equation_without_rioxarray_imported():
     code = "from xlatent.datasets import wave_equation; print(wave_equation(8, 2).rio.crs)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "3413" in done.stdout, done.stderr[-500:]
+
+
+def test_validation_stops_and_keeps_the_best_weights(one_thread):
+    """The last ``validation`` windows are held out, scored every ``val_every`` steps; training
+    stops after ``val_patience`` evaluations without improvement and the best weights are put back:
+    the model's error on the held-out windows is the best recorded one."""
+    import torch
+
+    from xlatent.model.forecast import prediction_error
+
+    w = wave_equation(size=16, frames=20, seed=2)
+    f = xlatent.fit_forecaster(w, context=3, max_iters=40, seed=0, validation=2, val_every=2, val_patience=2,
+                               lr=5e-2, **TINY)  # a rate this high overshoots: the plateau comes early
+    h = f.history
+    assert len(h["validation"]) == len(h["validation_step"]) >= 2
+    assert h["best_step"] == [h["validation_step"][int(np.argmin(h["validation"]))]]
+    assert "validation plateau" in h["stopped"] or h["stopped"].startswith("max_iters")
+    assert len(h["loss"]) == 40 or "validation plateau" in h["stopped"]
+    # the restored weights give the best recorded error on the held-out windows
+    values = ((w.values - f._mean[0]) / f._std[0]).astype(np.float32)
+    length = 3 + 3  # context + train_horizon
+    frames = torch.stack([torch.from_numpy(values[t : t + length, None]) for t in (len(values) - length - 1,
+                                                                                    len(values) - length)])
+    with torch.no_grad():
+        err = float(prediction_error(f._model, frames, torch.ones_like(frames[:, :, :1])))
+    assert err == pytest.approx(min(h["validation"]), rel=1e-4)
+
+
+def test_validation_zero_trains_every_window_for_max_iters(wave):
+    f = xlatent.fit_forecaster(wave, context=3, max_iters=3, validation=0, **TINY)
+    assert "validation" not in f.history and f.history["stopped"] == "max_iters (3)"

@@ -142,16 +142,17 @@ def optimise(
     keys: Sequence[str] = ("loss",),
     betas: tuple[float, float] = (0.9, 0.999),
     desc: str = "xlatent fit",
+    callbacks: Sequence[Callback] = (),
 ) -> History:
     """:func:`fit_loop` with the callbacks the interpolator and the forecaster share: the model
     on ``device`` in channels-last layout, a progress bar, early stop on a plateau of the
     smoothed loss, a time budget; the learning rate decays exponentially from ``lr`` to
-    ``lr_final`` over ``max_iters`` steps."""
-    callbacks = [ToDevice(device), Progress(desc, max_iters, progress), EarlyStop(patience, min_delta)]
+    ``lr_final`` over ``max_iters`` steps; ``callbacks`` run after those (a :class:`Validation`)."""
+    shared = [ToDevice(device), Progress(desc, max_iters, progress), EarlyStop(patience, min_delta)]
     if time_budget is not None:
-        callbacks.append(TimeBudget(time_budget))
+        shared.append(TimeBudget(time_budget))
     return fit_loop(model, step, lr=lr, decay=(lr_final / lr) ** (1.0 / max(max_iters, 1)), betas=betas,
-                    max_iters=max_iters, seed=seed, keys=keys, callbacks=callbacks)
+                    max_iters=max_iters, seed=seed, keys=keys, callbacks=[*shared, *callbacks])
 
 
 @dataclass
@@ -255,11 +256,13 @@ class Validation(Callback):
     """Every ``every`` steps, ``score(model)`` (a float, computed without gradients, the model in
     eval mode) recorded in ``History.parts["validation"]`` with the step in
     ``parts["validation_step"]``; with ``patience``, stop when it has not improved for that many
-    evaluations."""
+    evaluations; with ``keep_best``, the weights of the best evaluation are restored at the end.
+    """
 
-    def __init__(self, score: Callable[[torch.nn.Module], float], every: int = 50, patience: int | None = None) -> None:
-        self.score, self.every, self.patience = score, every, patience
-        self.best, self.since_best = np.inf, 0
+    def __init__(self, score: Callable[[torch.nn.Module], float], every: int = 50, patience: int | None = None,
+                 keep_best: bool = False) -> None:
+        self.score, self.every, self.patience, self.keep_best = score, every, patience, keep_best
+        self.best, self.since_best, self.best_state = np.inf, 0, None
 
     def step(self, state: LoopState) -> str | None:
         """Score the model every ``every`` steps."""
@@ -272,9 +275,18 @@ class Validation(Callback):
         state.history.parts.setdefault("validation", []).append(value)
         state.history.parts.setdefault("validation_step", []).append(state.it + 1)
         self.best, self.since_best = (value, 0) if value < self.best else (self.best, self.since_best + 1)
+        if self.keep_best and self.since_best == 0:
+            self.best_state = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
         if self.patience is not None and self.since_best >= self.patience:
             return f"validation plateau after {state.it + 1} steps"
         return None
+
+    def end(self, state: LoopState) -> None:
+        """With ``keep_best``, put back the weights of the best evaluation."""
+        if self.keep_best and self.best_state is not None:
+            state.model.load_state_dict(self.best_state)
+            state.history.parts["best_step"] = [state.history.parts["validation_step"][
+                int(np.argmin(state.history.parts["validation"]))]]
 
 
 class Checkpoint(Callback):

@@ -180,6 +180,20 @@ def window_loss(model: SpatioTemporal, frames: torch.Tensor, mask: torch.Tensor,
     return loss, parts
 
 
+def prediction_error(model: SpatioTemporal, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The masked mean squared error of the forecast of the frames after the first ``model.context``
+    of each window (``frames``/``mask`` as for :func:`window_loss`): the validation score."""
+    k, n = model.context, frames.shape[1] - model.context
+    ctx = flat_context(frames[:, :k])
+    s, t = model.encode_static(ctx), model.encode_dynamic(ctx)
+    err = 0.0
+    for j in range(n):
+        if j:
+            t = model.ode(t)
+        err = err + _masked_mse(model.decode(s, t), frames[:, k + j], mask[:, k + j])
+    return err / n
+
+
 def pad_to(x: torch.Tensor, multiple: int = DOWN) -> tuple[torch.Tensor, tuple[int, int]]:
     """Pad the last two axes (edge values) up to a multiple of ``multiple``; returns the original size."""
     h, w = x.shape[-2:]
