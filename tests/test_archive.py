@@ -78,11 +78,14 @@ def test_save_load_round_trip_and_accessor(model, cache, tmp_path):
     assert some.interp_fraction.values.tolist() == [0.0, 0.4, 1.0]
 
 
-def test_model_files_of_the_first_format_are_refused(model, tmp_path):
+@pytest.mark.parametrize("version", [1, 2])
+def test_model_files_of_earlier_formats_are_refused(model, tmp_path, version):
+    """1 took other inputs; 2 read the weight on the second hypothesis through tanh, not sigmoid:
+    its weights would load and render something else."""
     from xlatent import modelfile
     from xlatent.exceptions import ModelFileError
 
-    meta = {"format": "xlatent-archive-model", "format_version": 1, **model._meta}
+    meta = {"format": "xlatent-archive-model", "format_version": version, **model._meta}
     path = modelfile.write(tmp_path / "old.pt", meta, model._net.state_dict())
     with pytest.raises(ModelFileError, match="fit it again"):
         xlatent.load_interpolator(path, device="cpu")

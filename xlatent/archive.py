@@ -53,7 +53,8 @@ __all__ = ["ArchiveInterpolator", "fit_interpolator", "load_interpolator"]
 log = logging.getLogger(__name__)
 
 _FORMAT = "xlatent-archive-model"
-_FORMAT_VERSION = 2  # 2: the second hypothesis (TV-L1 frames) among the inputs
+_FORMAT_VERSION = 3  # 2: the second hypothesis (TV-L1 frames) among the inputs; 3: its weight convex
+_HYPOTHESES_VERSION = 2  # the key of the cached hypotheses: changes only when what is cached does
 TRANSFORM = "window standardisation: (x - mean) / std over the two ends of each pair"
 _SPEED_SLACK = 1.5  # a pair's speed may exceed the trained range by this factor before the gate closes
 _STEPS_SLACK = 1.25  # same for the window length in time steps
@@ -75,7 +76,7 @@ def _hypotheses(pair, fractions, device, cache: Path | None = None) -> dict:
         digest = hashlib.sha1()
         for x in (pair.first, pair.last, pair.mean, pair.std, fractions):
             digest.update(np.ascontiguousarray(x).tobytes())
-        digest.update(repr((sorted(SVF_OPTIONS.items()), ALT_MOTION, _FORMAT_VERSION)).encode())
+        digest.update(repr((sorted(SVF_OPTIONS.items()), ALT_MOTION, _HYPOTHESES_VERSION)).encode())
         key = cache / f"hyp-{digest.hexdigest()}.npz"
         if key.is_file():
             with np.load(key) as z:
@@ -411,7 +412,7 @@ def load_interpolator(path: str | Path, device: str = "auto") -> ArchiveInterpol
     check_device(device)
     meta, tensors = modelfile.read(path, _FORMAT, _FORMAT_VERSION, "archive model", "ArchiveInterpolator.save")
     if meta.get("format_version", 0) < _FORMAT_VERSION:
-        raise ModelFileError(f"{path} was written by an earlier xlatent whose archive model took other inputs; "
+        raise ModelFileError(f"{path} was written by an earlier xlatent whose archive model is built otherwise; "
                              "fit it again with xlatent.fit_interpolator.")
     dev = resolve_device(device)
     arch = meta["network"]

@@ -12,11 +12,13 @@ carried along ``v``: ``fwd = first∘exp(-t v)``, ``bwd = last∘exp((1 - t) v)`
   interval and per time step), the confidence of the motion, ``t`` and the window length,
 
 into a change of the blend weight, a weight on the second hypothesis and a residual:
-``frame = base + w (bwd - fwd) + a (alt - base) + r``, ``w = tanh(.) / 2``, ``a = tanh(.)``.
-Where two independent motions disagree the truth is uncertain, and on radar their average
-scores better than either (benchmarks/RESULTS.md, entry 39); where one is exact the other is
-worse: the network learns from the archive where to weigh which. The output layer starts at
-zero, so an untrained network renders exactly ``flow``'s frame (the gate starts closed).
+``frame = base + w (bwd - fwd) + a (alt - base) + r``, ``w = tanh(.) / 2``, ``a = sigmoid(.)``.
+``a`` is a convex weight between the two hypotheses: where two independent motions disagree the
+truth is uncertain, and on radar their average scores better than either (benchmarks/RESULTS.md,
+entries 39 and 41); where one is exact the other is worse: the network learns from the archive
+where to weigh which. The output layer starts at zero, so an untrained network renders the
+average of the two hypotheses (``a = 1/2``, ``w = r = 0``); where the model's gate is closed
+``flow``'s own frame is returned, outside the network.
 
 Inputs are the window's values standardised by the window (the pair's mean and standard
 deviation), so the network is blind to units and intensity scale. Vector channels are
@@ -69,7 +71,7 @@ class Synthesis(nn.Module):
         self.encoder = nn.Sequential(nn.Conv2d(channels, width, 3, padding=1), nn.LeakyReLU(_SLOPE),
                                      nn.Conv2d(width, latent, 3, padding=1))
         cin = 2 * (channels + latent) + 5 * channels + 1 + 2 + 2 + 1 + 1
-        self.decoder = UNet(cin, 3 * channels, width, levels)  # output layer zero: starts at flow's frame
+        self.decoder = UNet(cin, 3 * channels, width, levels)  # output layer zero: the two hypotheses' mean
 
     def forward(self, first, last, v, d0, d1, confidence, t, steps, base, alt, crop=None) -> torch.Tensor:
         """Frames ``(B, C, H, W)``.
@@ -107,5 +109,5 @@ class Synthesis(nn.Module):
             r, q, n = crop
             x, base, alt, fwd, bwd = (y[..., r : r + n, q : q + n] for y in (x, base, alt, fwd, bwd))
         out = self.decoder(x)
-        return (base + 0.5 * torch.tanh(out[:, :c]) * (bwd - fwd) + torch.tanh(out[:, c : 2 * c]) * (alt - base)
+        return (base + 0.5 * torch.tanh(out[:, :c]) * (bwd - fwd) + torch.sigmoid(out[:, c : 2 * c]) * (alt - base)
                 + out[:, 2 * c :])
