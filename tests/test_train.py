@@ -89,3 +89,22 @@ def test_device_callback_moves_the_model_before_the_optimiser():
     history = train.fit_loop(model, step, lr=0.1, max_iters=2, seed=0,
                              callbacks=[train.ToDevice(torch.device("cpu"), channels_last=False)])
     assert len(history.loss) == 2 and np.isfinite(history.loss).all()
+
+
+def test_validation_at_start_final_and_keep_best():
+    """The untrained model is scored at step 0, the last step when it is not an evaluation step,
+    and the weights of the best score are put back: here the score prefers the untrained weights
+    (distance from them), so training moves away and the loop ends with the starting weights."""
+    torch.manual_seed(0)
+    model, step = _problem()
+    start = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def score(m):
+        return float(sum((p - start[k]).abs().sum() for k, p in m.state_dict().items()))
+
+    history = train.fit_loop(model, step, lr=0.1, max_iters=7, seed=0,
+                             callbacks=[train.Validation(score, every=3, keep_best=True, at_start=True, final=True)])
+    assert history.parts["validation_step"] == [0, 3, 6, 7]
+    assert history.parts["validation"][0] == 0.0 and min(history.parts["validation"][1:]) > 0
+    assert history.parts["best_step"] == [0]
+    assert all(torch.equal(v, start[k]) for k, v in model.state_dict().items())

@@ -28,7 +28,6 @@ import copy
 import hashlib
 import logging
 import os
-import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -217,7 +216,8 @@ class ArchiveInterpolator:
         gain per window) and ``windows``; the correction is used only if ``db_over_flow`` is
         above ``min_skill``.
     history : dict
-        ``loss`` per step, ``validation`` (step, dB over ``flow``), ``seconds``, ``stopped``.
+        ``loss`` per step, ``validation`` (step, dB over ``flow``; step 0 is the untrained network),
+        ``seconds``, ``stopped`` (why training ended) and ``best_step`` (whose weights were kept).
     """
 
     def __init__(self, net, meta: dict, device) -> None:
@@ -575,9 +575,7 @@ def fit_interpolator(
 
     if seed is not None:
         torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     net = Synthesis(channels, latent, width, levels).to(dev)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
     samples = [(w, j) for w in range(len(train_w)) for j in range(len(train_w[w]["fractions"]))]
     c = channels
     for win in val_w:  # validation on up to 3 frames per window: the skill's cost bounded
@@ -591,7 +589,7 @@ def fit_interpolator(
             d0, d1 = maps(tv.expand(len(t), -1, -1, -1), t)
             win["maps"] = torch.cat((d0, d1), 1).cpu().numpy()
 
-    def batch():
+    def batch(rng: np.random.Generator):
         picks = [samples[i] for i in rng.integers(len(samples), size=batch_size)]
         t = np.array([train_w[w]["fractions"][j] for w, j in picks], dtype=np.float32)
         layers = []
@@ -626,52 +624,37 @@ def fit_interpolator(
         return (float(np.mean(gains_flow)), float(np.mean(gains_lin)),
                 {k: float(np.mean(g)) for k, g in sorted(by_k.items())})
 
-    history: dict[str, Any] = {"loss": [], "validation": [], "seconds": 0.0, "stopped": "max_iters"}
-    best = (validate()[0], copy.deepcopy(net.state_dict()), 0)  # exactly flow's frames: 0 dB
-    history["validation"].append([0, best[0]])
-    start, waited = time.perf_counter(), 0
-    net.train()
-    with tqdm(total=max_iters, desc="xlatent archive fit", disable=not progress, leave=False) as bar:
-        for it in range(1, max_iters + 1):
-            x, t, k = batch()
-            h, w = x.shape[-2:]
-            size = min(crop, h, w)
-            r0, c0 = int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
-            v, d0, d1, x = x[:, 0:2], x[:, 2:4], x[:, 4:6], x[:, 6:]
-            first_, last_, conf = x[:, :c], x[:, c : 2 * c], x[:, 2 * c : 2 * c + 1]
-            base, alt, target = (x[:, 2 * c + 1 + i * c : 3 * c + 1 + i * c] for i in range(3))
-            valid = x[:, 5 * c + 1 :]
-            pred = net(first_, last_, v, d0, d1, conf, t, k, base, alt, crop=(r0, c0, size))
-            sl = (..., slice(r0, r0 + size), slice(c0, c0 + size))
-            err = (pred - target[sl]) ** 2 * valid[sl]
-            loss = err.sum() / valid[sl].sum().clamp_min(1.0) / c
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            history["loss"].append(float(loss.detach()))
-            bar.update()
-            out_of_time = time_budget is not None and time.perf_counter() - start > time_budget
-            if it % eval_every == 0 or out_of_time or it == max_iters:
-                gain, _, _ = validate()
-                history["validation"].append([it, gain])
-                bar.set_postfix(db_over_flow=gain)
-                if gain is not None and (best[0] is None or gain > best[0]):
-                    best, waited = (gain, copy.deepcopy(net.state_dict()), it), 0
-                else:
-                    waited += 1
-                if gain is not None and waited >= patience:
-                    history["stopped"] = "early_stopping"
-                    break
-            if out_of_time:
-                history["stopped"] = "time_budget"
-                break
-    if val_w:
-        net.load_state_dict(best[1])
+    def train_step(rng: np.random.Generator):
+        x, t, k = batch(rng)
+        h, w = x.shape[-2:]
+        size = min(crop, h, w)
+        r0, c0 = int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
+        v, d0, d1, x = x[:, 0:2], x[:, 2:4], x[:, 4:6], x[:, 6:]
+        first_, last_, conf = x[:, :c], x[:, c : 2 * c], x[:, 2 * c : 2 * c + 1]
+        base, alt, target = (x[:, 2 * c + 1 + i * c : 3 * c + 1 + i * c] for i in range(3))
+        valid = x[:, 5 * c + 1 :]
+        pred = net(first_, last_, v, d0, d1, conf, t, k, base, alt, crop=(r0, c0, size))
+        sl = (..., slice(r0, r0 + size), slice(c0, c0 + size))
+        loss = ((pred - target[sl]) ** 2 * valid[sl]).sum() / valid[sl].sum().clamp_min(1.0) / c
+        return loss, {"loss": float(loss.detach())}
+
+    loop = torch_side("train")
+    callbacks = [loop.Progress("xlatent archive fit", max_iters, progress)]
+    if time_budget is not None:
+        callbacks.append(loop.TimeBudget(time_budget))
+    if val_w:  # the loss of a validation is minus the gain over flow: the untrained network is scored too
+        callbacks.append(loop.Validation(lambda _: -validate()[0], every=eval_every, patience=patience,
+                                          keep_best=True, at_start=True, final=True))
     else:
         warnings.warn("No validation windows (val_fraction=0 or series too short): the model cannot tell "
                       "whether it beats flow, and its correction stays off.", ArchiveMismatchWarning, stacklevel=2)
-    history["seconds"] = time.perf_counter() - start
-    history["best_step"] = best[2]
+    done = loop.fit_loop(net, train_step, lr=lr, max_iters=max_iters, seed=seed, callbacks=callbacks)
+    history: dict[str, Any] = {
+        "loss": done.loss, "seconds": done.seconds, "stopped": done.stopped,
+        "validation": [[int(i), -g] for i, g in zip(done.parts.get("validation_step", []),
+                                                     done.parts.get("validation", []))],
+        "best_step": done.parts.get("best_step", [None])[0],
+    }
     db_flow, db_lin, by_k = validate()
     net.eval()
     speeds = [w["speed"] for w in train_w]

@@ -253,40 +253,56 @@ class TimeBudget(Callback):
 
 
 class Validation(Callback):
-    """Every ``every`` steps, ``score(model)`` (a float, computed without gradients, the model in
-    eval mode) recorded in ``History.parts["validation"]`` with the step in
+    """Every ``every`` steps, ``score(model)`` (a float, lower is better, computed without
+    gradients, the model in eval mode) recorded in ``History.parts["validation"]`` with the step in
     ``parts["validation_step"]``; with ``patience``, stop when it has not improved for that many
-    evaluations; with ``keep_best``, the weights of the best evaluation are restored at the end.
+    evaluations; with ``keep_best``, the weights of the best evaluation are restored at the end
+    (its step in ``parts["best_step"]``). ``at_start`` also scores the model before the first step
+    (step 0: the untrained model can be the best), ``final`` after the last step when it was not
+    an evaluation step (a time budget or ``max_iters`` ended the loop).
     """
 
     def __init__(self, score: Callable[[torch.nn.Module], float], every: int = 50, patience: int | None = None,
-                 keep_best: bool = False) -> None:
+                 keep_best: bool = False, at_start: bool = False, final: bool = False) -> None:
         self.score, self.every, self.patience, self.keep_best = score, every, patience, keep_best
-        self.best, self.since_best, self.best_state = np.inf, 0, None
+        self.at_start, self.final = at_start, final
+        self.best, self.since_best, self.best_state, self.last_step = np.inf, 0, None, None
+
+    def _evaluate(self, state: LoopState, step: int) -> None:
+        self.last_step = step
+        was_training = state.model.training
+        state.model.eval()
+        with torch.no_grad():
+            value = float(self.score(state.model))
+        state.model.train(was_training)
+        state.history.parts.setdefault("validation", []).append(value)
+        state.history.parts.setdefault("validation_step", []).append(step)
+        self.best, self.since_best = (value, 0) if value < self.best else (self.best, self.since_best + 1)
+        if self.keep_best and self.since_best == 0:
+            self.best_state = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
+
+    def start(self, state: LoopState) -> None:
+        """With ``at_start``, score the untrained model."""
+        if self.at_start:
+            self._evaluate(state, 0)
 
     def step(self, state: LoopState) -> str | None:
         """Score the model every ``every`` steps."""
         if (state.it + 1) % self.every:
             return None
-        state.model.eval()
-        with torch.no_grad():
-            value = float(self.score(state.model))
-        state.model.train()
-        state.history.parts.setdefault("validation", []).append(value)
-        state.history.parts.setdefault("validation_step", []).append(state.it + 1)
-        self.best, self.since_best = (value, 0) if value < self.best else (self.best, self.since_best + 1)
-        if self.keep_best and self.since_best == 0:
-            self.best_state = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
+        self._evaluate(state, state.it + 1)
         if self.patience is not None and self.since_best >= self.patience:
             return f"validation plateau after {state.it + 1} steps"
         return None
 
     def end(self, state: LoopState) -> None:
-        """With ``keep_best``, put back the weights of the best evaluation."""
+        """With ``final``, score the last step; with ``keep_best``, put back the best weights."""
+        if self.final and state.history.stopped and state.it >= 0 and self.last_step != state.it + 1:
+            self._evaluate(state, state.it + 1)
         if self.keep_best and self.best_state is not None:
             state.model.load_state_dict(self.best_state)
-            state.history.parts["best_step"] = [state.history.parts["validation_step"][
-                int(np.argmin(state.history.parts["validation"]))]]
+            values, steps = state.history.parts["validation"], state.history.parts["validation_step"]
+            state.history.parts["best_step"] = [steps[int(np.argmin(values))]]
 
 
 class Checkpoint(Callback):
