@@ -26,8 +26,9 @@ import numpy as np
 import xarray as xr
 
 import xlatent
-from xlatent import archive, datasets, geo
+from xlatent import datasets, geo
 from xlatent.archive import fit_interpolator, window_pairs
+from xlatent.archive import windows as archive_windows
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MCH = ("20150515", "20160711", "20170131")
@@ -61,14 +62,14 @@ def score_windows(model, series: xr.DataArray, windows, cache) -> list[dict]:
     """Each window's in-between frames by linear, ``flow`` and the model, scored on the truth.
 
     The path of ``model.interpolate`` (the same hypotheses, gate and clipping to the ends'
-    range) on the window's cached hypotheses (``archive._window``): each window's ``flow`` and
+    range) on the window's cached hypotheses (``xlatent.archive.windows.window``): each window's ``flow`` and
     TV-L1 fits are made once and shared by every model scored on it. Normalised values: PSNR on
     the truth's range is the same as in physical units."""
-    seconds = archive._seconds(series, "time")
+    seconds = archive_windows.seconds_since_start(series, "time")
     grid = geo.describe(series.isel(time=0))
     rows = []
     for t, k in windows:
-        win = archive._window(series, "time", t, k, seconds, model.trained_on["step_s"], None, None, cache, "cpu")
+        win = archive_windows.window(series, "time", t, k, seconds, model.trained_on["step_s"], None, None, cache, "cpu")
         span = None if seconds is None else float(seconds[t + k] - seconds[t])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -81,7 +82,7 @@ def score_windows(model, series: xr.DataArray, windows, cache) -> list[dict]:
         lin = (1 - frac[:, None, None, None]) * win["first"] + frac[:, None, None, None] * win["last"]
         valid = win["valid"].all(axis=0)
         def score(x, lo=lo, hi=hi, truth=win["targets"], valid=valid):
-            return archive._psnr(np.clip(x, lo, hi), truth, valid)
+            return archive_windows.psnr(np.clip(x, lo, hi), truth, valid)
 
         rows.append({"t": t, "K": k, "linear": score(lin), "flow": score(win["base"]), "model": score(pred),
                      "alt": score(win["alt"]), "mean2": score(0.5 * (win["base"] + win["alt"])),

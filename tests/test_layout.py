@@ -42,6 +42,9 @@ LAYERS = [
     {"xlatent.interpolator"},
     {"xlatent.api"},
     {"xlatent.intervals"},
+    {"xlatent.archive.windows"},  # the archive model, lowest first
+    {"xlatent.archive.model"},
+    {"xlatent.archive.fit"},
     {"xlatent.archive", "xlatent.series"},
     {"xlatent.totals"},
     {"xlatent.reading", "xlatent.drawing"},
