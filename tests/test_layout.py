@@ -48,6 +48,10 @@ LAYERS = [
     {"xlatent.archive", "xlatent.series"},
     {"xlatent.totals"},
     {"xlatent.reading", "xlatent.drawing"},
+    {"xlatent.forecast.config", "xlatent.forecast.inputs"},  # forecasting, lowest first
+    {"xlatent.forecast.model"},
+    {"xlatent.forecast.fit"},
+    {"xlatent.forecast.methods"},
     {"xlatent.accessor", "xlatent.io", "xlatent.forecast"},
     {"xlatent", "xlatent.plot"},
     {"xlatent.cli.parser"},
