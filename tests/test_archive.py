@@ -153,3 +153,20 @@ def test_cli_fit_interpolator_and_model_option(archive, tmp_path, capsys):
 def test_same_seed_same_model(archive, cache):
     fits = [xlatent.fit_interpolator(archive, max_iters=4, cache=cache, seed=3, **TINY) for _ in range(2)]
     assert fits[0].history["loss"] == fits[1].history["loss"] and fits[0].skill == fits[1].skill
+
+
+def test_series_interp_and_accumulate_with_a_model(model, archive):
+    """``model=`` on a whole series: each interval is the model's forward pass (a user's first
+    call: it raised a ConfigError when interp's method defaulted to "flow")."""
+    series = archive[0].isel(time=slice(0, None, 3))  # 15-minute steps: 3 archive steps a window
+    wanted = archive[0].time.values[:10]
+    frames, flow = series.latentdyn.interp(time=wanted, model=model, progress=False)
+    assert frames.sizes["time"] == 10 and flow is not None
+    np.testing.assert_array_equal(frames.values[0], series.values[0])  # input times: the input frames
+    pair, _ = model.interpolate(series.isel(time=0), series.isel(time=1), fractions=[1 / 3, 2 / 3])
+    np.testing.assert_allclose(frames.values[1:3], pair.values, rtol=1e-5, atol=1e-5)
+    totals = series.latentdyn.accumulate(freq="15min", model=model, progress=False)
+    assert totals.attrs["units"] == "mm" and np.isfinite(totals.values).any()
+    assert np.all(totals.values[np.isfinite(totals.values)] >= 0)
+    with pytest.raises(ConfigError, match="does not apply"):
+        series.latentdyn.interp(time=wanted, model=model, method="flow", progress=False)

@@ -116,12 +116,14 @@ def test_model_and_options_flow_through_to_interpolate(rain, monkeypatch):
     def spy(first, last, **kwargs):
         seen.append(dict(kwargs))
         kwargs.pop("model")
+        kwargs["method"] = "flow"
         return real(first, last, **kwargs)
 
     monkeypatch.setattr(xlatent.api, "interpolate", spy)
     marker = object()
     xs.interp(rain.isel(time=slice(0, 2)), rain.time.values[:1] + HOUR, model=marker, progress=False, **FAST)
-    assert seen and all(k["model"] is marker and k["motion"] == "tvl1" for k in seen)
+    # with model= and no method=, each pair is rendered by the model (method "archive"), not "flow"
+    assert seen and all(k["model"] is marker and k["motion"] == "tvl1" and k["method"] == "archive" for k in seen)
 
 
 def test_accumulate_of_a_constant_rate_is_rate_times_duration():

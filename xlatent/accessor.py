@@ -46,7 +46,7 @@ class LatentDynAccessor:
         """
         return api.interpolate(self._obj, other, steps, **kwargs)
 
-    def interp(self, time: Any, model: Any = None, method: str = "flow", max_gap: Any = None, **kwargs: Any):
+    def interp(self, time: Any, model: Any = None, method: str | None = None, max_gap: Any = None, **kwargs: Any):
         """Frames of this series at ``time`` along the motion, and the motion of each interval:
         :func:`xlatent.series.interp` (same keywords).
 
@@ -56,8 +56,9 @@ class LatentDynAccessor:
             The times wanted, within the series' span; input times give the input frames.
         model : optional
             A fitted interpolator, passed on as ``model=``.
-        method : str
-            Any :func:`xlatent.interpolate` method (default ``"flow"``).
+        method : str, optional
+            Any :func:`xlatent.interpolate` method (default ``"flow"``, or the archive model
+            with ``model=``).
         max_gap : str or timedelta, optional
             Intervals longer than this give NaN frames, with a warning.
         **kwargs
@@ -75,7 +76,8 @@ class LatentDynAccessor:
         """
         return whole.interp(self._obj, time, model=model, method=method, max_gap=max_gap, **kwargs)
 
-    def accumulate(self, freq: Any = "1h", substep: Any = None, method: str = "flow", model: Any = None, **kwargs: Any):
+    def accumulate(self, freq: Any = "1h", substep: Any = None, method: str | None = None, model: Any = None,
+                   **kwargs: Any):
         """Totals of this rate per period, integrated along the motion:
         :func:`xlatent.accumulate` (same keywords).
 
@@ -85,8 +87,9 @@ class LatentDynAccessor:
             Period length; periods closed on the right, labelled at their end.
         substep : str or timedelta, optional
             Longest sub-step (default: 1 minute or a tenth of the interval, whichever is shorter).
-        method : str
-            How the sub-step frames are rendered (default ``"flow"``).
+        method : str, optional
+            How the sub-step frames are rendered (default ``"flow"``, or the archive model with
+            ``model=``).
         model : optional
             A fitted interpolator, passed on as ``model=``.
         **kwargs

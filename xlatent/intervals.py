@@ -114,6 +114,14 @@ def positive_duration(value: Any, name: str) -> np.timedelta64:
     return np.timedelta64(td.value, "ns")
 
 
+def pair_method(model: Any, method: str | None) -> str:
+    """The method each pair is rendered with: ``method``, else the archive model's when ``model=``
+    is given, else ``"flow"`` (an explicit method beside ``model=`` is refused by ``interpolate``)."""
+    if method is not None:
+        return method
+    return "flow" if model is None else "archive"
+
+
 def pair_options(model: Any, options: dict) -> dict:
     """Options for each pair; ``model=`` is passed on only when given."""
     if "fractions" in options or "steps" in options:

@@ -25,6 +25,7 @@ from xlatent.intervals import (
     match_quantiles,
     nan_like,
     output_attrs,
+    pair_method,
     pair_options,
     renderer,
     stacked,
@@ -46,7 +47,7 @@ def interp(
     time: Any,
     *,
     model: Any = None,
-    method: str = "flow",
+    method: str | None = None,
     max_gap: Any = None,
     x_dim: str | None = None,
     y_dim: str | None = None,
@@ -71,8 +72,9 @@ def interp(
         input time). Where a time is an input time the input frame is returned unchanged.
     model : optional
         A fitted interpolator, passed on to :func:`xlatent.interpolate` as ``model=``.
-    method : str
-        Any :func:`xlatent.interpolate` method; ``"flow"`` (default), ``"linear"``...
+    method : str, optional
+        Any :func:`xlatent.interpolate` method, ``"flow"``, ``"linear"``...; by default
+        ``"flow"``, or the archive model when ``model=`` is given.
     max_gap : str or timedelta, optional
         Intervals longer than this are not interpolated: their frames and motion are NaN, with a
         :class:`~xlatent.exceptions.GapWarning` (as ``interpolate_na(max_gap=)`` does).
@@ -112,6 +114,7 @@ def interp(
     """
     cf.check_kind(kind)
     s = Series.from_dataarray(series, x_dim, y_dim)
+    method = pair_method(model, method)
     options = pair_options(model, options)
     wanted = _wanted_times(time, s)
     gaps = long_gaps(s, max_gap)

@@ -13,7 +13,17 @@ import xarray as xr
 
 from xlatent import cf
 from xlatent.exceptions import ConfigError, NotARateError
-from xlatent.intervals import long_gaps, nan_like, output_attrs, pair_options, positive_duration, renderer, stacked, wrap_like
+from xlatent.intervals import (
+    long_gaps,
+    nan_like,
+    output_attrs,
+    pair_method,
+    pair_options,
+    positive_duration,
+    renderer,
+    stacked,
+    wrap_like,
+)
 from xlatent.stack import Series
 
 __all__ = ["accumulate"]
@@ -92,7 +102,7 @@ def accumulate(
     freq: Any = "1h",
     *,
     substep: Any = None,
-    method: str = "flow",
+    method: str | None = None,
     model: Any = None,
     max_gap: Any = None,
     x_dim: str | None = None,
@@ -119,9 +129,9 @@ def accumulate(
     substep : str or timedelta, optional
         The longest sub-step; default: 1 minute or a tenth of the interval, whichever is
         shorter. Period ends are always among the sub-steps.
-    method : str
-        How the sub-step frames are rendered: ``"flow"`` (default) or any
-        :func:`xlatent.interpolate` method; ``"linear"`` gives the plain trapezoid sum of the
+    method : str, optional
+        How the sub-step frames are rendered: ``"flow"`` (default; the archive model when
+        ``model=`` is given) or any :func:`xlatent.interpolate` method; ``"linear"`` gives the plain trapezoid sum of the
         input frames.
     model : optional
         A fitted interpolator, passed on as ``model=``.
@@ -154,6 +164,7 @@ def accumulate(
     factor = _mm_per_second(s.units, "series")
     period = positive_duration(freq, "freq")
     fixed = None if substep is None else positive_duration(substep, "substep")
+    method = pair_method(model, method)
     options = pair_options(model, options)
     ends = _periods(s, period)
     gaps = long_gaps(s, max_gap)
