@@ -79,7 +79,7 @@ def test_forecaster_is_built_and_trained_on_its_device():
     tiny = dict(width=4, static_channels=2, dynamic_channels=2, ode_hidden=4, train_horizon=2, batch_size=2, patch=16)
     with strict_device():
         out = wave.latentdyn.forecast(horizon=2, context=3, method="latent", device="cpu", max_iters=2,
-                                      progress=False, **tiny)
+                                      val_every=1, progress=False, **tiny)  # the validation on held-out windows too
     assert np.isfinite(out.values).all()
 
 
@@ -93,3 +93,16 @@ def test_lazy_flow_and_latent_run_on_their_device(pair):
                                       flow_pool=2, stages=2, flow_prior=None, **TINY_LATENT)
         got = [x.compute(scheduler="synchronous") for x in (frames, lazy)]
     assert all(np.isfinite(x.values).all() for x in got)
+
+
+def test_archive_model_is_fitted_and_rendered_on_its_device():
+    # the windows' hypotheses (SVF and TV-L1 flow), the maps, training with its augmentation, the
+    # validation against flow, and the forward pass of a pair
+    from test_archive import TINY, growing
+
+    archive = [growing(s, n=8) for s in range(2)]
+    with strict_device():
+        model = xlatent.fit_interpolator(archive, max_iters=2, device="cpu", seed=0,
+                                         **{**TINY, "windows_per_series": 3, "eval_every": 1})
+        frames, _ = xlatent.interpolate(archive[0].isel(time=1), archive[0].isel(time=4), steps=3, model=model)
+    assert len(model.history["validation"]) >= 2 and np.isfinite(frames.values).all()

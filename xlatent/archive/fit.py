@@ -184,7 +184,8 @@ def fit_interpolator(
 
     if seed is not None:
         torch.manual_seed(seed)
-    net = Synthesis(channels, latent, width, levels).to(dev)
+    with torch.device(dev):  # built on its device: no CPU copy first
+        net = Synthesis(channels, latent, width, levels)
     samples = [(w, j) for w in range(len(train_w)) for j in range(len(train_w[w]["fractions"]))]
     c = channels
     for win in val_w:  # validation on up to 3 frames per window: the skill's cost bounded

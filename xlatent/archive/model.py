@@ -256,6 +256,8 @@ def load_interpolator(path: str | Path, device: str = "auto") -> ArchiveInterpol
     ModelFileError
         When ``path`` is not an archive model file this xlatent reads.
     """
+    import torch
+
     Synthesis = torch_side("model.synthesis").Synthesis
 
     check_device(device)
@@ -265,7 +267,8 @@ def load_interpolator(path: str | Path, device: str = "auto") -> ArchiveInterpol
                              "fit it again with xlatent.fit_interpolator.")
     dev = resolve_device(device)
     arch = meta["network"]
-    net = Synthesis(meta["channels"], arch["latent"], arch["width"], arch["levels"])
+    with torch.device(dev):  # built on its device: no CPU copy first
+        net = Synthesis(meta["channels"], arch["latent"], arch["width"], arch["levels"])
     net.load_state_dict(tensors)
     meta = {k: v for k, v in meta.items() if k not in ("format", "format_version")}
-    return ArchiveInterpolator(net.to(dev), meta, dev)
+    return ArchiveInterpolator(net, meta, dev)
