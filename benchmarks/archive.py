@@ -98,12 +98,17 @@ def summary(rows: list[dict]) -> dict:
     return out
 
 
-def part_mch(budget, cache, n_test, lr=3e-3):
+def _lr(lr):
+    """``lr=`` for fit_interpolator when one was asked for, else nothing (its default)."""
+    return {} if lr is None else {"lr": lr}
+
+
+def part_mch(budget, cache, n_test, lr=None):
     days = {d: _open(f"mch_{d}") for d in MCH}
     result = {}
     for test in MCH:
         t0 = time.perf_counter()
-        model = fit_interpolator([days[d] for d in MCH if d != test], time_budget=budget, lr=lr, cache=cache,
+        model = fit_interpolator([days[d] for d in MCH if d != test], time_budget=budget, cache=cache, **_lr(lr),
                                  progress=False)
         fit_s = time.perf_counter() - t0
         # every window fit_interpolator would take from this day (its SVF fits are cached): the
@@ -116,10 +121,10 @@ def part_mch(budget, cache, n_test, lr=3e-3):
     return result
 
 
-def part_other(budget, cache, n_test):
+def part_other(budget, cache, n_test, lr=None):
     days = [_open(f"mch_{d}") for d in MCH]
     t0 = time.perf_counter()
-    model = fit_interpolator(days, time_budget=budget, cache=cache, progress=False)
+    model = fit_interpolator(days, time_budget=budget, cache=cache, progress=False, **_lr(lr))
     fit_s = time.perf_counter() - t0
     print("fit on 3 MCH days (defaults)", fit_s, model.skill, model.history["stopped"], flush=True)
     result = {"fit_s": fit_s, "skill": model.skill, "stopped": model.history["stopped"],
@@ -144,12 +149,12 @@ def part_other(budget, cache, n_test):
     return result
 
 
-def part_own(budget, cache, cut=30, lr=3e-3):
+def part_own(budget, cache, cut=30, lr=None):
     result = {}
     for name in ("mch_20160711", "rmi_20210704"):
         series = _open(name)
         past = series.isel(time=slice(0, cut))
-        model = fit_interpolator(past, time_budget=budget, lr=lr, cache=cache, progress=False)
+        model = fit_interpolator(past, time_budget=budget, cache=cache, progress=False, **_lr(lr))
         n = series.sizes["time"]
         windows = [(t, k) for k in range(3, 10) for t in range(cut, n - k, 3)]
         rows = score_windows(model, series, windows, cache)
@@ -195,7 +200,7 @@ def main() -> None:
     parser.add_argument("--cache", default="/tmp/xlatent_archive_cache", help="folder of SVF fits per window")
     parser.add_argument("--tests", type=int, default=8, help="test windows per series of other services")
     parser.add_argument("--model", default="/tmp/archive_mch3.pt", help="model file for --part cost")
-    parser.add_argument("--lr", type=float, default=3e-3, help="learning rate of the fits (mch, own)")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate of the fits (default: the library's)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -205,7 +210,7 @@ def main() -> None:
     if args.part == "mch":
         result = part_mch(args.budget, args.cache, args.tests, args.lr)
     elif args.part == "other":
-        result = part_other(args.budget, args.cache, args.tests)
+        result = part_other(args.budget, args.cache, args.tests, args.lr)
     elif args.part == "own":
         result = part_own(args.budget, args.cache, lr=args.lr)
     elif args.part == "fit-time":

@@ -84,7 +84,7 @@ def fit_interpolator(
     time_budget: float | None = 480.0,
     batch_size: int = 8,
     crop: int = 64,
-    lr: float = 3e-3,
+    lr: float = 1e-3,
     latent: int = 8,
     width: int = 16,
     levels: int = 3,
