@@ -34,12 +34,17 @@ def _train(model, data: list[tuple[np.ndarray, np.ndarray]], config: ForecastCon
     stacks = [(torch.from_numpy(x).to(device), torch.from_numpy(m).to(device)) for x, m in data]
     weights = {"pred": config.lambda_pred, "ae": config.lambda_ae, "s": config.lambda_s, "t": config.lambda_t}
     train = torch_side("train")
+
+    def cut(crops) -> tuple:
+        """Frames and masks ``(B, length, ., p, p)`` of ``(series, start, row, column)`` crops."""
+        return tuple(torch.stack([stacks[i][part][t : t + length, :, r : r + p, q : q + p] for i, t, r, q in crops])
+                     for part in (0, 1))
+
     callbacks = []
     if held:
         fixed = origins[np.unique(np.linspace(0, len(origins) - 1, 4).round().astype(int))]
-        chosen = [(i, t, r, q) for i, n in enumerate(starts) for t in range(n - held, n) for r, q in fixed]
-        val_frames = torch.stack([stacks[i][0][t : t + length, :, r : r + p, q : q + p] for i, t, r, q in chosen])
-        val_masks = torch.stack([stacks[i][1][t : t + length, :, r : r + p, q : q + p] for i, t, r, q in chosen])
+        val_frames, val_masks = cut([(i, t, r, q) for i, n in enumerate(starts) for t in range(n - held, n)
+                                     for r, q in fixed])
         error = torch_side("model.forecast").prediction_error
         callbacks.append(train.Validation(lambda m: error(m, val_frames, val_masks), every=config.val_every,
                                           patience=config.val_patience, keep_best=True))
@@ -47,8 +52,7 @@ def _train(model, data: list[tuple[np.ndarray, np.ndarray]], config: ForecastCon
     def step(rng: np.random.Generator):
         picks = windows[rng.integers(len(windows), size=config.batch_size)]
         where = origins[rng.integers(len(origins), size=config.batch_size)]
-        frames = torch.stack([stacks[i][0][t : t + length, :, r : r + p, q : q + p] for (i, t), (r, q) in zip(picks, where)])
-        masks = torch.stack([stacks[i][1][t : t + length, :, r : r + p, q : q + p] for (i, t), (r, q) in zip(picks, where)])
+        frames, masks = cut([(i, t, r, q) for (i, t), (r, q) in zip(picks, where)])
         return torch_side("model.forecast").window_loss(model, frames, masks, weights, rng)
 
     return train.optimise(model, step, device=device, seed=seed, progress=progress, lr=config.lr,

@@ -156,14 +156,7 @@ def window_loss(model: SpatioTemporal, frames: torch.Tensor, mask: torch.Tensor,
     ``rng`` (numpy) draws the auto-encoding offset ``i``.
     """
     k, n = model.context, frames.shape[1] - model.context
-    ctx = flat_context(frames[:, :k])
-    s, t0 = model.encode_static(ctx), model.encode_dynamic(ctx)
-    t, pred = t0, 0.0
-    for j in range(n):
-        if j:
-            t = model.ode(t)
-        pred = pred + _masked_mse(model.decode(s, t), frames[:, k + j], mask[:, k + j])
-    pred = pred / n
+    pred, s, t0 = _rollout_error(model, frames, mask)
     i = int(rng.integers(n))  # L_AE: E_T on a later context window of the same sequence
     ae = _masked_mse(model.decode(s, model.encode_dynamic(flat_context(frames[:, i : i + k]))),
                      frames[:, i + k], mask[:, i + k])
@@ -180,18 +173,25 @@ def window_loss(model: SpatioTemporal, frames: torch.Tensor, mask: torch.Tensor,
     return loss, parts
 
 
-def prediction_error(model: SpatioTemporal, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The masked mean squared error of the forecast of the frames after the first ``model.context``
-    of each window (``frames``/``mask`` as for :func:`window_loss`): the validation score."""
+def _rollout_error(model: SpatioTemporal, frames: torch.Tensor, mask: torch.Tensor):
+    """``L_pred``: the masked mean squared error of the frames after the first ``model.context``,
+    rolled out from the context's codes; with the codes ``S`` and ``T_0``."""
     k, n = model.context, frames.shape[1] - model.context
     ctx = flat_context(frames[:, :k])
-    s, t = model.encode_static(ctx), model.encode_dynamic(ctx)
-    err = 0.0
+    s, t0 = model.encode_static(ctx), model.encode_dynamic(ctx)
+    t, err = t0, 0.0
     for j in range(n):
         if j:
             t = model.ode(t)
         err = err + _masked_mse(model.decode(s, t), frames[:, k + j], mask[:, k + j])
-    return err / n
+    return err / n, s, t0
+
+
+def prediction_error(model: SpatioTemporal, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The masked mean squared error of the forecast of the frames after the first ``model.context``
+    of each window (``frames``/``mask`` as for :func:`window_loss`): the validation score, the
+    loss's ``L_pred`` term."""
+    return _rollout_error(model, frames, mask)[0]
 
 
 def pad_to(x: torch.Tensor, multiple: int = DOWN) -> tuple[torch.Tensor, tuple[int, int]]:
