@@ -26,9 +26,10 @@ import numpy as np
 import xarray as xr
 
 import xlatent
-from xlatent import datasets, geo
+from xlatent import datasets
 from xlatent.archive import fit_interpolator, window_pairs
 from xlatent.archive import windows as archive_windows
+from xlatent.stack import Series
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MCH = ("20150515", "20160711", "20170131")
@@ -65,15 +66,14 @@ def score_windows(model, series: xr.DataArray, windows, cache) -> list[dict]:
     range) on the window's cached hypotheses (``xlatent.archive.windows.window``): each window's ``flow`` and
     TV-L1 fits are made once and shared by every model scored on it. Normalised values: PSNR on
     the truth's range is the same as in physical units."""
-    seconds = archive_windows.seconds_since_start(series, "time")
-    grid = geo.describe(series.isel(time=0))
+    s = Series.from_dataarray(series)
     rows = []
     for t, k in windows:
-        win = archive_windows.window(series, "time", t, k, seconds, model.trained_on["step_s"], None, None, cache, "cpu")
-        span = None if seconds is None else float(seconds[t + k] - seconds[t])
+        win = archive_windows.window(s, t, k, model.trained_on["step_s"], cache, "cpu")
+        span = float(s.seconds[t + k] - s.seconds[t])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            shut, _ = model._gate(series.isel(time=t), grid, span, win["v"], win["mask"])
+            shut, _ = model._gate(s.frame(t), s.grid, span, win["v"], win["mask"])
         frac = np.asarray(win["fractions"])
         pred = win["base"] if shut else model._render(win["first"], win["last"], win["v"], win["confidence"],
                                                       win["base"], win["alt"], frac, win["steps"])

@@ -10,7 +10,7 @@ from scipy.ndimage import gaussian_filter
 
 import xlatent
 from xlatent import cli
-from xlatent.exceptions import ArchiveMismatchWarning, ConfigError, UnitsMismatchError
+from xlatent.exceptions import ArchiveMismatchWarning, ConfigError, SeriesError, UnitsMismatchError
 
 # each window costs one SVF fit (~1-3 s at 32²): few windows, and the module's SVF cache shared
 TINY = {"k_range": (2, 4), "windows_per_series": 5, "val_fraction": 0.34, "crop": 32, "batch_size": 4, "width": 8, "levels": 2,
@@ -123,6 +123,20 @@ def test_options_are_checked(model, archive):
         xlatent.interpolate(a, b, model=model, max_iters=3)
     with pytest.raises(ConfigError, match="k_range"):
         xlatent.fit_interpolator(archive, k_range=(1, 3))
+
+
+def test_archive_series_are_checked_as_series(archive):
+    # read through xlatent.stack.Series, as interp and accumulate read theirs: named before any fit
+    undated = archive[0].assign_coords(time=np.arange(archive[0].sizes["time"]))
+    with pytest.raises(SeriesError, match=r"archive\[1\] time coord"):
+        xlatent.fit_interpolator([archive[0], undated], **TINY)
+    with pytest.raises(SeriesError, match="strictly increase"):
+        xlatent.fit_interpolator(archive[0].isel(time=[0, 2, 1, 3, 4, 5]), **TINY)
+    empty = archive[0].copy()
+    empty[4] = np.nan
+    with pytest.raises(SeriesError, match="without any finite value"):
+        xlatent.fit_interpolator(empty, **TINY)
+    assert np.isfinite(archive[0].values).all()  # the user's data untouched
 
 
 def test_default_method_is_flow(archive):

@@ -1,5 +1,6 @@
 """The series: a validated ``(time, [channel], y, x)`` stack of images with its grid, CRS, units
-and times (:class:`Series`), which whole-series operations (:mod:`xlatent.series`) run on.
+and times (:class:`Series`), which whole-series operations (:mod:`xlatent.series`,
+:mod:`xlatent.totals`) and the archive fit (:mod:`xlatent.archive`) run on.
 
 A :class:`~xlatent.pair.Pair` is the two-frame case in meaning, but stays its own type: a pair
 is normalised with the moments of its two images, and deriving it from a series with the
@@ -95,6 +96,11 @@ class Series:
     def steps(self) -> np.ndarray:
         """Length of each interval, ``timedelta64[ns]`` (``len(self) - 1`` of them)."""
         return np.diff(self.times)
+
+    @property
+    def seconds(self) -> np.ndarray:
+        """Seconds of each frame after the first, float."""
+        return (self.times - self.times[0]) / np.timedelta64(1, "s")
 
     @property
     def frame_dims(self) -> tuple[Hashable, ...]:

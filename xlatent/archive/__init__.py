@@ -6,7 +6,7 @@ windows of the archive's series, frame ``t`` and frame ``t + K`` as inputs and t
 between them as targets, ``K`` over a range of time steps. Each window is rendered by ``flow``
 (the stationary velocity of :mod:`xlatent.motion.svf`, fitted once per window and cached) and
 the network of :mod:`xlatent.model.synthesis` weighs that rendering against a second hypothesis,
-``flow`` along TV-L1's motion: latents of both ends carried along the motion, decoded with the
+``flow`` along TV-L1's motion (estimated on 2 x 2 block means): latents of both ends carried along the motion, decoded with the
 evidence of where the motion is wrong. Untrained, it renders the mean of the two hypotheses, and
 it is applied only where it is trusted (else ``flow``'s frames, exactly):
 

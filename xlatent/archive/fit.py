@@ -12,19 +12,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from xlatent import geo
 from xlatent._lazy import torch_side
 from xlatent._version import __version__
 from xlatent.archive.model import TRANSFORM, ArchiveInterpolator, predict
-from xlatent.archive.windows import (
-    grid_spacing,
-    psnr,
-    seconds_since_start,
-    series_list,
-    time_dim,
-    window,
-    window_pairs,
-)
+from xlatent.archive.windows import archive_series, grid_spacing, psnr, window, window_pairs
 from xlatent.device import check_device, resolve_device
 from xlatent.exceptions import ArchiveMismatchWarning, ConfigError, InputError
 
@@ -103,7 +94,9 @@ def fit_interpolator(
     Parameters
     ----------
     archive : xarray.DataArray or list of them
-        ``(time, y, x)`` series (separate days, events or grids), one variable in one unit.
+        ``(time, y, x)`` series (separate days, events or grids), one variable in one unit, each
+        with ``datetime64`` times, strictly increasing (checked as :func:`xlatent.interp` checks a
+        series).
     k_range : (int, int)
         Window lengths in time steps, inclusive: frames ``t`` and ``t + K`` are the inputs, the
         frames between them the targets.
@@ -147,6 +140,8 @@ def fit_interpolator(
         For a bad option.
     InputError
         For an archive that is not ``(time, y, x)`` series long enough for ``k_range``.
+    SeriesError
+        For a series without dated, strictly increasing times or with a frame without data.
     UnitsMismatchError
         For series in different units.
     """
@@ -159,13 +154,10 @@ def fit_interpolator(
     kmin, kmax = _check_fit_options(k_range, windows_per_series, val_fraction, max_iters, time_budget, batch_size,
                                     crop, lr, seed)
     check_device(device)
-    series = series_list(archive)
+    series = archive_series(archive, x_dim, y_dim)
     cache = Path(cache) if cache is not None else None
-    dims = [time_dim(s) for s in series]
-    seconds = [seconds_since_start(s, d) for s, d in zip(series, dims)]
-    diffs = [np.diff(s) for s in seconds if s is not None and len(s) > 1]
-    step = float(np.median(np.concatenate(diffs))) if diffs else None
-    plans = [window_pairs(s.sizes[d], (kmin, kmax), windows_per_series, val_fraction) for s, d in zip(series, dims)]
+    step = float(np.median(np.concatenate([np.diff(s.seconds) for s in series])))
+    plans = [window_pairs(len(s), (kmin, kmax), windows_per_series, val_fraction) for s in series]
     if not any(train for train, _ in plans):
         raise InputError(f"The archive's series are too short for windows of {kmin}-{kmax} time steps: "
                          "pass longer series or a smaller k_range.")
@@ -173,13 +165,12 @@ def fit_interpolator(
     train_w, val_w = [], []
     total = sum(len(a) + len(b) for a, b in plans)
     with tqdm(total=total, desc="xlatent archive windows (flow, TV-L1)", disable=not progress, leave=False) as bar:
-        for s, d, sec, (tr, va) in zip(series, dims, seconds, plans):
+        for s, (tr, va) in zip(series, plans):
             for part, out in ((tr, train_w), (va, val_w)):
                 for t, k in part:
-                    out.append(window(s, d, t, k, sec, step, x_dim, y_dim, cache, dev))
+                    out.append(window(s, t, k, step, cache, dev))
                     bar.update()
-    first = series[0].isel({dims[0]: 0})
-    grid = geo.describe(first, x_dim=x_dim, y_dim=y_dim)
+    first, grid = series[0].frame(0), series[0].grid
     channels = train_w[0]["first"].shape[0]
 
     if seed is not None:

@@ -13,7 +13,7 @@ import xarray as xr
 
 from xlatent import cf, geo, modelfile
 from xlatent._lazy import torch_side
-from xlatent.archive.windows import ALT_MOTION, grid_spacing, speed_per_step
+from xlatent.archive.windows import alternative, grid_spacing, speed_per_step
 from xlatent.arguments import fractions_of_steps
 from xlatent.backends import InMemory
 from xlatent.device import check_device, resolve_device
@@ -22,7 +22,8 @@ from xlatent.methods.flow import flow as flow_method
 from xlatent.results import flow_xr, frames_xr, provenance
 
 FORMAT = "xlatent-archive-model"
-FORMAT_VERSION = 3  # 2: the second hypothesis (TV-L1 frames) among the inputs; 3: its weight convex
+# 2: the second hypothesis (TV-L1 frames) among the inputs; 3: its weight convex; 4: its motion on 2 x 2 block means
+FORMAT_VERSION = 4
 TRANSFORM = "window standardisation: (x - mean) / std over the two ends of each pair"
 _SPEED_SLACK = 1.5  # a pair's speed may exceed the trained range by this factor before the gate closes
 _STEPS_SLACK = 1.25  # same for the window length in time steps
@@ -208,9 +209,8 @@ class ArchiveInterpolator:
         if closed:
             frames = base.frames
         else:
-            alt = flow_method(pair.first, pair.last, pair.mask, fractions, mean=pair.mean, std=pair.std,
-                              motion=ALT_MOTION, with_confidence=False, device=self.device)
-            frames = self._render(pair.first, pair.last, v, conf, base.frames, alt.frames, fractions, n_steps)
+            alt = alternative(pair, fractions, self.device)
+            frames = self._render(pair.first, pair.last, v, conf, base.frames, alt, fractions, n_steps)
         info = {"device": str(self.device), "motion": "svf",
                 "gate": "closed: " + "; ".join(closed) if closed else "open"}
         call = cf.call_repr("interpolate", model="ArchiveInterpolator", steps=len(fractions) - 1, kind=kind)

@@ -16,15 +16,26 @@ from xlatent.backends import InMemory
 from xlatent.exceptions import InputError, UnitsMismatchError
 from xlatent.methods.flow import flow as flow_method
 from xlatent.motion.svf import SVF_OPTIONS
+from xlatent.stack import Series
 
-ALT_MOTION = "tvl1"  # the second, independent motion hypothesis (entry 39: averaged with flow's, +0.23 dB on radar)
-_HYPOTHESES_VERSION = 2  # the key of the cached hypotheses: changes only when what is cached does
+# The second, independent motion hypothesis (entry 39: averaged with flow's, +0.23 dB on radar):
+# TV-L1 on 2 x 2 block means, the motion being smooth at that scale (entry 43: the same gain at
+# a third of full-resolution TV-L1's time, which had put a pair above 2x flow's cost).
+ALT_MOTION = {"motion": "tvl1", "motion_coarsen": 2}
+_HYPOTHESES_VERSION = 3  # the key of the cached hypotheses: changes only when what is cached does
+
+
+def alternative(pair, fractions, device) -> np.ndarray:
+    """The second hypothesis: ``flow``'s frames ``(K, C, H, W)`` at ``fractions`` along
+    :data:`ALT_MOTION`'s motion instead of the stationary velocity fit."""
+    return flow_method(pair.first, pair.last, pair.mask, fractions, mean=pair.mean, std=pair.std,
+                       with_confidence=False, device=device, **ALT_MOTION).frames
 
 
 def hypotheses(pair, fractions, device, cache: Path | None = None) -> dict:
     """``flow``'s stationary velocity ``v`` ``(2, H, W)``, its confidence ``(H, W)`` and its frames
     ``base`` ``(K, C, H, W)`` at ``fractions`` (exactly what ``method="flow"`` returns), and the
-    frames ``alt`` of ``flow`` along TV-L1's motion: the two hypotheses the synthesis weighs.
+    frames ``alt`` of :func:`alternative`: the two hypotheses the synthesis weighs.
     Read from ``cache`` when this pair and these fractions were seen before."""
     key = None
     fractions = np.asarray(fractions, dtype=float)
@@ -33,15 +44,14 @@ def hypotheses(pair, fractions, device, cache: Path | None = None) -> dict:
         digest = hashlib.sha1()
         for x in (pair.first, pair.last, pair.mean, pair.std, fractions):
             digest.update(np.ascontiguousarray(x).tobytes())
-        digest.update(repr((sorted(SVF_OPTIONS.items()), ALT_MOTION, _HYPOTHESES_VERSION)).encode())
+        digest.update(repr((sorted(SVF_OPTIONS.items()), sorted(ALT_MOTION.items()), _HYPOTHESES_VERSION)).encode())
         key = cache / f"hyp-{digest.hexdigest()}.npz"
         if key.is_file():
             with np.load(key) as z:
                 return {name: z[name] for name in z.files}
     base = flow_method(pair.first, pair.last, pair.mask, fractions, mean=pair.mean, std=pair.std, device=device)
-    alt = flow_method(pair.first, pair.last, pair.mask, fractions, mean=pair.mean, std=pair.std, motion=ALT_MOTION,
-                      with_confidence=False, device=device)
-    out = {"v": base.fields[0], "confidence": base.maps["confidence"], "base": base.frames, "alt": alt.frames}
+    out = {"v": base.fields[0], "confidence": base.maps["confidence"], "base": base.frames,
+           "alt": alternative(pair, fractions, device)}
     if key is not None:  # written beside, then renamed: a concurrent reader never sees half a file
         cache.mkdir(parents=True, exist_ok=True)
         part = key.with_suffix(f".{os.getpid()}.part.npz")
@@ -77,57 +87,41 @@ def window_pairs(n: int, k_range: tuple[int, int], count: int, val_fraction: flo
     return pick(0, cut, count - n_val), pick(cut, n, n_val)
 
 
-def time_dim(da: xr.DataArray):
-    """The time dim of an archive series, or an :class:`InputError` that says what to pass."""
-    dim = geo.time_dim(da)
-    if dim is None:
-        raise InputError(f"An archive series needs a time dim; this one has dims {tuple(da.dims)}. "
-                         "Pass (time, y, x) DataArrays.")
-    return dim
-
-
-def seconds_since_start(da: xr.DataArray, dim) -> np.ndarray | None:
-    """Seconds of each frame after the first, or None when ``dim`` holds no datetimes."""
-    values = da[dim].values if dim in da.coords else None
-    if values is None or not np.issubdtype(np.asarray(values).dtype, np.datetime64):
-        return None
-    return (values - values[0]) / np.timedelta64(1, "s")
-
-
 def grid_spacing(da: xr.DataArray, grid: geo.Grid) -> float | None:
     """The geometric mean of the median cell sizes (m) of ``da``'s grid, or None without a CRS."""
     size = geo.cell_size_m(da, grid)
     return None if size is None else float(np.sqrt(np.median(size[0]) * np.median(size[1])))
 
 
-def series_list(archive) -> list[xr.DataArray]:
-    """The archive as a list of DataArrays in one unit, or a named error."""
+def archive_series(archive, x_dim: str | None = None, y_dim: str | None = None) -> list[Series]:
+    """The archive as validated :class:`~xlatent.stack.Series` in one unit, or a named error."""
     items = [archive] if isinstance(archive, xr.DataArray) else list(archive) if isinstance(archive, Sequence) else None
     if not items or not all(isinstance(x, xr.DataArray) for x in items):
         raise InputError("archive must be a (time, y, x) DataArray or a list of them (separate days, events or grids).")
-    units = {str(x.attrs.get("units")) for x in items}
+    series = [Series.from_dataarray(x, x_dim, y_dim, label="archive" if len(items) == 1 else f"archive[{i}]")
+              for i, x in enumerate(items)]
+    units = {str(x.units) for x in series}
     if len(units) > 1:
         raise UnitsMismatchError(f"The archive's series are in different units ({sorted(units)}): convert them "
                                  "to one unit first.")
-    return items
+    return series
 
 
-def window(series, dim, t, k, seconds, step, x_dim, y_dim, cache, device) -> dict:
-    """One training window: the normalised ends, the two hypotheses, targets and fractions."""
-    first, last = series.isel({dim: t}), series.isel({dim: t + k})
-    pair = InMemory().prepare(first, last, x_dim, y_dim)
+def window(series: Series, t: int, k: int, step: float, cache, device) -> dict:
+    """One training window of ``series``: frames ``t`` and ``t + k`` as the normalised ends, the two
+    hypotheses, the frames between as targets at their fractions of the span; ``step`` is the
+    archive's time step (seconds) that the span is counted in."""
+    pair = InMemory().prepare(series.frame(t), series.frame(t + k), series.grid.x_dim, series.grid.y_dim)
     targets, valid = [], []
     for j in range(1, k):
-        x = geo.to_array(series.isel({dim: t + j}), pair.grid, "target")
+        x = geo.to_array(series.frame(t + j), pair.grid, "target")
         ok = np.isfinite(x).all(axis=0) & pair.mask
         targets.append(np.where(ok[None], (x - pair.mean[:, None, None]) / pair.std[:, None, None], 0.0))
         valid.append(ok)
-    if seconds is not None:
-        span = seconds[t + k] - seconds[t]
-        fractions = (seconds[t + 1 : t + k] - seconds[t]) / span
-        steps = span / step
-    else:
-        fractions, steps = np.arange(1, k) / k, float(k)
+    seconds = series.seconds
+    span = seconds[t + k] - seconds[t]
+    fractions = (seconds[t + 1 : t + k] - seconds[t]) / span
+    steps = span / step
     hyp = hypotheses(pair, fractions, device, cache)
     return {"first": pair.first, "last": pair.last, "mask": pair.mask, **hyp, "K": k,
             "targets": np.asarray(targets, np.float32), "valid": np.asarray(valid), "fractions": fractions,

@@ -41,16 +41,19 @@ SAMPLING = ("auto", "bilinear", "bicubic")  # the warps' orders (model.advection
 def flow(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.ndarray, *, mean, std,
          motion: str = "svf", motion_transform: str = "auto", svf_weight: float | None = None,
          guard: bool = True, sampling: str = "auto", with_confidence: bool = True, device: Any = "auto",
-         **_) -> MethodResult:
+         motion_coarsen: int = 1, **_) -> MethodResult:
     """Frames blended from both images advected along the estimated motion, and that motion as one
     stage field (see the module docstring); ``with_confidence=False`` leaves the confidence map
     out of the result. The stationary velocity's fit and the rendering run on ``device``
-    (``"auto"``: a GPU when there is one)."""
+    (``"auto"``: a GPU when there is one). ``motion_coarsen=k`` estimates the motion on ``k x k``
+    block means (:func:`xlatent.motion.estimate`'s ``coarsen``), for callers of this function
+    only (the archive model's second hypothesis): it is not an option of the registered method."""
     check_sampling(sampling)
     dev = resolve_device(device)
 
     def fit(a, b):
-        return estimate(a, b, motion, motion_transform, mean=mean, std=std, svf_weight=svf_weight, device=dev)
+        return estimate(a, b, motion, motion_transform, mean=mean, std=std, coarsen=motion_coarsen,
+                        svf_weight=svf_weight, device=dev)
 
     def seen(a, b):
         return motion_space(physical(a, mean, std), physical(b, mean, std), motion_transform)
