@@ -164,6 +164,33 @@ def test_cli_fit_interpolator_and_model_option(archive, tmp_path, capsys):
     assert frames.attrs["xlatent_method"] == "archive" and frames.sizes["time"] == 4
 
 
+def test_shipped_model_loads_and_renders_rain_on_its_grid(tmp_path):
+    # a stale shipped file (a FORMAT_VERSION bump without a refit) fails here, not at a user's
+    model = xlatent.pretrained_interpolator(device="cpu")
+    seen = model.trained_on
+    assert (seen["variable"], seen["units"], seen["step_s"]) == ("rainfall_rate", "mm h-1", 300.0)
+    assert abs(seen["spacing_m"] - 2000.0) < 20 and model.gate_open and model.skill["db_over_flow"] > 0
+    series = growing(5, n=5, size=48, growth=1.0, spacing=2000.0)
+    a, b = series.isel(time=0), series.isel(time=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        frames, flow = xlatent.interpolate(a, b, steps=4, model=model, progress=False)
+        ref, _ = xlatent.interpolate(a, b, steps=4, method="flow", progress=False)
+    assert frames.attrs["xlatent_gate"] == "open" and np.isfinite(frames.values).all()
+    assert not np.allclose(frames.values[1:-1], ref.values[1:-1])
+    np.testing.assert_allclose(frames.values[[0, -1]], ref.values[[0, -1]])
+    assert flow.u.attrs["units"] == "m s-1"
+    with pytest.raises(ConfigError, match="radar-rain-2km"):
+        xlatent.pretrained_interpolator("radar-rain-1km")
+    path = tmp_path / "s.nc"
+    series.to_netcdf(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = cli.main(["interpolate", str(path), "--first-index", "0", "--last-index", "4", "--steps", "4",
+                         "--model", "radar-rain-2km", "--out", str(tmp_path / "r.nc"), "--quiet"])
+    assert code == 0 and xlatent.open_result(tmp_path / "r.nc")[0].attrs["xlatent_method"] == "archive"
+
+
 def test_same_seed_same_model(archive, cache):
     fits = [xlatent.fit_interpolator(archive, max_iters=4, cache=cache, seed=3, **TINY) for _ in range(2)]
     assert fits[0].history["loss"] == fits[1].history["loss"] and fits[0].skill == fits[1].skill

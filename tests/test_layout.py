@@ -44,7 +44,7 @@ LAYERS = [
     {"xlatent.intervals"},
     {"xlatent.archive.windows"},  # the archive model, lowest first
     {"xlatent.archive.model"},
-    {"xlatent.archive.fit"},
+    {"xlatent.archive.fit", "xlatent.archive.pretrained"},
     {"xlatent.archive", "xlatent.series"},
     {"xlatent.totals"},
     {"xlatent.reading", "xlatent.drawing"},

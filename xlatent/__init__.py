@@ -13,7 +13,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from xlatent import accessor as _accessor  # noqa: E402,F401  (registers .latentdyn)
 from xlatent._version import __version__  # noqa: E402
 from xlatent.api import LatentInterpolator, fit, interpolate, load  # noqa: E402
-from xlatent.archive import ArchiveInterpolator, fit_interpolator, load_interpolator  # noqa: E402
+from xlatent.archive import ArchiveInterpolator, fit_interpolator, load_interpolator, pretrained_interpolator  # noqa: E402
 from xlatent.cf import to_earth_relative  # noqa: E402
 from xlatent.config import LatentConfig  # noqa: E402
 from xlatent.exceptions import XlatentError  # noqa: E402
@@ -28,7 +28,7 @@ __all__ = [
     "interpolate", "fit", "load", "LatentInterpolator", "LatentConfig", "XlatentError", "__version__",
     "open_image", "to_netcdf", "to_zarr", "save_result", "open_result", "to_earth_relative", "path_energy",
 ]
-__all__ += ["fit_interpolator", "load_interpolator", "ArchiveInterpolator"]
+__all__ += ["fit_interpolator", "load_interpolator", "pretrained_interpolator", "ArchiveInterpolator"]
 __all__ += ["forecast", "fit_forecaster", "load_forecaster", "Forecaster", "ForecastConfig"]
 __all__ += ["interp", "accumulate", "Series"]
 

@@ -23,11 +23,14 @@ time step an :class:`~xlatent.exceptions.ArchiveMismatchWarning`.
 
 Modules: :mod:`~xlatent.archive.windows` (which windows, their hypotheses and cache),
 :mod:`~xlatent.archive.model` (the fitted model: gate, forward pass, save and load),
-:mod:`~xlatent.archive.fit` (:func:`fit_interpolator`).
+:mod:`~xlatent.archive.fit` (:func:`fit_interpolator`), :mod:`~xlatent.archive.pretrained` (the
+models shipped with xlatent, :func:`pretrained_interpolator`).
 """
 
 from xlatent.archive.fit import fit_interpolator
 from xlatent.archive.model import ArchiveInterpolator, load_interpolator
+from xlatent.archive.pretrained import PRETRAINED, pretrained_interpolator
 from xlatent.archive.windows import window_pairs
 
-__all__ = ["ArchiveInterpolator", "fit_interpolator", "load_interpolator", "window_pairs"]
+__all__ = ["PRETRAINED", "ArchiveInterpolator", "fit_interpolator", "load_interpolator", "pretrained_interpolator",
+           "window_pairs"]

@@ -16,6 +16,7 @@ import numpy as np
 
 import xlatent
 from xlatent import datasets, methods
+from xlatent.archive.pretrained import named_or_file
 from xlatent.cf import append_history
 from xlatent.cli.parser import DEMO_FILES, EXIT_DEPENDENCY, EXIT_USAGE, EXIT_WRITE, Failure
 from xlatent.exceptions import (
@@ -176,7 +177,7 @@ def _run(first, last, args: argparse.Namespace, argv: Sequence[str]):
     options = _options(args)
     if getattr(args, "model", None) is not None:
         options = {k: v for k, v in options.items() if k not in ("seed", "device")}
-        options["model"] = xlatent.load_interpolator(args.model, device=args.device)
+        options["model"] = named_or_file(args.model, device=args.device)
     frames, flow = xlatent.interpolate(first, last, x_dim=getattr(args, "x_dim", None),
                                        y_dim=getattr(args, "y_dim", None), **options)
     if flow is not None and args.earth_relative:

@@ -153,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "graticule, with coastlines when cartopy's Natural Earth files are on disk (never downloaded; "
                          "the map says when they are not); needs pip install 'xlatent[plot]'")
     ip.add_argument("--model", default=None, metavar="PATH",
-                    help="a model written by 'xlatent fit-interpolator' (or ArchiveInterpolator.save): one forward "
+                    help="a model written by 'xlatent fit-interpolator' (or ArchiveInterpolator.save), or the name of "
+                         "one shipped with xlatent (radar-rain-2km: rain rate in mm h-1 on 2 km cells): one forward "
                          "pass, its correction of flow's frames used only where it is trusted")
     _add_run_options(ip)
 
