@@ -5,7 +5,8 @@ Parts (``--part``):
 - ``mch``: fit on two MeteoSwiss days, test on the third, all three rotations; windows
   ``(t, t + K)``, K 3-12, every in-between frame scored (PSNR on the range of the true frames).
 - ``other``: fit on the three MeteoSwiss days, test on the RMI, OPERA and MRMS files, K 3-12,
-  and on the analytic flows (rain texture, 64²).
+  and on the analytic flows (rain texture, 64²); the model is written to ``--save`` (the shipped
+  ``xlatent.pretrained_interpolator("radar-rain-2km")`` is this file).
 - ``own``: fit on one radar's frames before a cut, test on windows after it (time-blocked).
 - ``cost``: seconds per pair, model against ``flow`` (same pairs, same process).
 - ``fit-time``: the default fit on the three MeteoSwiss days end to end, nothing cached.
@@ -121,7 +122,7 @@ def part_mch(budget, cache, n_test, lr=None):
     return result
 
 
-def part_other(budget, cache, n_test, lr=None):
+def part_other(budget, cache, n_test, lr=None, save="/tmp/archive_mch3.pt"):
     days = [_open(f"mch_{d}") for d in MCH]
     t0 = time.perf_counter()
     model = fit_interpolator(days, time_budget=budget, cache=cache, progress=False, **_lr(lr))
@@ -145,7 +146,7 @@ def part_other(budget, cache, n_test, lr=None):
         result["analytic"][name] = {"flow": psnr(ff.values[1:-1], truth), "model": psnr(fm.values[1:-1], truth),
                                     "gate": fm.attrs["xlatent_gate"]}
         print(name, result["analytic"][name], flush=True)
-    model.save("/tmp/archive_mch3.pt")
+    model.save(save)
     return result
 
 
@@ -200,6 +201,8 @@ def main() -> None:
     parser.add_argument("--cache", default="/tmp/xlatent_archive_cache", help="folder of SVF fits per window")
     parser.add_argument("--tests", type=int, default=8, help="test windows per series of other services")
     parser.add_argument("--model", default="/tmp/archive_mch3.pt", help="model file for --part cost")
+    parser.add_argument("--save", default="/tmp/archive_mch3.pt",
+                        help="where --part other writes its model (the shipped 'radar-rain-2km' is this file)")
     parser.add_argument("--lr", type=float, default=None, help="learning rate of the fits (default: the library's)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--out", required=True)
@@ -210,7 +213,7 @@ def main() -> None:
     if args.part == "mch":
         result = part_mch(args.budget, args.cache, args.tests, args.lr)
     elif args.part == "other":
-        result = part_other(args.budget, args.cache, args.tests, args.lr)
+        result = part_other(args.budget, args.cache, args.tests, args.lr, args.save)
     elif args.part == "own":
         result = part_own(args.budget, args.cache, lr=args.lr)
     elif args.part == "fit-time":
