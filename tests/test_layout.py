@@ -21,7 +21,7 @@ LAYERS = [
     {"xlatent.motion.base", "xlatent.motion.svf", "xlatent.motion.estimators", "xlatent.motion.guard", "xlatent.motion"},
     {"xlatent.config"},
     {"xlatent.model", "xlatent.model.autoencoder", "xlatent.model.latent_advection", "xlatent.model.losses",
-     "xlatent.model.forecast", "xlatent.model.synthesis"},
+     "xlatent.model.forecast", "xlatent.model.synthesis", "xlatent.model.blends"},
     {"xlatent.geo.times", "xlatent.geo.crs"},  # geo, lowest first
     {"xlatent.geo.dims"},
     {"xlatent.geo.spacing", "xlatent.geo.values"},

@@ -7,20 +7,9 @@ only: :meth:`LatentCore.to_state` gives a JSON-able description and the weights 
 (picklable without torch, what a dask task or a model file holds) and
 :meth:`LatentCore.from_state` builds the model back, on any device.
 
-Rendering (see ``docs/method.md``): frames come from advecting ``E(first)`` with the fields of
-F and decoding. With ``exact_endpoints`` the first and last frames equal the inputs:
-
-- ``"transport"`` (default): ``(1 - t) * first_t + t * last_t``, ``first`` advected forward and
-  ``last`` carried back along the learned motion (one bilinear sample each); the decoder
-  renders nothing. Best on the benchmark (benchmarks/RESULTS.md, entry 21): in the blends below
-  the decoder's correction enters the intermediate frames with weight ``(1 - t)`` while the
-  loss trains it only at ``t = 1``.
-- ``"symmetric"``: ``(1 - t) * (D(z_t) + r0) + t * last_t``, ``last_t`` the last image carried
-  back along the same motion to time ``t``.
-- ``"residual"``: ``D(z_t) + (1 - t) * r0 + t * r1_t``, only the decoder's miss at the end
-  (``r1 = last - D(z_1)``) carried back.
-
-``r0 = first - D(z_0)`` is the decoder's miss at the start. torch is imported on first use.
+Rendering: frames come from advecting ``E(first)`` with the fields of F and decoding, in one of
+the blends of :mod:`xlatent.model.blends` (``"transport"`` by default). torch is imported on first
+use.
 """
 
 from __future__ import annotations
@@ -82,52 +71,6 @@ def _with_run(config: LatentConfig, run: Mapping[str, Any]) -> LatentConfig:
 
 def _numpy(*tensors) -> list[np.ndarray]:
     return [x.float().cpu().numpy() for x in tensors]
-
-
-def _transport(model, first, last, f, fractions, t):
-    """``first`` advected forward and ``last`` carried back, blended; no end corrections."""
-    import torch
-
-    first_t = torch.cat(model.roll(first, f, fractions), dim=0)
-    last_t = torch.cat(model.carry_back(last, f, fractions), dim=0)
-    frames = (1 - t) * first_t + t * last_t
-    zero = torch.zeros_like(frames)
-    return frames, zero[0], zero
-
-
-def _decoded(model, first, f, fractions, end: bool):
-    """``D(z_t)`` at ``fractions``, ``r0`` and (``end``) ``D(z_1)``: one decoder pass over the
-    frames, the start and the end."""
-    import torch
-
-    z = model.encode(first)
-    k = len(fractions)
-    wanted = [*fractions, 1.0] if end else list(fractions)
-    decoded = model.decode(torch.cat(model.roll(z, f, wanted) + [z]))
-    return decoded[:k], first - decoded[-1:], decoded[k : k + 1] if end else None
-
-
-def _symmetric(model, first, last, f, fractions, t):
-    """``D(z_t)`` blended with the last image carried back along the motion."""
-    import torch
-
-    frames, r0, _ = _decoded(model, first, f, fractions, end=False)
-    last_t = torch.cat(model.carry_back(last, f, fractions), dim=0)
-    frames = (1 - t) * frames + t * last_t
-    return frames, r0[0], torch.zeros_like(frames)
-
-
-def _residual(model, first, last, f, fractions, t):
-    """``D(z_t)``; only the decoder's miss at the end is carried back."""
-    import torch
-
-    frames, r0, end = _decoded(model, first, f, fractions, end=True)
-    tail = t * torch.cat(model.carry_back(last - end, f, fractions), dim=0)
-    return frames, r0[0], tail
-
-
-# blend name -> tile renderer (the name is checked before any work, xlatent.api)
-_BLENDS = {"transport": _transport, "symmetric": _symmetric, "residual": _residual}
 
 
 class LatentCore:
@@ -371,7 +314,7 @@ class LatentCore:
                 return _numpy(self.model.fields(first, last, prior)[0])
             f = torch.from_numpy(np.ascontiguousarray(fields)).to(self.device)[None]
             t = torch.tensor(np.asarray(fractions, dtype=np.float32), device=self.device).view(-1, 1, 1, 1)
-            return _numpy(*_BLENDS[blend](self.model, first, last, f, fractions, t))
+            return _numpy(*torch_side("model.blends").BLENDS[blend](self.model, first, last, f, fractions, t))
 
     def _autocast(self):
         """bfloat16 autocast of inference when ``config.inference_dtype`` asks for it (checked
