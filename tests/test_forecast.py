@@ -77,6 +77,36 @@ def test_all_nan_frame(wave, no_training):
         wave.copy(data=values).latentdyn.forecast(horizon=2, context=3)
 
 
+def test_frame_of_declared_fill_values_is_empty(wave, no_training):
+    values = wave.values.copy()
+    values[7] = -999.0
+    with pytest.raises(InputError, match=r"all NaN.*\[7\]"):
+        wave.copy(data=values).assign_attrs(_FillValue=-999.0).latentdyn.forecast(horizon=2, context=3)
+
+
+def test_lazy_series_with_an_empty_frame(wave, no_training):
+    pytest.importorskip("dask")
+    values = wave.values.copy()
+    values[5] = np.nan
+    with pytest.raises(InputError, match=r"all NaN.*\[5\]"):
+        wave.copy(data=values).chunk({"time": 4}).latentdyn.forecast(horizon=2, context=3)
+
+
+def test_cftime_and_numeric_times_are_forecast_in_their_own_kind(wave):
+    """Forecasting needs only the order and the step, so it takes what interpolation refuses."""
+    cftime = pytest.importorskip("cftime")
+    days = [cftime.DatetimeNoLeap(2001, 2, 20 + i // 24, i % 24) for i in range(wave.sizes["time"])]
+    out = wave.assign_coords(time=days).latentdyn.forecast(horizon=2, context=3, method="persistence")
+    assert list(out.time.values) == [cftime.DatetimeNoLeap(2001, 2, 21, 0), cftime.DatetimeNoLeap(2001, 2, 21, 1)]
+    steps = wave.assign_coords(time=np.arange(wave.sizes["time"]) * 2.5)
+    out = steps.latentdyn.forecast(horizon=2, context=3, method="persistence")
+    np.testing.assert_allclose(out.time.values, [60.0, 62.5])
+    np.testing.assert_array_equal(out.isel(time=0).values, wave.isel(time=-1).values)
+    backwards = steps.isel(time=slice(None, None, -1))
+    with pytest.raises(InputError, match="strictly increase"):
+        backwards.latentdyn.forecast(horizon=2, context=3, method="persistence")
+
+
 def test_unknown_option_and_method(wave, no_training):
     with pytest.raises(ConfigError, match="nonsense"):
         wave.latentdyn.forecast(horizon=2, context=3, nonsense=1)

@@ -103,6 +103,9 @@ def test_outside_the_span_and_bad_series_are_named_errors(rain):
         xs.interp(rain.isel(time=[0, 2, 1]), rain.time.values[:1], progress=False)
     with pytest.raises(SeriesError, match="without any finite value"):
         xs.interp(rain.where(rain.time != rain.time[1]), rain.time.values[:1], progress=False)
+    filled = rain.where(rain.time != rain.time[2], -1.0).assign_attrs(_FillValue=-1.0)
+    with pytest.raises(SeriesError, match=r"without any finite value \(all NaN\) at time index \[2\]"):
+        xs.interp(filled, rain.time.values[:1], progress=False)
     with pytest.raises(SeriesError, match="time dimension"):
         xs.interp(rain.isel(time=0), rain.time.values[:1], progress=False)
     with pytest.raises(ConfigError, match="fractions"):

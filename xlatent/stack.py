@@ -37,7 +37,8 @@ class Series:
     grid : xlatent.geo.Grid
         Spatial dims and channel dim of one frame.
     times : numpy.ndarray
-        ``datetime64[ns]``, strictly increasing.
+        Strictly increasing: ``datetime64[ns]`` for a dated series (:meth:`from_dataarray`), as
+        decoded otherwise (cftime dates or numbers; :meth:`read` with ``dated=False``).
     units : str or None
         The ``units`` attribute of the values.
     """
@@ -51,7 +52,8 @@ class Series:
     @classmethod
     def from_dataarray(cls, da: Any, x_dim: str | None = None, y_dim: str | None = None,
                        label: str = "series") -> Series:
-        """Validate ``da`` as a series (dims, dated and increasing time, size, CRS readable).
+        """Validate ``da`` as a series to interpolate: :meth:`read` with dated times, and at
+        least two frames of at least :data:`~xlatent.pair.MIN_SIZE` cells a side.
 
         Raises
         ------
@@ -62,23 +64,48 @@ class Series:
             strictly increase, or (in memory) with a frame that is NaN everywhere.
         SpatialDimsError
             When the spatial dims cannot be found, or there is more than one channel dim.
+        InputError
+            For frames too small to interpolate.
+        """
+        s = cls.read(da, x_dim, y_dim, label)
+        if len(s) < 2:
+            raise SeriesError(f"{label} has {len(s)} frame(s) along {s.time_dim!r}: a series needs at least two.")
+        check_size(tuple(da.sizes[d] for d in (s.grid.y_dim, s.grid.x_dim)))
+        return s
+
+    @classmethod
+    def read(cls, da: Any, x_dim: str | None = None, y_dim: str | None = None, label: str = "series",
+             dated: bool = True) -> Series:
+        """Validate what makes ``da`` a series, whatever it is used for: a numeric DataArray with
+        a time dim whose values strictly increase, spatial dims, a readable CRS and (in memory) no
+        frame that is NaN everywhere. Callers add what they need (frame count, size, regular step).
+
+        Parameters
+        ----------
+        dated : bool
+            Require ``datetime64`` times (interpolation and totals need real durations). With
+            False, cftime dates and plain numbers are taken as well (forecasting needs only their
+            order and step), CF-encoded numbers decoded.
+
+        Raises
+        ------
+        InputTypeError, SeriesError, SpatialDimsError
+            As :meth:`from_dataarray`.
         """
         geo.check_input(da, label)
         tdim = geo.time_dim(da)
         if tdim is None:
             raise SeriesError(f"{label} has no time dimension holding dates (dims {tuple(da.dims)}): "
                               "give it a 'time' dim with datetime64 values, e.g. da.expand_dims(time=[...]).")
-        if da.sizes[tdim] < 2:
-            raise SeriesError(f"{label} has {da.sizes[tdim]} frame(s) along {tdim!r}: a series needs at least two.")
-        times = _datetimes(da[tdim], label)
+        if da.sizes[tdim] == 0:
+            raise SeriesError(f"{label} has no frame along {tdim!r}.")
+        times = _datetimes(da[tdim], label) if dated else _any_times(da[tdim])
         steps = np.diff(times)
-        if np.any(steps <= np.timedelta64(0, "ns")):
-            at = int(np.argmax(steps <= np.timedelta64(0, "ns")))
+        if steps.size and np.any(steps <= steps[0] * 0):  # `* 0`: the zero of timedelta64, timedelta or number
+            at = int(np.argmax(steps <= steps[0] * 0))
             raise SeriesError(f"{label} times must strictly increase; {times[at]} is followed by {times[at + 1]}. "
                               f"Sort and drop duplicates first: da.sortby({tdim!r}).drop_duplicates({tdim!r}).")
-        frame = da.isel({tdim: 0})
-        grid = geo.describe(frame, x_dim=x_dim, y_dim=y_dim)
-        check_size(tuple(frame.sizes[d] for d in (grid.y_dim, grid.x_dim)))
+        grid = geo.describe(da.isel({tdim: 0}), x_dim=x_dim, y_dim=y_dim)
         if da.chunks is None:  # a lazy series is checked interval by interval, when computed
             _check_frames_hold_data(da, tdim, times, label)
         units = da.attrs.get("units")
@@ -99,7 +126,7 @@ class Series:
 
     @property
     def seconds(self) -> np.ndarray:
-        """Seconds of each frame after the first, float."""
+        """Seconds of each frame after the first, float (a dated series)."""
         return (self.times - self.times[0]) / np.timedelta64(1, "s")
 
     @property
@@ -129,10 +156,14 @@ class Series:
 def _check_frames_hold_data(da: xr.DataArray, tdim: Hashable, times: np.ndarray, label: str) -> None:
     """Refuse a series with a frame that has no finite cell (nothing to carry along the motion)."""
     other = [d for d in da.dims if d != tdim]
-    empty = ~np.isfinite(da.values.astype(np.float64, copy=False)).any(axis=tuple(da.dims.index(d) for d in other))
+    values = np.asarray(geo.decoded_data(da, np.asarray(da.values)), dtype=np.float64)  # fill values are no data
+    empty = ~np.isfinite(values).any(axis=tuple(da.dims.index(d) for d in other))
     if empty.any():
-        raise SeriesError(f"{label} has {int(empty.sum())} frame(s) without any finite value (e.g. {times[empty][0]}): "
-                          f"drop them first, e.g. da.dropna({tdim!r}, how='all'); the intervals around them are then longer.")
+        at = np.flatnonzero(empty)
+        raise SeriesError(f"{label} has {at.size} frame(s) without any finite value (all NaN) at time index "
+                          f"{at[:8].tolist()} (e.g. {times[at[0]]}): fill them, e.g. da.interpolate_na({tdim!r}), "
+                          f"or drop them, e.g. da.dropna({tdim!r}, how='all') (the intervals around them are then "
+                          "longer).")
 
 
 def _datetimes(coord: xr.DataArray, label: str) -> np.ndarray:
@@ -142,3 +173,8 @@ def _datetimes(coord: xr.DataArray, label: str) -> np.ndarray:
     raise SeriesError(f"{label} time coord {coord.name!r} holds {values.dtype} values, not datetime64: decode it "
                       "(xr.decode_cf, or open the file without decode_times=False; a cftime calendar: "
                       "da.convert_calendar('standard')).")
+
+
+def _any_times(coord: xr.DataArray) -> np.ndarray:
+    values = geo.cf_time_values(coord)
+    return values.astype("datetime64[ns]") if np.issubdtype(values.dtype, np.datetime64) else values

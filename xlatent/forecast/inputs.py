@@ -1,4 +1,5 @@
-"""A series checked for forecasting, its normalisation, and forecasts shaped like it."""
+"""A series checked for forecasting (a :class:`~xlatent.stack.Series` at one regular step), its
+normalisation, and forecasts shaped like it."""
 
 from __future__ import annotations
 
@@ -11,19 +12,34 @@ import xarray as xr
 from xlatent import geo
 from xlatent.exceptions import InputError, IrregularTimeError, SeriesTooShortError
 from xlatent.results import provenance
+from xlatent.stack import Series
 
 _MIN_SIZE = 8
 
 
 @dataclass
 class ParsedSeries:
-    """A validated series: values ``(N, C, H, W)`` in physical units (NaN where missing)."""
+    """A series checked for forecasting: the :class:`~xlatent.stack.Series`, its one time step
+    (None for a single frame) and its values ``(N, C, H, W)`` in physical units (NaN where missing)."""
 
-    source: xr.DataArray
-    grid: geo.Grid
-    times: np.ndarray
+    series: Series
     step: Any
     values: np.ndarray
+
+    @property
+    def source(self) -> xr.DataArray:
+        """The user's series, never modified."""
+        return self.series.source
+
+    @property
+    def grid(self) -> geo.Grid:
+        """Spatial dims and channel dim of one frame."""
+        return self.series.grid
+
+    @property
+    def times(self) -> np.ndarray:
+        """The times, strictly increasing, as decoded (dates, cftime dates or numbers)."""
+        return self.series.times
 
 
 def check_step(times: np.ndarray, label: str):
@@ -71,11 +87,12 @@ def parse_series(series: Any, context: int, x_dim=None, y_dim=None, label: str =
             f"{label} has {series.sizes['time']} frame(s); forecasting with context={context} needs at least "
             f"{least} ({why}). Pass a longer series or a smaller context=."
         )
-    times = geo.cf_time_values(series["time"])
-    step = check_step(times, label)
-    grid = geo.describe(series.isel(time=0), x_dim=x_dim, y_dim=y_dim)
+    # the values are read whole below anyway; in memory, the series' own check sees empty frames
+    parsed = Series.read(series.compute() if series.chunks is not None else series, x_dim, y_dim, label, dated=False)
+    step = check_step(parsed.times, label)
+    grid = parsed.grid
     order = ["time"] + ([grid.channel_dim] if grid.channel_dim is not None else []) + [grid.y_dim, grid.x_dim]
-    values = geo.decoded_values(series.transpose(*order))
+    values = geo.decoded_values(parsed.source.transpose(*order))
     if values.ndim == 3:
         values = values[:, None]
     with np.errstate(invalid="ignore"):
@@ -85,13 +102,7 @@ def parse_series(series: Any, context: int, x_dim=None, y_dim=None, label: str =
     if min(values.shape[-2:]) < _MIN_SIZE:
         raise InputError(f"Frames of {values.shape[-2]} x {values.shape[-1]} cells are too small: the forecaster "
                          f"needs at least {_MIN_SIZE} x {_MIN_SIZE}.")
-    empty = np.flatnonzero(~np.isfinite(values).any(axis=(1, 2, 3)))
-    if empty.size:
-        raise InputError(
-            f"{label} has frame(s) without any finite value (all NaN) at time index {empty[:8].tolist()}: nothing "
-            "to forecast from. Fill them (e.g. series.interpolate_na('time')) or select a stretch without them."
-        )
-    return ParsedSeries(series, grid, times, step, values)
+    return ParsedSeries(parsed, step, values)
 
 
 def normalise(values: np.ndarray, mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
