@@ -15,8 +15,8 @@ the others are held out. Scored:
   against the trapezoid sum of the native-step frames, and the reductions
   ``1 - RMSE_flow / RMSE_trapezoid``.
 
-With ``--model`` (a model file or a shipped name), ``interp`` and ``accumulate`` with that
-archive model are scored too.
+With ``--model`` (a model file or a shipped name), ``interp`` (also with probability matching,
+as ``interp(model=..., match=True)``) and ``accumulate`` with that archive model are scored too.
 
 Usage (from the repository root)::
 
@@ -121,6 +121,9 @@ def run_file(path: Path, model=None) -> dict:
         row["interp_model_s"] = time.perf_counter() - t0
         row["psnr_model"] = psnr(by_model.isel(time=np.flatnonzero(held)), truth.isel(time=np.flatnonzero(held)))
         row["wobble_model"] = xs.wobble(by_model, sub.time.values)
+        matched_model = by_model.copy(data=np.stack([_match(by_model, sub, t) for t in wanted]))
+        row["psnr_model_match"] = psnr(matched_model.isel(time=np.flatnonzero(held)), truth.isel(time=np.flatnonzero(held)))
+        row["wobble_model_match"] = xs.wobble(matched_model, sub.time.values)
         t0 = time.perf_counter()
         acc_model = xlatent.accumulate(sub, "1h", model=model, progress=False)
         row["accumulate_model_s"] = time.perf_counter() - t0
@@ -180,7 +183,9 @@ def main() -> None:
             rows.append(run_file(args.data / name, model))
         r = rows[-1]
         if model is not None:
-            print(f"{name}: model PSNR {r['psnr_model']:.2f} (flow {r['psnr_flow']:.2f}); RMSE reduction "
+            print(f"{name}: model PSNR {r['psnr_model']:.2f} (flow {r['psnr_flow']:.2f}), with match "
+                  f"{r['psnr_model_match']:.2f}; wobble {r['wobble_model']:.3f}, with match {r['wobble_model_match']:.3f} "
+                  f"(flow {r['wobble_flow']:.3f} / {r['wobble_flow_match']:.3f}); RMSE reduction "
                   f"{100 * r['rmse_reduction_model']:.1f} % (flow {100 * r['rmse_reduction']:.1f} %); "
                   f"interp {r['interp_model_s']:.0f} s (flow {r['interp_s']:.0f} s)", flush=True)
         print(f"{name}: PSNR flow {r['psnr_flow']:.2f} pairwise {r['psnr_pairwise_flow']:.2f} linear {r['psnr_linear']:.2f}; "

@@ -92,6 +92,30 @@ def _inside(d):
     return ok[:, None].to(d.dtype)
 
 
+def _halfway_maps(v, k: int):
+    """``exp(-v/2)`` and ``exp(v/2)`` (``k`` squarings) as one batch through one squaring loop:
+    at the sizes fitted here the time goes to dispatching small tensor operations, not to
+    arithmetic, so two maps in one call cost little more than one."""
+    import torch
+
+    exp_field = _torch_side()[1].exp_field
+    n = v.shape[0]
+    both = exp_field(torch.cat((-v, v)), 0.5, k)
+    return both[:n], both[n:]
+
+
+def _halfway(a, b, v, k: int):
+    """``a∘exp(-v/2)``, ``b∘exp(v/2)`` and their two maps (as :func:`_halfway_maps`), the two
+    warps one batched sample."""
+    import torch
+
+    integrate = _torch_side()[1]
+    n = v.shape[0]
+    maps = integrate.exp_field(torch.cat((-v, v)), 0.5, k)
+    both = integrate.warp(torch.cat((a.expand(n, -1, -1, -1), b.expand(n, -1, -1, -1))), maps)
+    return both[:n], both[n:], maps[:n], maps[n:]
+
+
 def _gradient_scale(a, b) -> float:
     """Mean absolute gradient of both images (per cell), the data term's unit."""
     g = 0.0
@@ -107,10 +131,9 @@ def objective(a, b, v, weight: float, eps: float, mask=None, scale: float | None
     import torch
 
     integrate = _torch_side()[1]
-    exp_field, squarings, warp = integrate.exp_field, integrate.squarings, integrate.warp
 
-    k = squarings(v, 0.5)
-    r = warp(a, exp_field(v, -0.5, k)) - warp(b, exp_field(v, 0.5, k))
+    wa, wb, _, _ = _halfway(a, b, v, integrate.squarings(v, 0.5))
+    r = wa - wb
     rho = torch.sqrt(r**2 + eps**2)
     data = rho.mean() if mask is None else (mask * rho).sum() / mask.sum().clamp(min=1.0)
     return data / (_gradient_scale(a, b) if scale is None else scale) + weight * integrate.bending(v)
@@ -121,12 +144,11 @@ def data_term(a, b, v, mask=None) -> float:
     cells whose half-way paths stay on the grid (and where ``mask`` is 1)."""
     import torch
 
-    integrate = _torch_side()[1]
-    exp_field, squarings = integrate.exp_field, integrate.squarings
+    squarings = _torch_side()[1].squarings
 
     with torch.no_grad():
-        k = squarings(v, 0.5)
-        keep = _inside(exp_field(v, -0.5, k)) * _inside(exp_field(v, 0.5, k))
+        back, ahead = _halfway_maps(v, squarings(v, 0.5))
+        keep = _inside(back) * _inside(ahead)
         keep = keep if mask is None else keep * mask
         return float(objective(a, b, v, 0.0, SVF_OPTIONS["eps"], keep))
 
@@ -171,12 +193,11 @@ def _fit_level(a, b, v, weight: float, iters: int, eps: float):
     energy alone, plain gradient steps spread a correction over the field very slowly."""
     import torch
 
-    integrate = _torch_side()[1]
-    exp_field, squarings = integrate.exp_field, integrate.squarings
+    squarings = _torch_side()[1].squarings
 
     with torch.no_grad():  # fixed per level: a mask that moved with v would break the line search
-        k = squarings(v, 0.5)
-        mask = _inside(exp_field(v, -0.5, k)) * _inside(exp_field(v, 0.5, k))
+        back, ahead = _halfway_maps(v, squarings(v, 0.5))
+        mask = _inside(back) * _inside(ahead)
     scale = _gradient_scale(a, b)  # fixed per level: one device sync, not one per evaluation
     shape = tuple(v.shape[-2:])
     coarse = []
@@ -266,8 +287,7 @@ def _search_affine(a, b, eps: float):
     all translations can."""
     import torch
 
-    integrate = _torch_side()[1]
-    exp_field, squarings, warp = integrate.exp_field, integrate.squarings, integrate.warp
+    squarings = _torch_side()[1].squarings
 
     h, w = a.shape[-2:]
     dev = a.device
@@ -279,13 +299,11 @@ def _search_affine(a, b, eps: float):
     n = len(omega)
     theta = torch.zeros(n, 2, 3, dtype=a.dtype, device=dev)
     theta[:, 0, 1], theta[:, 1, 0] = -omega * (h - 1) / max(w - 1, 1), omega * (w - 1) / max(h - 1, 1)
-    many_a, many_b = a.expand(n, -1, -1, -1), b.expand(n, -1, -1, -1)
 
     def halfway():
         v = _affine_field(theta, (h, w))
-        k = squarings(v, 0.5)
-        back, ahead = exp_field(v, -0.5, k), exp_field(v, 0.5, k)
-        return warp(many_a, back), warp(many_b, ahead), _inside(back) * _inside(ahead)
+        wa, wb, back, ahead = _halfway(a, b, v, squarings(v, 0.5))
+        return wa, wb, _inside(back) * _inside(ahead)
 
     for _ in range(2):  # the translation read after turning, then once more with it applied
         wa, wb, mask = halfway()
@@ -308,8 +326,7 @@ def _fit_affine(pa: list, pb: list, iters: int, eps: float):
     (curved paths from ``exp``: a rotation is an affine velocity)."""
     import torch
 
-    integrate = _torch_side()[1]
-    exp_field, squarings, warp = integrate.exp_field, integrate.squarings, integrate.warp
+    squarings = _torch_side()[1].squarings
 
     fitted = [(la, lb) for la, lb in zip(pa, pb) if max(la.shape[-2:]) <= _AFFINE_MAX] or [(pa[0], pb[0])]
     la, lb = fitted[-1]
@@ -321,9 +338,8 @@ def _fit_affine(pa: list, pb: list, iters: int, eps: float):
     def closure():
         opt.zero_grad(set_to_none=True)
         v = _affine_field(theta, tuple(la.shape[-2:]))
-        k = squarings(v, 0.5)
-        r = warp(la, exp_field(v, -0.5, k)) - warp(lb, exp_field(v, 0.5, k))
-        loss = torch.sqrt(r**2 + eps**2).mean() / scale
+        wa, wb, _, _ = _halfway(la, lb, v, squarings(v, 0.5))
+        loss = torch.sqrt((wa - wb) ** 2 + eps**2).mean() / scale
         loss.backward()
         return loss
 
@@ -404,15 +420,14 @@ def _lowest(a, b, fields: list, weight: float, eps: float):
     cells where every candidate's half-way paths stay on the grid (a fair comparison)."""
     import torch
 
-    integrate = _torch_side()[1]
-    exp_field, squarings = integrate.exp_field, integrate.squarings
+    squarings = _torch_side()[1].squarings
 
     if len(fields) == 1:
         return fields[0]
     with torch.no_grad():
         mask = torch.ones_like(a)
         for v in fields:
-            k = squarings(v, 0.5)
-            mask = mask * _inside(exp_field(v, -0.5, k)) * _inside(exp_field(v, 0.5, k))
+            back, ahead = _halfway_maps(v, squarings(v, 0.5))
+            mask = mask * _inside(back) * _inside(ahead)
         costs = [float(objective(a, b, v, weight, eps, mask)) for v in fields]
     return fields[int(np.argmin(costs))]
