@@ -11,7 +11,7 @@ meet half way, neither is privileged), with
   any affine field, so rotation, shear and strain cost nothing, unlike TV, which favours
   piecewise-constant fields;
 - coarse to fine: a pyramid of images halved down to ``_COARSEST`` cells a side, descended
-  from two starts, zero and an affine velocity (a rotation is affine: its velocity has no
+  from two starts (one batch), zero and an affine velocity (a rotation is affine: its velocity has no
   bending energy, but plain descent from zero does not reach it); the lower objective at half
   resolution goes on to the finest level alone. Each level is refined with L-BFGS over a
   multi-resolution parameterisation of the field (see :func:`_fit_level`), for at most
@@ -132,8 +132,9 @@ def objective(a, b, v, weight: float, eps: float, mask=None, scale: float | None
     wa, wb, _, _ = _halfway(a, b, v, integrate.squarings(v, 0.5))
     r = wa - wb
     rho = torch.sqrt(r**2 + eps**2)
-    data = rho.mean() if mask is None else (mask * rho).sum() / mask.sum().clamp(min=1.0)
-    return data / (_gradient_scale(a, b) if scale is None else scale) + weight * integrate.bending(v)
+    data = rho.mean((1, 2, 3)) if mask is None else (mask * rho).sum((1, 2, 3)) / mask.sum((1, 2, 3)).clamp(min=1.0)
+    # a batch of fields is a batch of independent problems: their objectives add up
+    return data.sum() / (_gradient_scale(a, b) if scale is None else scale) + weight * len(v) * integrate.bending(v)
 
 
 def data_term(a, b, v, mask=None) -> float:
@@ -187,7 +188,9 @@ def _fit_level(a, b, v, weight: float, iters: int, eps: float):
     """Refine ``v`` on one level. The field is parameterised as ``v + sum_j up(c_j)`` with
     ``c_j`` on grids halved ``j`` times (all optimised together): a multi-resolution basis
     that lets the smooth, large-scale part move as fast as the fine part; with the bending
-    energy alone, plain gradient steps spread a correction over the field very slowly."""
+    energy alone, plain gradient steps spread a correction over the field very slowly. ``v``
+    ``(N, 2, H, W)`` may hold several fields, refined together as independent problems (their
+    objectives add up): one batch dispatches the many small tensor operations once for all."""
     import torch
 
     squarings = _torch_side()[1].squarings
@@ -203,7 +206,7 @@ def _fit_level(a, b, v, weight: float, iters: int, eps: float):
         h, w = math.ceil(h / 2), math.ceil(w / 2)
         if min(h, w) < 4:
             break
-        coarse.append(torch.zeros(1, 2, h, w, dtype=v.dtype, device=v.device, requires_grad=True))
+        coarse.append(torch.zeros(len(v), 2, h, w, dtype=v.dtype, device=v.device, requires_grad=True))
     base = v.clone().requires_grad_(True)
     params = [base, *coarse]
 
@@ -384,8 +387,8 @@ def fit(a: np.ndarray, b: np.ndarray, *, init: np.ndarray | None = None, weight:
         # Compared on a coarse level instead, where the texture is averaged away, the wrong one
         # can win (rotation20 at 512² compared at 64²).
         split = len(pa) - 1 if len(pa) > 1 and len(starts) > 1 else len(pa)
-        fits = [_descend(pa[:split], pb[:split], s, weight, iters, eps) for s in starts]
-        best = _lowest(pa[split - 1], pb[split - 1], fits, weight, eps)
+        fits = _descend(pa[:split], pb[:split], torch.cat(starts), weight, iters, eps)  # one batch
+        best = _lowest(pa[split - 1], pb[split - 1], list(fits.split(1)), weight, eps)
         if split < len(pa):
             best = _descend(pa[split:], pb[split:], _resize_field(best, tuple(pa[split].shape[-2:])), weight, iters, eps)
     return best[0].float().cpu().numpy()
