@@ -30,6 +30,7 @@ import xlatent
 from xlatent import datasets
 from xlatent.archive import fit_interpolator, window_pairs
 from xlatent.archive import windows as archive_windows
+from xlatent.archive.pretrained import named_or_file
 from xlatent.stack import Series
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -150,17 +151,20 @@ def part_other(budget, cache, n_test, lr=None, save="/tmp/archive_mch3.pt"):
     return result
 
 
-def part_own(budget, cache, cut=30, lr=None):
+def part_own(budget, cache, cut=30, lr=None, init=None, names=("mch_20160711", "rmi_20210704")):
     result = {}
-    for name in ("mch_20160711", "rmi_20210704"):
+    for name in names:
         series = _open(name)
         past = series.isel(time=slice(0, cut))
-        model = fit_interpolator(past, time_budget=budget, cache=cache, progress=False, **_lr(lr))
+        model = fit_interpolator(past, time_budget=budget, cache=cache, progress=False, init=init, **_lr(lr))
         n = series.sizes["time"]
         windows = [(t, k) for k in range(3, 10) for t in range(cut, n - k, 3)]
         rows = score_windows(model, series, windows, cache)
-        result[name] = {"skill": model.skill, "summary": summary(rows), "rows": rows}
-        print(name, result[name]["summary"], model.skill, flush=True)
+        result[name] = {"skill": model.skill, "summary": summary(rows), "rows": rows, "stopped": model.history["stopped"],
+                        "best_step": model.history["best_step"]}
+        if init is not None:  # the starting model alone on the same windows, for scale
+            result[name]["init_alone"] = summary(score_windows(named_or_file(init, device="cpu"), series, windows, cache))
+        print(name, result[name]["summary"], model.skill, result[name].get("init_alone"), flush=True)
     return result
 
 
@@ -204,6 +208,8 @@ def main() -> None:
     parser.add_argument("--save", default="/tmp/archive_mch3.pt",
                         help="where --part other writes its model (the shipped 'radar-rain-2km' is this file)")
     parser.add_argument("--lr", type=float, default=None, help="learning rate of the fits (default: the library's)")
+    parser.add_argument("--init", default=None, help="--part own: start the fits from this model (file or shipped name)")
+    parser.add_argument("--own", nargs="+", default=["mch_20160711", "rmi_20210704"], help="--part own: the series")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -215,7 +221,7 @@ def main() -> None:
     elif args.part == "other":
         result = part_other(args.budget, args.cache, args.tests, args.lr, args.save)
     elif args.part == "own":
-        result = part_own(args.budget, args.cache, lr=args.lr)
+        result = part_own(args.budget, args.cache, lr=args.lr, init=args.init, names=args.own)
     elif args.part == "fit-time":
         result = part_fit_time()
     else:

@@ -162,6 +162,10 @@ def test_cli_fit_interpolator_and_model_option(archive, tmp_path, capsys):
     assert code == 0
     frames, _ = xlatent.open_result(result)
     assert frames.attrs["xlatent_method"] == "archive" and frames.sizes["time"] == 4
+    tuned = tmp_path / "tuned.pt"
+    assert cli.main(["fit-interpolator", *map(str, paths), "--out", str(tuned), "--k-min", "2", "--k-max", "4",
+                     "--windows", "2", "--max-iters", "2", "--init", str(out), "--quiet"]) == 0
+    assert xlatent.load_interpolator(tuned, device="cpu")._meta["init"]["trained_on"]["units"] == "mm h-1"
 
 
 def test_shipped_model_loads_and_renders_rain_on_its_grid(tmp_path):
@@ -211,3 +215,24 @@ def test_series_interp_and_accumulate_with_a_model(model, archive):
     assert np.all(totals.values[np.isfinite(totals.values)] >= 0)
     with pytest.raises(ConfigError, match="does not apply"):
         series.latentdyn.interp(time=wanted, model=model, method="flow", progress=False)
+
+
+def test_fine_tuning_starts_from_the_given_model_and_keeps_it_unless_it_does_better(model, archive, cache):
+    opts = {**TINY, "width": 16, "levels": 3, "latent": 8}  # ignored: the network is init's
+    start = xlatent.fit_interpolator(archive, max_iters=0, cache=cache, init=model, **opts)
+    assert start._meta["network"] == model._meta["network"]
+    for name, weights in model._net.state_dict().items():
+        assert np.array_equal(start._net.state_dict()[name].numpy(), weights.numpy()), name
+    assert start.skill["db_over_flow"] == pytest.approx(model.skill["db_over_flow"], abs=1e-6)
+    assert start._meta["init"]["trained_on"] == model.trained_on
+    tuned = xlatent.fit_interpolator(archive, max_iters=30, cache=cache, init=model, seed=1, **TINY)
+    assert tuned.history["validation"][0][1] == pytest.approx(model.skill["db_over_flow"], abs=1e-6)
+    assert tuned.skill["db_over_flow"] >= model.skill["db_over_flow"] - 1e-6  # the best weights are kept
+
+
+def test_fine_tuning_from_a_shipped_name_and_a_units_mismatch(archive, cache):
+    start = xlatent.fit_interpolator(archive, max_iters=0, cache=cache, init="radar-rain-2km", **TINY)
+    assert start._meta["network"] == xlatent.pretrained_interpolator(device="cpu")._meta["network"]
+    dbz = [a.assign_attrs(units="dBZ") for a in archive]
+    with pytest.raises(UnitsMismatchError, match="init was trained on .* in 'mm h-1'; the archive is in 'dBZ'"):
+        xlatent.fit_interpolator(dbz, max_iters=0, cache=cache, init="radar-rain-2km", **TINY)

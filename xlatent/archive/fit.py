@@ -17,7 +17,7 @@ from xlatent._version import __version__
 from xlatent.archive.model import TRANSFORM, ArchiveInterpolator, predict
 from xlatent.archive.windows import archive_series, grid_spacing, psnr, window, window_pairs
 from xlatent.device import check_device, resolve_device
-from xlatent.exceptions import ArchiveMismatchWarning, ConfigError, InputError
+from xlatent.exceptions import ArchiveMismatchWarning, ConfigError, InputError, UnitsMismatchError
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,22 @@ def _check_fit_options(k_range, windows_per_series, val_fraction, max_iters, tim
     return kmin, kmax
 
 
+def _start_model(init, first: xr.DataArray, device: str) -> ArchiveInterpolator | None:
+    """The model ``init`` names (a model, a shipped name or a file), checked against the archive's
+    units; None for none."""
+    if init is None:
+        return None
+    if not isinstance(init, ArchiveInterpolator):
+        from xlatent.archive.pretrained import named_or_file
+
+        init = named_or_file(init, device=device)
+    units, trained = first.attrs.get("units"), init.trained_on["units"]
+    if units is not None and trained is not None and str(units).strip() != str(trained).strip():
+        raise UnitsMismatchError(f"init was trained on {init.trained_on['variable']!r} in {trained!r}; the archive "
+                                 f"is in {units!r}. Convert the archive to {trained!r}, or fit without init.")
+    return init
+
+
 def fit_interpolator(
     archive: xr.DataArray | Sequence[xr.DataArray],
     *,
@@ -82,6 +98,7 @@ def fit_interpolator(
     patience: int = 5,
     eval_every: int = 50,
     min_skill: float = 0.0,
+    init: ArchiveInterpolator | str | Path | None = None,
     cache: str | Path | None = None,
     x_dim: str | None = None,
     y_dim: str | None = None,
@@ -117,6 +134,13 @@ def fit_interpolator(
         the best weights are kept.
     min_skill : float
         dB over ``flow`` on validation the correction must exceed to be used at all.
+    init : ArchiveInterpolator, str or pathlib.Path, optional
+        A fitted model, a shipped name (:func:`xlatent.pretrained_interpolator`) or a model file
+        to start from instead of untrained weights (fine-tuning: a few hours of one radar fit on
+        top of what the model learnt elsewhere). Its network is used as it is (``latent``,
+        ``width`` and ``levels`` are then ignored); its units must be the archive's. The
+        validation scores it before the first step and its weights are kept unless training
+        does better.
     cache : str or pathlib.Path, optional
         Folder where each window's SVF fit is kept (a refit or another run on the same windows
         reads it back).
@@ -143,7 +167,7 @@ def fit_interpolator(
     SeriesError
         For a series without dated, strictly increasing times or with a frame without data.
     UnitsMismatchError
-        For series in different units.
+        For series in different units, or in units other than ``init``'s.
     """
     import torch
     from tqdm.auto import tqdm
@@ -155,6 +179,7 @@ def fit_interpolator(
                                     crop, lr, seed)
     check_device(device)
     series = archive_series(archive, x_dim, y_dim)
+    start = _start_model(init, series[0].frame(0), device)
     cache = Path(cache) if cache is not None else None
     step = float(np.median(np.concatenate([np.diff(s.seconds) for s in series])))
     plans = [window_pairs(len(s), (kmin, kmax), windows_per_series, val_fraction) for s in series]
@@ -172,11 +197,17 @@ def fit_interpolator(
                     bar.update()
     first, grid = series[0].frame(0), series[0].grid
     channels = train_w[0]["first"].shape[0]
+    if start is not None and start._meta["channels"] != channels:
+        raise InputError(f"init was trained on {start._meta['channels']} channel(s); the archive has {channels}.")
 
     if seed is not None:
         torch.manual_seed(seed)
+    if start is not None:
+        latent, width, levels = (start._meta["network"][k] for k in ("latent", "width", "levels"))
     with torch.device(dev):  # built on its device: no CPU copy first
         net = Synthesis(channels, latent, width, levels)
+    if start is not None:
+        net.load_state_dict(start._net.state_dict())  # load_state_dict copies onto net's device
     samples = [(w, j) for w in range(len(train_w)) for j in range(len(train_w[w]["fractions"]))]
     c = channels
     for win in val_w:  # validation on up to 3 frames per window: the skill's cost bounded
@@ -258,7 +289,7 @@ def fit_interpolator(
     }
     db_flow, db_lin, by_k = validate()
     net.eval()
-    speeds = [w["speed"] for w in train_w]
+    speeds = [w["speed"] for w in train_w] + (list(start._meta["speed_range"]) if start is not None else [])
     meta = {
         "xlatent_version": __version__, "channels": channels, "variable": None if first.name is None else str(first.name),
         "units": None if first.attrs.get("units") is None else str(first.attrs["units"]), "transform": TRANSFORM,
@@ -267,6 +298,7 @@ def fit_interpolator(
         "skill": {"db_over_flow": db_flow, "db_over_linear": db_lin, "windows": len(val_w),
                   "training_windows": len(train_w), "db_over_flow_by_k": {str(k): g for k, g in by_k.items()}},
         "network": {"latent": latent, "width": width, "levels": levels}, "seed": seed, "history": history,
+        "init": None if start is None else {"trained_on": start.trained_on, "skill": start.skill},
     }
     log.info("archive model: %s dB over flow, %s dB over linear on %d validation windows", db_flow, db_lin, len(val_w))
     return ArchiveInterpolator(net, meta, dev)

@@ -293,7 +293,7 @@ def fit_interpolator_command(args: argparse.Namespace) -> None:
     model = xlatent.fit_interpolator(series, k_range=(args.k_min, args.k_max), windows_per_series=args.windows,
                                      time_budget=args.time_budget,
                                      max_iters=args.max_iters, device=args.device, seed=args.seed,
-                                     progress=not args.quiet)
+                                     init=args.init, progress=not args.quiet)
     out = Path(args.out)
     try:
         model.save(out)

@@ -180,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="training seconds at most, SVF fits not counted (default: %(default)s)")
     fp.add_argument("--max-iters", type=_positive_int, default=1500, metavar="N",
                     help="training steps at most (default: %(default)s)")
+    fp.add_argument("--init", default=None, metavar="PATH",
+                    help="start from this model instead of untrained weights (fine-tuning): a model file or the "
+                         "name of a shipped one (radar-rain-2km); its units must be the series'")
     fp.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda... (default: %(default)s)")
     fp.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     fp.add_argument("--quiet", "-q", action="store_true", help="no progress bars and no summary")
