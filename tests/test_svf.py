@@ -139,3 +139,22 @@ def test_refine_improves_a_coarse_start_at_one_level():
     refined = svf.refine(a, b, start, iters=20)
     inner = (slice(None), slice(8, -8), slice(8, -8))
     assert np.abs(refined - truth)[inner].mean() < 0.25 * np.abs(start - truth)[inner].mean()
+
+
+def test_a_batch_of_fields_is_a_batch_of_independent_problems():
+    """The objective of fields stacked along the batch is the sum of each field's own (what lets
+    fit descend its two starts as one batch); the gradient of one field ignores the other."""
+    rng = np.random.default_rng(0)
+    a, b = (torch.from_numpy(rng.random((1, 1, 32, 32)).astype(np.float32)) for _ in range(2))
+    v1 = _rotation_field(32, 0.02).float()
+    v2 = -v1.flip(-1)  # the same largest speed: the same number of squarings as v1 alone
+    mask = torch.ones(2, 1, 32, 32)
+    mask[1, :, :8] = 0.0
+    both = torch.cat((v1, v2)).requires_grad_(True)
+    joint = svf.objective(a, b, both, 1000.0, 0.01, mask, scale=0.3)
+    alone = [svf.objective(a, b, v, 1000.0, 0.01, m, scale=0.3) for v, m in ((v1, mask[:1]), (v2, mask[1:]))]
+    torch.testing.assert_close(joint, alone[0] + alone[1])
+    joint.backward()
+    one = v1.clone().requires_grad_(True)
+    svf.objective(a, b, one, 1000.0, 0.01, mask[:1], scale=0.3).backward()
+    torch.testing.assert_close(both.grad[:1], one.grad)
