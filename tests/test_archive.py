@@ -57,6 +57,19 @@ def test_fit_beats_flow_on_growth_and_records_what_it_learned(model):
                                                                                     1000.0, 300.0)
     assert seen["k_range"] == [2, 4] and "standardisation" in seen["transform"]
     assert len(model.history["loss"]) > 0 and model.history["validation"][0][0] == 0
+    assert model.history["kept"] == "trained" and model.history["over_start"]["clearly_better"]
+
+
+def test_the_start_is_kept_unless_training_is_clearly_better():
+    from xlatent.archive.fit import _gain_over_start
+
+    start = np.array([0.2, 0.4, 0.1, 0.3])
+    clear = _gain_over_start(start + np.array([0.3, 0.2, 0.25, 0.35]), start)
+    assert clear["clearly_better"] and clear["db"] == pytest.approx(0.275)
+    noisy = _gain_over_start(start + np.array([0.9, -0.6, 0.4, -0.5]), start)  # +0.05 on the mean, se 0.35
+    assert not noisy["clearly_better"] and noisy["se"] > noisy["db"] > 0
+    assert not _gain_over_start(np.array([1.0]), np.array([0.0]))["clearly_better"]  # one window cannot tell
+    assert _gain_over_start(np.zeros(0), np.zeros(0)) is None
 
 
 def test_save_load_round_trip_and_accessor(model, cache, tmp_path):

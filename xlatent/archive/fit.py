@@ -3,6 +3,7 @@ loop with a time-blocked validation against ``flow``)."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 from collections.abc import Sequence
@@ -81,6 +82,19 @@ def _start_model(init, first: xr.DataArray, device: str) -> ArchiveInterpolator 
     return init
 
 
+def _gain_over_start(gains: np.ndarray, start: np.ndarray) -> dict | None:
+    """The trained weights' gain over the starting ones on the validation windows, paired per
+    window: its mean, its standard error, and whether the mean exceeds one standard error (the
+    one-standard-error rule: a handful of windows decide, so the simpler starting model is kept
+    unless training is clearly better). None without validation windows."""
+    if gains.size == 0:
+        return None
+    diff = gains - start
+    se = float(np.std(diff, ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else float("inf")
+    mean = float(np.mean(diff))
+    return {"db": mean, "se": se, "clearly_better": bool(mean > se)}
+
+
 def fit_interpolator(
     archive: xr.DataArray | Sequence[xr.DataArray],
     *,
@@ -131,7 +145,9 @@ def fit_interpolator(
         Latent channels per end, decoder width and levels.
     patience, eval_every : int
         Stop after ``patience`` validations (every ``eval_every`` steps) without a better skill;
-        the best weights are kept.
+        the best weights are kept if they beat the starting ones (untrained, or ``init``'s) by more
+        than one standard error of the per-window difference on the validation windows, else the
+        starting weights are (``history["kept"]``, ``history["over_start"]``).
     min_skill : float
         dB over ``flow`` on validation the correction must exceed to be used at all.
     init : ArchiveInterpolator, str or pathlib.Path, optional
@@ -237,9 +253,9 @@ def fit_interpolator(
         k = torch.tensor([train_w[w]["steps"] for w, j in picks], dtype=torch.float32, device=dev)
         return x, torch.from_numpy(t).to(dev), k
 
-    def validate() -> tuple[float | None, float | None, dict]:
+    def validate() -> tuple[float | None, float | None, dict, np.ndarray]:
         if not val_w:
-            return None, None, {}
+            return None, None, {}, np.zeros(0)
         gains_flow, gains_lin, by_k = [], [], {}
         net.eval()
         for win in val_w:
@@ -254,7 +270,7 @@ def fit_interpolator(
             by_k.setdefault(int(win["K"]), []).append(gains_flow[-1])
         net.train()
         return (float(np.mean(gains_flow)), float(np.mean(gains_lin)),
-                {k: float(np.mean(g)) for k, g in sorted(by_k.items())})
+                {k: float(np.mean(g)) for k, g in sorted(by_k.items())}, np.asarray(gains_flow))
 
     def train_step(rng: np.random.Generator):
         x, t, k = batch(rng)
@@ -280,14 +296,20 @@ def fit_interpolator(
     else:
         warnings.warn("No validation windows (val_fraction=0 or series too short): the model cannot tell "
                       "whether it beats flow, and its correction stays off.", ArchiveMismatchWarning, stacklevel=2)
+    start_state = copy.deepcopy(net.state_dict())
+    start_gains = validate()[3]
     done = loop.fit_loop(net, train_step, lr=lr, max_iters=max_iters, seed=seed, callbacks=callbacks)
+    over_start = _gain_over_start(validate()[3], start_gains)
+    if over_start is not None and not over_start["clearly_better"]:
+        net.load_state_dict(start_state)  # the starting weights unless training is clearly better
     history: dict[str, Any] = {
         "loss": done.loss, "seconds": done.seconds, "stopped": done.stopped,
         "validation": [[int(i), -g] for i, g in zip(done.parts.get("validation_step", []),
                                                      done.parts.get("validation", []))],
-        "best_step": done.parts.get("best_step", [None])[0],
+        "best_step": done.parts.get("best_step", [None])[0], "over_start": over_start,
+        "kept": "trained" if over_start is not None and over_start["clearly_better"] else "start",
     }
-    db_flow, db_lin, by_k = validate()
+    db_flow, db_lin, by_k, _ = validate()
     net.eval()
     speeds = [w["speed"] for w in train_w] + (list(start._meta["speed_range"]) if start is not None else [])
     meta = {

@@ -67,7 +67,10 @@ class ArchiveInterpolator:
         above ``min_skill``.
     history : dict
         ``loss`` per step, ``validation`` (step, dB over ``flow``; step 0 is the untrained network),
-        ``seconds``, ``stopped`` (why training ended) and ``best_step`` (whose weights were kept).
+        ``seconds``, ``stopped`` (why training ended), ``best_step`` (the best validation's step),
+        ``over_start`` (that step's gain over the starting weights on the validation windows:
+        ``db``, its standard error ``se``, ``clearly_better``) and ``kept`` (``"trained"``, or
+        ``"start"`` when training was not clearly better).
     """
 
     def __init__(self, net, meta: dict, device) -> None:
