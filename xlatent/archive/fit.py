@@ -156,7 +156,7 @@ def fit_interpolator(
         top of what the model learnt elsewhere). Its network is used as it is (``latent``,
         ``width`` and ``levels`` are then ignored); its units must be the archive's. The
         validation scores it before the first step and its weights are kept unless training
-        does better.
+        does clearly better (see ``patience``).
     cache : str or pathlib.Path, optional
         Folder where each window's SVF fit is kept (a refit or another run on the same windows
         reads it back).
@@ -307,7 +307,7 @@ def fit_interpolator(
         "validation": [[int(i), -g] for i, g in zip(done.parts.get("validation_step", []),
                                                      done.parts.get("validation", []))],
         "best_step": done.parts.get("best_step", [None])[0], "over_start": over_start,
-        "kept": "trained" if over_start is not None and over_start["clearly_better"] else "start",
+        "kept": "start" if over_start is not None and not over_start["clearly_better"] else "trained",
     }
     db_flow, db_lin, by_k, _ = validate()
     net.eval()

@@ -124,7 +124,8 @@ def _gradient_scale(a, b) -> float:
 def objective(a, b, v, weight: float, eps: float, mask=None, scale: float | None = None):
     """Symmetric Charbonnier data term (normalised by the images' gradient, ``scale``: computed
     when not given) plus ``weight`` times the bending energy of ``v``; ``mask`` ``(1, 1, H, W)``
-    weights the data term."""
+    (or one per field, ``(N, 1, H, W)``) weights the data term. Fields ``v`` ``(N, 2, H, W)`` are
+    independent problems: the objective is the sum of each one's."""
     import torch
 
     integrate = _torch_side()[1]
