@@ -18,7 +18,7 @@ from xlatent._version import __version__
 from xlatent.archive.model import TRANSFORM, ArchiveInterpolator, predict
 from xlatent.archive.windows import archive_series, grid_spacing, psnr, window, window_pairs
 from xlatent.device import check_device, resolve_device
-from xlatent.exceptions import ArchiveMismatchWarning, ConfigError, InputError, UnitsMismatchError
+from xlatent.exceptions import ArchiveMismatchWarning, ConfigError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +75,8 @@ def _start_model(init, first: xr.DataArray, device: str) -> ArchiveInterpolator 
         from xlatent.archive.pretrained import named_or_file
 
         init = named_or_file(init, device=device)
-    units, trained = first.attrs.get("units"), init.trained_on["units"]
-    if units is not None and trained is not None and str(units).strip() != str(trained).strip():
-        raise UnitsMismatchError(f"init was trained on {init.trained_on['variable']!r} in {trained!r}; the archive "
-                                 f"is in {units!r}. Convert the archive to {trained!r}, or fit without init.")
+    init.check_units(first.attrs.get("units"), "init", "the archive is",
+                     "Convert the archive to {trained!r}, or fit without init.")
     return init
 
 
@@ -296,12 +294,13 @@ def fit_interpolator(
     else:
         warnings.warn("No validation windows (val_fraction=0 or series too short): the model cannot tell "
                       "whether it beats flow, and its correction stays off.", ArchiveMismatchWarning, stacklevel=2)
-    start_state = copy.deepcopy(net.state_dict())
-    start_gains = validate()[3]
+    start_state, start_scores = copy.deepcopy(net.state_dict()), validate()
     done = loop.fit_loop(net, train_step, lr=lr, max_iters=max_iters, seed=seed, callbacks=callbacks)
-    over_start = _gain_over_start(validate()[3], start_gains)
+    scores = validate()
+    over_start = _gain_over_start(scores[3], start_scores[3])
     if over_start is not None and not over_start["clearly_better"]:
         net.load_state_dict(start_state)  # the starting weights unless training is clearly better
+        scores = start_scores
     history: dict[str, Any] = {
         "loss": done.loss, "seconds": done.seconds, "stopped": done.stopped,
         "validation": [[int(i), -g] for i, g in zip(done.parts.get("validation_step", []),
@@ -309,7 +308,7 @@ def fit_interpolator(
         "best_step": done.parts.get("best_step", [None])[0], "over_start": over_start,
         "kept": "start" if over_start is not None and not over_start["clearly_better"] else "trained",
     }
-    db_flow, db_lin, by_k, _ = validate()
+    db_flow, db_lin, by_k, _ = scores
     net.eval()
     speeds = [w["speed"] for w in train_w] + (list(start._meta["speed_range"]) if start is not None else [])
     meta = {

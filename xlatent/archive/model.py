@@ -108,11 +108,8 @@ class ArchiveInterpolator:
 
     def _check(self, first: xr.DataArray, grid: geo.Grid, seconds: float | None) -> list[str]:
         """Units (an error), spacing and time step (warnings); why the gate closes for this pair."""
-        units, trained = first.attrs.get("units"), self._meta["units"]
-        if units is not None and trained is not None and str(units).strip() != str(trained).strip():
-            raise UnitsMismatchError(f"The model was trained on {self._meta['variable']!r} in {trained!r}; "
-                                     f"these data are in {units!r}. Convert them to {trained!r} or fit a "
-                                     "model on data in these units.")
+        self.check_units(first.attrs.get("units"), "The model", "these data are",
+                         "Convert them to {trained!r} or fit a model on data in these units.")
         closed = []
         spacing, step = grid_spacing(first, grid), self._meta["step_s"]
         if spacing is not None and self._meta["spacing_m"] is not None:
@@ -130,6 +127,15 @@ class ArchiveInterpolator:
                               f"this pair is {seconds:.0f} s apart.", ArchiveMismatchWarning, stacklevel=3)
                 closed.append(f"{steps:.2f} time steps apart (trained on {kmin}-{kmax})")
         return closed
+
+    def check_units(self, units, who: str, these: str, remedy: str) -> None:
+        """A :class:`~xlatent.exceptions.UnitsMismatchError` unless ``units`` are the model's (either
+        unknown passes): "``who`` was trained on ... in ...; ``these`` in ...", then ``remedy``
+        (``{trained!r}`` in it is the model's units)."""
+        trained = self._meta["units"]
+        if units is not None and trained is not None and str(units).strip() != str(trained).strip():
+            raise UnitsMismatchError(f"{who} was trained on {self._meta['variable']!r} in {trained!r}; {these} in "
+                                     f"{units!r}. " + remedy.format(trained=trained))
 
     def _gate(self, first: xr.DataArray, grid: geo.Grid, seconds: float | None, v: np.ndarray,
               mask: np.ndarray) -> tuple[list[str], float]:
