@@ -100,9 +100,13 @@ def summary(rows: list[dict]) -> dict:
     return out
 
 
+FIT_OPTIONS: dict = {}  # fit_interpolator options from the command line (--windows)
+
+
 def _lr(lr):
-    """``lr=`` for fit_interpolator when one was asked for, else nothing (its default)."""
-    return {} if lr is None else {"lr": lr}
+    """``lr=`` for fit_interpolator when one was asked for, else nothing (its default), and the
+    other options given on the command line."""
+    return {**FIT_OPTIONS, **({} if lr is None else {"lr": lr})}
 
 
 def part_mch(budget, cache, n_test, lr=None):
@@ -211,8 +215,12 @@ def main() -> None:
     parser.add_argument("--init", default=None, help="--part own: start the fits from this model (file or shipped name)")
     parser.add_argument("--own", nargs="+", default=["mch_20160711", "rmi_20210704"], help="--part own: the series")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--windows", type=int, default=None,
+                        help="windows_per_series of the fits (default: the library's)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
+    if args.windows is not None:
+        FIT_OPTIONS["windows_per_series"] = args.windows
     import torch
 
     torch.set_num_threads(args.threads)
