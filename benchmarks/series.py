@@ -74,7 +74,10 @@ def trapezoid_totals(native: xr.DataArray, ends: np.ndarray) -> np.ndarray:
     return np.stack(totals)
 
 
-def pysteps_advection_corrected(sub: xr.DataArray, substep: np.timedelta64 = np.timedelta64(1, "m")) -> xr.DataArray:
+SUBSTEP = np.timedelta64(1, "m")
+
+
+def pysteps_advection_corrected(sub: xr.DataArray, substep: np.timedelta64 = SUBSTEP) -> xr.DataArray:
     """Frames at every ``substep`` between the inputs, by pysteps' advection correction.
 
     The gallery's procedure for each pair: Lucas-Kanade motion ``V`` (cells per interval) on the
@@ -203,7 +206,8 @@ def table(rows: list[dict]) -> str:
             f"{r['accumulate_s']:.0f} |")
     keys = ("psnr_flow", "psnr_pairwise_flow", "psnr_flow_match", "psnr_linear", "wobble_flow", "wobble_flow_match",
             "wobble_linear", "wobble_truth", "rmse_reduction", "rmse_reduction_native", "rmse_reduction_pysteps")
-    mean = {k: float(np.nanmean([r.get(k, np.nan) for r in rows])) for k in keys}  # the wobble is NaN with one held-out frame per interval
+    # the wobble is NaN with one held-out frame per interval
+    mean = {k: float(np.nanmean([r.get(k, np.nan) for r in rows])) for k in keys}
     lines.append(
         f"| mean | | | {mean['psnr_flow']:.2f} | {mean['psnr_pairwise_flow']:.2f} | {mean['psnr_flow_match']:.2f} | "
         f"{mean['psnr_linear']:.2f} | {mean['wobble_flow']:.3f} / {mean['wobble_flow_match']:.3f} / "

@@ -249,3 +249,21 @@ def test_fine_tuning_from_a_shipped_name_and_a_units_mismatch(archive, cache):
     dbz = [a.assign_attrs(units="dBZ") for a in archive]
     with pytest.raises(UnitsMismatchError, match="init was trained on .* in 'mm h-1'; the archive is in 'dBZ'"):
         xlatent.fit_interpolator(dbz, max_iters=0, cache=cache, init="radar-rain-2km", **TINY)
+
+
+def test_the_window_cache_is_not_read_across_versions(archive, tmp_path, monkeypatch):
+    """A cached window is read back by the same version only: another version may fit other fields."""
+    from xlatent.archive import windows
+    from xlatent.backends import InMemory
+    from xlatent.stack import Series
+
+    series = Series.from_dataarray(archive[0])
+    pair = InMemory().prepare(series.frame(0), series.frame(3), series.grid.x_dim, series.grid.y_dim)
+    fractions = np.array([1 / 3, 2 / 3])
+    windows.hypotheses(pair, fractions, "cpu", tmp_path)
+    assert len(list(tmp_path.glob("hyp-*.npz"))) == 1
+    windows.hypotheses(pair, fractions, "cpu", tmp_path)  # the same version: read back, nothing new
+    assert len(list(tmp_path.glob("hyp-*.npz"))) == 1
+    monkeypatch.setattr(windows, "__version__", "0.0.0-other")
+    windows.hypotheses(pair, fractions, "cpu", tmp_path)
+    assert len(list(tmp_path.glob("hyp-*.npz"))) == 2

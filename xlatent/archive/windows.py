@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 
 from xlatent import geo
+from xlatent._version import __version__
 from xlatent.backends import InMemory
 from xlatent.exceptions import InputError, UnitsMismatchError
 from xlatent.methods.flow import flow as flow_method
@@ -22,7 +23,7 @@ from xlatent.stack import Series
 # TV-L1 on 2 x 2 block means, the motion being smooth at that scale (entry 43: the same gain at
 # a third of full-resolution TV-L1's time, which had put a pair above 2x flow's cost).
 ALT_MOTION = {"motion": "tvl1", "motion_coarsen": 2}
-_HYPOTHESES_VERSION = 3  # the key of the cached hypotheses: changes only when what is cached does
+_HYPOTHESES_VERSION = 3  # the key of the cached hypotheses: bumped when what is cached changes form
 
 
 def alternative(pair, fractions, device) -> np.ndarray:
@@ -36,7 +37,8 @@ def hypotheses(pair, fractions, device, cache: Path | None = None) -> dict:
     """``flow``'s stationary velocity ``v`` ``(2, H, W)``, its confidence ``(H, W)`` and its frames
     ``base`` ``(K, C, H, W)`` at ``fractions`` (exactly what ``method="flow"`` returns), and the
     frames ``alt`` of :func:`alternative`: the two hypotheses the synthesis weighs.
-    Read from ``cache`` when this pair and these fractions were seen before."""
+    Read from ``cache`` when this pair and these fractions were seen before by the same version
+    of xlatent with the same options (another version may fit other fields: it recomputes)."""
     key = None
     fractions = np.asarray(fractions, dtype=float)
     if cache is not None:
@@ -44,7 +46,8 @@ def hypotheses(pair, fractions, device, cache: Path | None = None) -> dict:
         digest = hashlib.sha1()
         for x in (pair.first, pair.last, pair.mean, pair.std, fractions):
             digest.update(np.ascontiguousarray(x).tobytes())
-        digest.update(repr((sorted(SVF_OPTIONS.items()), sorted(ALT_MOTION.items()), _HYPOTHESES_VERSION)).encode())
+        digest.update(repr((sorted(SVF_OPTIONS.items()), sorted(ALT_MOTION.items()), _HYPOTHESES_VERSION,
+                            __version__)).encode())
         key = cache / f"hyp-{digest.hexdigest()}.npz"
         if key.is_file():
             with np.load(key) as z:
