@@ -5,7 +5,7 @@ import torch
 
 import xlatent
 from xlatent import datasets, motion
-from xlatent.model.integrate import bending, compose, exp_field, warp
+from xlatent.model.integrate import bending, compose, exp_field, squarings, warp
 from xlatent.motion import svf
 
 N = 48
@@ -158,3 +158,21 @@ def test_a_batch_of_fields_is_a_batch_of_independent_problems():
     one = v1.clone().requires_grad_(True)
     svf.objective(a, b, one, 1000.0, 0.01, mask[:1], scale=0.3).backward()
     torch.testing.assert_close(both.grad[:1], one.grad)
+
+
+def test_the_objective_integrates_smooth_fields_at_half_resolution_without_changing_the_maps():
+    """On a fine level the objective's maps come from the field at half resolution; for a field
+    as smooth as the bending energy keeps it (a rotation and a vortex-like swirl of 6 cells),
+    they are the full-resolution maps to a small fraction of a cell."""
+    n = 2 * 2 * svf._MAP_MIN
+    rows, cols = torch.meshgrid(torch.arange(n, dtype=torch.float32), torch.arange(n, dtype=torch.float32), indexing="ij")
+    r2 = ((rows - n / 2) ** 2 + (cols - n / 2) ** 2) / (n / 4) ** 2
+    swirl = torch.exp(-r2) * 6.0 / (n / 4)
+    v = _rotation_field(n, 0.05).float() + torch.stack((-(rows - n / 2) * swirl, (cols - n / 2) * swirl))[None]
+    full = svf._halfway_maps(v, squarings(v, 0.5))
+    approx = svf._objective_maps(v)
+    assert approx.shape == full.shape
+    assert float(full.abs().max()) > 1.0  # displacements of cells, not of fractions of one
+    assert float((approx - full).abs().max()) < 0.02
+    small = v[..., : svf._MAP_MIN, : svf._MAP_MIN]  # below 2 * _MAP_MIN: the full-resolution maps themselves
+    torch.testing.assert_close(svf._objective_maps(small), svf._halfway_maps(small, squarings(small, 0.5)))

@@ -23,6 +23,9 @@ meet half way, neither is privileged), with
   correlation (:func:`_search_affine`), refined by descent: descent alone, from zero, stops
   wherever the motion exceeds a fraction of the texture's wavelength on the level it sees.
 
+On levels of at least ``2 * _MAP_MIN`` cells a side the objective integrates its maps at half
+resolution (:func:`_objective_maps`): the squarings are most of its arithmetic.
+
 Cells whose paths leave the grid carry no data term (what enters through the border cannot
 be matched).
 """
@@ -44,6 +47,7 @@ _MULTIRES = 3  # coarser grids in the multi-resolution parameterisation of each 
 _ANGLES = np.arange(-45.0, 45.1, 1.5)  # degrees over the interval searched for the affine start
 _CHUNK = 5  # L-BFGS iterations between two convergence checks
 _RTOL = 1e-3  # relative objective change over a chunk below which a level has converged
+_MAP_MIN = 2 * _COARSEST  # cells a side: the objective integrates its maps at half resolution if they keep this
 
 
 def _torch_side():
@@ -102,15 +106,34 @@ def _halfway_maps(v, k: int):
     return _torch_side()[1].exp_field(torch.cat((-v, v)), 0.5, k)
 
 
-def _halfway(a, b, v, k: int):
-    """``a∘exp(-v/2)``, ``b∘exp(v/2)`` and their two maps (:func:`_halfway_maps`), the two warps
-    one batched sample."""
+def _objective_maps(v):
+    """The half-way maps (:func:`_halfway_maps`) as the objective uses them: on a level of at
+    least ``2 * _MAP_MIN`` cells a side, integrated at half resolution and interpolated back. The
+    field is smooth at that scale (its bending energy is penalised), so the fits do not change
+    (benchmarks/RESULTS.md, entry 47), and the squarings, most of an evaluation's arithmetic,
+    cost a quarter."""
+    squarings = _torch_side()[1].squarings
+
+    h, w = v.shape[-2:]
+    if min(h, w) < 2 * _MAP_MIN:
+        return _halfway_maps(v, squarings(v, 0.5))
+    coarse = _resize_field(v, (math.ceil(h / 2), math.ceil(w / 2)))
+    return _resize_field(_halfway_maps(coarse, squarings(coarse, 0.5)), (h, w))
+
+
+def _warp_both(a, b, maps) -> tuple:
+    """``a`` and ``b`` ``(1, C, H, W)`` carried along the half-way ``maps`` (``exp(-v/2)`` of each
+    field, then ``exp(v/2)``): one batched sample."""
     import torch
 
-    n = v.shape[0]
+    n = maps.shape[0] // 2
+    return _torch_side()[1].warp(torch.cat((a.expand(n, -1, -1, -1), b.expand(n, -1, -1, -1))), maps).chunk(2)
+
+
+def _halfway(a, b, v, k: int):
+    """``a∘exp(-v/2)``, ``b∘exp(v/2)`` and their two maps (:func:`_halfway_maps`)."""
     maps = _halfway_maps(v, k)
-    both = _torch_side()[1].warp(torch.cat((a.expand(n, -1, -1, -1), b.expand(n, -1, -1, -1))), maps)
-    return *both.chunk(2), *maps.chunk(2)
+    return *_warp_both(a, b, maps), *maps.chunk(2)
 
 
 def _gradient_scale(a, b) -> float:
@@ -130,7 +153,7 @@ def objective(a, b, v, weight: float, eps: float, mask=None, scale: float | None
 
     integrate = _torch_side()[1]
 
-    wa, wb, _, _ = _halfway(a, b, v, integrate.squarings(v, 0.5))
+    wa, wb = _warp_both(a, b, _objective_maps(v))
     r = wa - wb
     rho = torch.sqrt(r**2 + eps**2)
     data = rho.mean((1, 2, 3)) if mask is None else (mask * rho).sum((1, 2, 3)) / mask.sum((1, 2, 3)).clamp(min=1.0)
