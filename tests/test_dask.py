@@ -217,6 +217,33 @@ def test_flow_lazy_is_the_in_memory_answer_with_the_same_defaults_and_options():
     assert float(diff[border].mean()) < 1e-3 and float(diff[border].max()) < 1e-2  # measured: 9e-5, 2e-3
 
 
+def test_flow_lazy_on_block_means_refined_per_chunk_is_the_in_memory_answer(monkeypatch):
+    """A scene larger than ``COARSE_SIDE`` (forced down to 64 cells here) is estimated on block
+    means and refined per chunk (``svf.refine``). The edge-padded overlap at the scene's border is
+    not data: with it in the data term a 128² shear in 32-cell chunks (64-cell once rechunked
+    to suit the overlap) lost 4.0 dB against the
+    in-memory frames (benchmarks/RESULTS.md entry 47); without, 0.1 dB."""
+    from xlatent.chunked import coarse, flow_method
+
+    monkeypatch.setattr(coarse, "COARSE_SIDE", 64)
+    coarse._COARSE_CACHE.clear()
+    regions = []
+    refine = flow_method.svf.refine
+
+    def spy(*args, region=None, **kwargs):
+        regions.append(region)
+        return refine(*args, region=region, **kwargs)
+
+    monkeypatch.setattr(flow_method.svf, "refine", spy)
+    case = datasets.analytic("shear", size=128, steps=2)
+    frames, _ = xlatent.interpolate(case.first.chunk(32), case.last.chunk(32), steps=2, method="flow", progress=False)
+    got = frames.compute(scheduler="threads")
+    ref, _ = xlatent.interpolate(case.first, case.last, steps=2, method="flow", progress=False)
+    assert regions and all(float(r.min()) == 0.0 for r in regions)  # refined per chunk; each touches the border
+    truth = case.frames.isel(time=1)
+    assert abs(_psnr(got.isel(time=1), truth) - _psnr(ref.isel(time=1), truth)) < 0.25
+
+
 def test_advection_runs_chunk_by_chunk(case):
     """``advection`` stays lazy on dask inputs: one task per chunk (several per axis), the
     model with E and D the identity."""

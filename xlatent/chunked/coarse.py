@@ -55,6 +55,12 @@ class CoarseMotion:
         (:func:`xlatent.motion.guard.guarded`), None where the scene's change is transport."""
         return None if self.share is None else self._on(self.share[None], rows, cols)[0]
 
+    def inside(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+        """1 on the fine cells ``rows``, ``cols`` that lie in the scene, 0 on those beyond it (a
+        chunk's edge-padded overlap at the scene's border) ``(r1 - r0, c1 - c0)``."""
+        r, c = np.arange(*rows), np.arange(*cols)
+        return np.outer((r >= 0) & (r < self.shape[0]), (c >= 0) & (c < self.shape[1])).astype(np.float32)
+
     def _on(self, maps: np.ndarray, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
         from scipy.ndimage import map_coordinates
 

@@ -48,7 +48,7 @@ def _flow_block(block: np.ndarray, channels: int, fractions, mean, std, motion: 
         target = b if source is None else b - source
         if coarse.factor > 1 and motion == "svf":
             weight = SVF_OPTIONS["weight"] if svf_weight is None else float(svf_weight)
-            field = svf.refine(*seen(a, target), field, weight=weight, device=device)
+            field = svf.refine(*seen(a, target), field, region=coarse.inside(*span), weight=weight, device=device)
         elif coarse.factor > 1:
             field = estimate(a, target, motion, transform, mean=mean, std=std)
             gap, _ = coarse.gap(crop(field, depth), rows, cols)

@@ -208,20 +208,36 @@ def confidence(a: np.ndarray, b: np.ndarray, v: np.ndarray, sigma: float = 3.0, 
     return (inside / (1.0 + s2 / 0.25)).astype(np.float32)
 
 
-def _fit_level(a, b, v, weight: float, iters: int, eps: float):
+def _data_cells(v, region=None):
+    """1 where the data term applies ``(N, 1, H, W)``: cells whose half-way paths (both) end on the
+    grid, and, with ``region`` ``(1, 1, H, W)`` (1 on the cells that hold data, e.g. a chunk's
+    cells inside the scene, not the edge-padded ones beyond it), that are in ``region`` and whose
+    paths end in it."""
+    import torch
+
+    squarings, warp = _torch_side()[1].squarings, _torch_side()[1].warp
+
+    back, ahead = _halfway_maps(v, squarings(v, 0.5)).chunk(2)
+    keep = _inside(back) * _inside(ahead)
+    if region is not None:
+        n = len(v)
+        ends = warp(region.expand(2 * n, -1, -1, -1), torch.cat((back, ahead)))
+        keep = keep * region * (ends[:n] > 0.999) * (ends[n:] > 0.999)
+    return keep
+
+
+def _fit_level(a, b, v, weight: float, iters: int, eps: float, region=None):
     """Refine ``v`` on one level. The field is parameterised as ``v + sum_j up(c_j)`` with
     ``c_j`` on grids halved ``j`` times (all optimised together): a multi-resolution basis
     that lets the smooth, large-scale part move as fast as the fine part; with the bending
     energy alone, plain gradient steps spread a correction over the field very slowly. ``v``
     ``(N, 2, H, W)`` may hold several fields, refined together as independent problems (their
-    objectives add up): one batch dispatches the many small tensor operations once for all."""
+    objectives add up): one batch dispatches the many small tensor operations once for all.
+    ``region``: see :func:`_data_cells`."""
     import torch
 
-    squarings = _torch_side()[1].squarings
-
     with torch.no_grad():  # fixed per level: a mask that moved with v would break the line search
-        back, ahead = _halfway_maps(v, squarings(v, 0.5)).chunk(2)
-        mask = _inside(back) * _inside(ahead)
+        mask = _data_cells(v, region)
     scale = _gradient_scale(a, b)  # fixed per level: one device sync, not one per evaluation
     shape = tuple(v.shape[-2:])
     coarse = []
@@ -418,17 +434,23 @@ def fit(a: np.ndarray, b: np.ndarray, *, init: np.ndarray | None = None, weight:
     return best[0].float().cpu().numpy()
 
 
-def refine(a: np.ndarray, b: np.ndarray, init: np.ndarray, *, weight: float = SVF_OPTIONS["weight"],
-           iters: int = SVF_OPTIONS["iters"], eps: float = SVF_OPTIONS["eps"], device: Any = "cpu") -> np.ndarray:
+def refine(a: np.ndarray, b: np.ndarray, init: np.ndarray, *, region: np.ndarray | None = None,
+           weight: float = SVF_OPTIONS["weight"], iters: int = SVF_OPTIONS["iters"], eps: float = SVF_OPTIONS["eps"],
+           device: Any = "cpu") -> np.ndarray:
     """The stationary velocity ``init`` ``(2, H, W)`` refined on ``a``, ``b`` ``(H, W)`` at their
     resolution only (one level of :func:`fit`, no search): a field already right at large
-    scale, e.g. a scene's motion estimated on block means, refined on a piece of the scene."""
+    scale, e.g. a scene's motion estimated on block means, refined on a piece of the scene.
+    ``region`` ``(H, W)``, optional: the cells that hold data (a chunk's cells inside the scene);
+    the others, and cells whose paths end in them, carry no data term, as cells whose paths leave
+    the grid do in :func:`fit` (an edge-padded border would otherwise pull the field toward the
+    padding's stripes)."""
     import torch
 
     dev = resolve_device(device)
     ta, tb = (_tensor(x, dev)[None, None] for x in (a, b))
+    inside = None if region is None else _tensor(region, dev)[None, None]
     with torch.enable_grad():
-        v = _fit_level(ta, tb, _tensor(init, dev)[None], weight, iters, eps)
+        v = _fit_level(ta, tb, _tensor(init, dev)[None], weight, iters, eps, inside)
     return v[0].float().cpu().numpy()
 
 
