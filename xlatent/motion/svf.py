@@ -166,11 +166,8 @@ def data_term(a, b, v, mask=None) -> float:
     cells whose half-way paths stay on the grid (and where ``mask`` is 1)."""
     import torch
 
-    squarings = _torch_side()[1].squarings
-
     with torch.no_grad():
-        back, ahead = _halfway_maps(v, squarings(v, 0.5)).chunk(2)
-        keep = _inside(back) * _inside(ahead)
+        keep = _data_cells(v)
         keep = keep if mask is None else keep * mask
         return float(objective(a, b, v, 0.0, SVF_OPTIONS["eps"], keep))
 
@@ -466,14 +463,11 @@ def _lowest(a, b, fields: list, weight: float, eps: float):
     cells where every candidate's half-way paths stay on the grid (a fair comparison)."""
     import torch
 
-    squarings = _torch_side()[1].squarings
-
     if len(fields) == 1:
         return fields[0]
     with torch.no_grad():
         mask = torch.ones_like(a)
         for v in fields:
-            back, ahead = _halfway_maps(v, squarings(v, 0.5)).chunk(2)
-            mask = mask * _inside(back) * _inside(ahead)
+            mask = mask * _data_cells(v)
         costs = [float(objective(a, b, v, weight, eps, mask)) for v in fields]
     return fields[int(np.argmin(costs))]
