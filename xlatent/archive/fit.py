@@ -288,15 +288,24 @@ def fit_interpolator(
     callbacks = [loop.Progress("xlatent archive fit", max_iters, progress)]
     if time_budget is not None:
         callbacks.append(loop.TimeBudget(time_budget))
+    evaluations = []  # every validation's scores, in order: the first is the starting weights'
+
+    def scored(_) -> float:
+        evaluations.append(validate())
+        return -evaluations[-1][0]
+
     if val_w:  # the loss of a validation is minus the gain over flow: the untrained network is scored too
-        callbacks.append(loop.Validation(lambda _: -validate()[0], every=eval_every, patience=patience,
-                                          keep_best=True, at_start=True, final=True))
+        callbacks.append(loop.Validation(scored, every=eval_every, patience=patience, keep_best=True,
+                                          at_start=True, final=True))
     else:
         warnings.warn("No validation windows (val_fraction=0 or series too short): the model cannot tell "
                       "whether it beats flow, and its correction stays off.", ArchiveMismatchWarning, stacklevel=2)
-    start_state, start_scores = copy.deepcopy(net.state_dict()), validate()
+    start_state = copy.deepcopy(net.state_dict())
     done = loop.fit_loop(net, train_step, lr=lr, max_iters=max_iters, seed=seed, callbacks=callbacks)
-    scores = validate()
+    if evaluations:  # the best evaluation's weights are the ones Validation put back
+        start_scores, scores = evaluations[0], evaluations[int(np.argmin(done.parts["validation"]))]
+    else:
+        start_scores = scores = validate()
     over_start = _gain_over_start(scores[3], start_scores[3])
     if over_start is not None and not over_start["clearly_better"]:
         net.load_state_dict(start_state)  # the starting weights unless training is clearly better
