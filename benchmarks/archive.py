@@ -8,6 +8,7 @@ Parts (``--part``):
   and on the analytic flows (rain texture, 64²); the model is written to ``--save`` (the shipped
   ``xlatent.pretrained_interpolator("radar-rain-2km")`` is this file).
 - ``own``: fit on one radar's frames before a cut, test on windows after it (time-blocked).
+- ``shipped``: the model ``--model`` (a file or a shipped name) on the windows of ``other``, no fit.
 - ``cost``: seconds per pair, model against ``flow`` (same pairs, same process).
 - ``fit-time``: the default fit on the three MeteoSwiss days end to end, nothing cached.
 
@@ -77,8 +78,8 @@ def score_windows(model, series: xr.DataArray, windows, cache) -> list[dict]:
             warnings.simplefilter("ignore")
             shut, _ = model._gate(s.frame(t), s.grid, span, win["v"], win["mask"])
         frac = np.asarray(win["fractions"])
-        pred = win["base"] if shut else model._render(win["first"], win["last"], win["v"], win["confidence"],
-                                                      win["base"], win["alt"], frac, win["steps"])
+        pred, gate = model._frames(win["first"], win["last"], win["mask"], win["v"], win["confidence"], win["base"],
+                                   win["alt"], win["alt_v"], frac, win["steps"], shut)
         ends = np.stack((win["first"], win["last"]))[..., win["mask"]]
         lo, hi = ends.min(axis=(0, 2))[:, None, None], ends.max(axis=(0, 2))[:, None, None]
         lin = (1 - frac[:, None, None, None]) * win["first"] + frac[:, None, None, None] * win["last"]
@@ -88,7 +89,7 @@ def score_windows(model, series: xr.DataArray, windows, cache) -> list[dict]:
 
         rows.append({"t": t, "K": k, "linear": score(lin), "flow": score(win["base"]), "model": score(pred),
                      "alt": score(win["alt"]), "mean2": score(0.5 * (win["base"] + win["alt"])),
-                     "gate": "closed: " + "; ".join(shut) if shut else "open"})
+                     "gate": gate})
     return rows
 
 
@@ -134,7 +135,14 @@ def part_other(budget, cache, n_test, lr=None, save="/tmp/archive_mch3.pt"):
     fit_s = time.perf_counter() - t0
     print("fit on 3 MCH days (defaults)", fit_s, model.skill, model.history["stopped"], flush=True)
     result = {"fit_s": fit_s, "skill": model.skill, "stopped": model.history["stopped"],
-              "steps": len(model.history["loss"]), "services": {}, "analytic": {}}
+              "steps": len(model.history["loss"]), **score_other(model, cache, n_test)}
+    model.save(save)
+    return result
+
+
+def score_other(model, cache, n_test) -> dict:
+    """``model`` on the other services' windows and on the analytic flows."""
+    result = {"services": {}, "analytic": {}}
     for name in OTHER:
         series = _open(name)
         windows = window_pairs(series.sizes["time"], (3, 12), n_test, 0.0)[0]
@@ -151,7 +159,6 @@ def part_other(budget, cache, n_test, lr=None, save="/tmp/archive_mch3.pt"):
         result["analytic"][name] = {"flow": psnr(ff.values[1:-1], truth), "model": psnr(fm.values[1:-1], truth),
                                     "gate": fm.attrs["xlatent_gate"]}
         print(name, result["analytic"][name], flush=True)
-    model.save(save)
     return result
 
 
@@ -204,11 +211,12 @@ def part_cost(model_path, pairs=3):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("mch", "other", "own", "cost", "fit-time"), required=True)
+    parser.add_argument("--part", choices=("mch", "other", "own", "cost", "fit-time", "shipped"), required=True,
+                        help="shipped: the model file --model (or a shipped name) on the other services, no fit")
     parser.add_argument("--budget", type=float, default=240.0, help="training seconds per fit")
     parser.add_argument("--cache", default="/tmp/xlatent_archive_cache", help="folder of SVF fits per window")
     parser.add_argument("--tests", type=int, default=8, help="test windows per series of other services")
-    parser.add_argument("--model", default="/tmp/archive_mch3.pt", help="model file for --part cost")
+    parser.add_argument("--model", default="/tmp/archive_mch3.pt", help="model file for --part cost and shipped")
     parser.add_argument("--save", default="/tmp/archive_mch3.pt",
                         help="where --part other writes its model (the shipped 'radar-rain-2km' is this file)")
     parser.add_argument("--lr", type=float, default=None, help="learning rate of the fits (default: the library's)")
@@ -230,6 +238,8 @@ def main() -> None:
         result = part_other(args.budget, args.cache, args.tests, args.lr, args.save)
     elif args.part == "own":
         result = part_own(args.budget, args.cache, lr=args.lr, init=args.init, names=args.own)
+    elif args.part == "shipped":
+        result = score_other(named_or_file(args.model, device="cpu"), args.cache, args.tests)
     elif args.part == "fit-time":
         result = part_fit_time()
     else:

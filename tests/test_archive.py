@@ -122,10 +122,33 @@ def test_units_error_spacing_warning_and_out_of_range_pairs(model):
     coarse = growing(5, spacing=2000.0)
     with pytest.warns(ArchiveMismatchWarning, match="grid spacing"):
         frames, _ = model.interpolate(coarse.isel(time=0), coarse.isel(time=3), 3)
-    assert "grid spacing" in frames.attrs["xlatent_gate"]  # twice the spacing: flow's frames
+    # twice the spacing: no network; flow's frames and the second hypothesis's, weighed
+    assert "grid spacing" in frames.attrs["xlatent_gate"] and "weighed" in frames.attrs["xlatent_gate"]
     with pytest.warns(ArchiveMismatchWarning, match="time steps"):
         frames, _ = model.interpolate(other.isel(time=0), other.isel(time=9), 3)
     assert frames.attrs["xlatent_gate"].startswith("closed")
+
+
+def test_outside_the_trained_range_the_two_hypotheses_are_weighed_by_what_each_motion_explains(model):
+    """Where neither motion explains the change the weight is the inverse-variance one (1/2 for
+    two equal mismatches); where flow's motion is exact it vanishes (flow's frames)."""
+    from xlatent.archive import windows
+    from xlatent.backends import InMemory
+
+    rng = np.random.default_rng(0)
+    first, last = rng.normal(size=(2, 1, 16, 16)).astype("f4")
+    base, alt = rng.normal(size=(2, 3, 1, 16, 16)).astype("f4")
+    base[0], alt[0], base[2], alt[2] = first, first, last, last
+    still, mask = np.zeros((2, 16, 16), "f4"), np.ones((16, 16), bool)
+    frames, gate = model._frames(first, last, mask, still, None, base, alt, still, [0, 0.5, 1], 3.0, ["speed"])
+    np.testing.assert_allclose(frames[1], 0.5 * (base[1] + alt[1]), atol=1e-5)
+    np.testing.assert_array_equal(frames[[0, 2]], base[[0, 2]])
+    assert gate.startswith("closed: speed") and "0.50 / 0.50" in gate
+
+    moving = growing(3, growth=1.0)  # a translation: flow's motion is exact
+    pair = InMemory().prepare(moving.isel(time=0), moving.isel(time=4), "x", "y")
+    hyp = windows.hypotheses(pair, [0.5], "cpu")
+    assert windows.outside_weight(pair.first, pair.last, pair.mask, hyp["v"], hyp["alt_v"], "cpu") < 0.05
 
 
 def test_options_are_checked(model, archive):

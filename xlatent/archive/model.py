@@ -13,7 +13,7 @@ import xarray as xr
 
 from xlatent import cf, geo, modelfile
 from xlatent._lazy import torch_side
-from xlatent.archive.windows import alternative, grid_spacing, speed_per_step
+from xlatent.archive.windows import alternative, grid_spacing, outside_weight, speed_per_step
 from xlatent.arguments import fractions_of_steps
 from xlatent.backends import InMemory
 from xlatent.device import check_device, resolve_device
@@ -161,12 +161,33 @@ class ArchiveInterpolator:
                                      np.asarray(fractions)[inner], steps, self.device)
         return frames
 
+    def _frames(self, first, last, mask, v, conf, base, alt, alt_v, fractions, steps,
+                closed: list[str]) -> tuple[np.ndarray, str]:
+        """The frames of a normalised pair and what the gate did (``xlatent_gate``): the network's
+        where the gate is open (``closed`` empty); ``flow``'s own where the model's validation skill
+        closes it (``alt`` may then be None); on a pair outside the trained range, the two
+        hypotheses weighed by :func:`~xlatent.archive.windows.outside_weight`, computed from the
+        pair alone (``flow``'s frames where its motion explains the change)."""
+        if not closed:
+            return self._render(first, last, v, conf, base, alt, fractions, steps), "open"
+        why = "closed: " + "; ".join(closed)
+        if not self.gate_open:
+            return base, why
+        weight = outside_weight(first, last, mask, v, alt_v, self.device)
+        frames = np.array(base, copy=True)
+        inner = [i for i, t in enumerate(fractions) if 0 < t < 1]
+        frames[inner] += weight * (alt[inner] - base[inner])
+        return frames, f"{why}; flow's frames and the second hypothesis's weighed {1 - weight:.2f} / {weight:.2f}"
+
     def interpolate(self, first: xr.DataArray, last: xr.DataArray, steps: int = 8, *,
                     fractions: Sequence[float] | np.ndarray | None = None, x_dim: str | None = None,
                     y_dim: str | None = None, clip: bool = True, kind: str | None = None,
                     progress: bool = False) -> tuple[xr.DataArray, xr.Dataset]:
-        """Frames between ``first`` and ``last`` and the motion used: ``flow`` (one SVF fit) and one
-        forward pass; exactly ``flow``'s frames where the gate is closed.
+        """Frames between ``first`` and ``last`` and the motion used: ``flow`` (one SVF fit), the
+        second hypothesis (TV-L1 on block means) and one forward pass where the gate is open;
+        exactly ``flow``'s frames where the model's validation skill closes it; on a pair outside
+        the trained range, ``flow``'s frames and the second hypothesis's weighed by how much of the
+        change each motion explains (:func:`~xlatent.archive.windows.outside_weight`).
 
         Parameters
         ----------
@@ -189,7 +210,7 @@ class ArchiveInterpolator:
         -------
         frames : xarray.DataArray
             As :func:`xlatent.interpolate` returns them; ``xlatent_gate`` says whether the
-            learned correction was applied, or why not.
+            learned correction was applied, or why not and how the two hypotheses were weighed.
         flow : xarray.Dataset
             The stationary velocity the frames were rendered with, with its ``confidence``.
 
@@ -215,13 +236,11 @@ class ArchiveInterpolator:
         base = flow_method(pair.first, pair.last, pair.mask, fractions, mean=pair.mean, std=pair.std, device=self.device)
         v, conf = base.fields[0], base.maps["confidence"]
         closed, n_steps = self._gate(first, pair.grid, seconds, v, pair.mask)
-        if closed:
-            frames = base.frames
-        else:
-            alt = alternative(pair, fractions, self.device)
-            frames = self._render(pair.first, pair.last, v, conf, base.frames, alt, fractions, n_steps)
-        info = {"device": str(self.device), "motion": "svf",
-                "gate": "closed: " + "; ".join(closed) if closed else "open"}
+        alt = alternative(pair, fractions, self.device) if self.gate_open else None
+        frames, gate = self._frames(pair.first, pair.last, pair.mask, v, conf, base.frames,
+                                    None if alt is None else alt.frames, None if alt is None else alt.fields[0],
+                                    fractions, n_steps, closed)
+        info = {"device": str(self.device), "motion": "svf", "gate": gate}
         call = cf.call_repr("interpolate", model="ArchiveInterpolator", steps=len(fractions) - 1, kind=kind)
         attrs = provenance("archive", info, source=pair.source, call=call)
         out = frames_xr(pair, frames, np.asarray(fractions, dtype=float), attrs, clip)

@@ -16,6 +16,7 @@ from xlatent._version import __version__
 from xlatent.backends import InMemory
 from xlatent.exceptions import InputError, UnitsMismatchError
 from xlatent.methods.flow import flow as flow_method
+from xlatent.methods.flow import halfway_mismatch
 from xlatent.motion.svf import SVF_OPTIONS
 from xlatent.stack import Series
 
@@ -23,20 +24,43 @@ from xlatent.stack import Series
 # TV-L1 on 2 x 2 block means, the motion being smooth at that scale (entry 43: the same gain at
 # a third of full-resolution TV-L1's time, which had put a pair above 2x flow's cost).
 ALT_MOTION = {"motion": "tvl1", "motion_coarsen": 2}
-_HYPOTHESES_VERSION = 3  # the key of the cached hypotheses: bumped when what is cached changes form
+_HYPOTHESES_VERSION = 4  # the key of the cached hypotheses: bumped when what is cached changes form
 
 
-def alternative(pair, fractions, device) -> np.ndarray:
-    """The second hypothesis: ``flow``'s frames ``(K, C, H, W)`` at ``fractions`` along
-    :data:`ALT_MOTION`'s motion instead of the stationary velocity fit."""
+def alternative(pair, fractions, device):
+    """The second hypothesis: ``flow``'s result at ``fractions`` along :data:`ALT_MOTION`'s motion
+    instead of the stationary velocity fit (``.frames`` ``(K, C, H, W)``, ``.fields[0]`` the motion)."""
     return flow_method(pair.first, pair.last, pair.mask, fractions, mean=pair.mean, std=pair.std,
-                       with_confidence=False, device=device, **ALT_MOTION).frames
+                       with_confidence=False, device=device, **ALT_MOTION)
+
+
+def outside_weight(first: np.ndarray, last: np.ndarray, mask: np.ndarray, v: np.ndarray, alt_v: np.ndarray,
+                   device) -> float:
+    """The weight of the second hypothesis on a pair the network is not applied to (outside the
+    range the model was trained on), computed from the pair alone.
+
+    With ``E`` the change each motion leaves unexplained half-way
+    (:func:`~xlatent.methods.flow.halfway_mismatch`) and ``D`` the mean square change between the
+    ends: ``E_v / (E_v + E_alt)``, the inverse-variance weight of two independent estimates,
+    shrunk by ``E_v / D``, the share of the change that ``flow``'s motion leaves unexplained. Where
+    that motion explains the change (exact motions) the weight vanishes and ``flow``'s frames
+    stay; where it explains little (radar, growth and decay) the two hypotheses are weighed by how
+    well each explains it (benchmarks/RESULTS.md entry 48)."""
+    cells = np.asarray(mask, dtype=bool)
+    change = float(np.mean((first - last)[:, cells] ** 2)) if cells.any() else 0.0
+    if change <= 0:
+        return 0.0
+    e_v = halfway_mismatch(first, last, v, cells, "svf", device)
+    e_alt = halfway_mismatch(first, last, alt_v, cells, ALT_MOTION["motion"], device)
+    inverse_variance = e_v / (e_v + e_alt) if e_v + e_alt > 0 else 0.5
+    return float(np.clip(inverse_variance * min(e_v / change, 1.0), 0.0, 1.0))
 
 
 def hypotheses(pair, fractions, device, cache: Path | None = None) -> dict:
     """``flow``'s stationary velocity ``v`` ``(2, H, W)``, its confidence ``(H, W)`` and its frames
     ``base`` ``(K, C, H, W)`` at ``fractions`` (exactly what ``method="flow"`` returns), and the
-    frames ``alt`` of :func:`alternative`: the two hypotheses the synthesis weighs.
+    frames ``alt`` of :func:`alternative` and its motion ``alt_v``: the two hypotheses the
+    synthesis weighs.
     Read from ``cache`` when this pair and these fractions were seen before by the same version
     of xlatent with the same options (another version may fit other fields: it recomputes)."""
     key = None
@@ -53,8 +77,9 @@ def hypotheses(pair, fractions, device, cache: Path | None = None) -> dict:
             with np.load(key) as z:
                 return {name: z[name] for name in z.files}
     base = flow_method(pair.first, pair.last, pair.mask, fractions, mean=pair.mean, std=pair.std, device=device)
-    out = {"v": base.fields[0], "confidence": base.maps["confidence"], "base": base.frames,
-           "alt": alternative(pair, fractions, device)}
+    alt = alternative(pair, fractions, device)
+    out = {"v": base.fields[0], "confidence": base.maps["confidence"], "base": base.frames, "alt": alt.frames,
+           "alt_v": alt.fields[0]}
     if key is not None:  # written beside, then renamed: a concurrent reader never sees half a file
         cache.mkdir(parents=True, exist_ok=True)
         part = key.with_suffix(f".{os.getpid()}.part.npz")

@@ -102,8 +102,6 @@ def render(first: np.ndarray, last: np.ndarray, field: np.ndarray, fractions: np
     the end without it), is added as ``t * source``."""
     import torch
 
-    from xlatent.model import advection, integrate  # torch
-
     dev = resolve_device(device)
     orders = (sampling,) if sampling != "auto" else ("bilinear", "bicubic") if confidence is not None else ("bilinear",)
     u, a, b = (torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)[None] for x in (field, first, last))
@@ -114,16 +112,42 @@ def render(first: np.ndarray, last: np.ndarray, field: np.ndarray, fractions: np
         for t in np.asarray(fractions, dtype=float):
             rendered = []
             for order in orders:
-                if motion == "svf":  # the map the velocity was fitted with: first∘exp(-t v), last∘exp((1-t) v)
-                    fwd = integrate.warp(a, integrate.exp_field(u, -t), order) if t > 0 else a
-                    bwd = integrate.warp(b, integrate.exp_field(u, 1 - t), order) if t < 1 else b
-                else:
-                    fwd = advection.sample(a, advection.departure([u] * _SUBSTEPS, [t / _SUBSTEPS] * _SUBSTEPS),
-                                           order) if t > 0 else a
-                    bwd = advection.sample(b, advection.arrival([u] * _SUBSTEPS, [(1 - t) / _SUBSTEPS] * _SUBSTEPS),
-                                           order) if t < 1 else b
+                fwd, bwd = carried(a, b, u, t, motion, order)
                 rendered.append((1 - t) * fwd + t * bwd)
             # auto: the sharper sampling where the motion is pinned, the smoother where it is not
             frame = rendered[0] if conf is None else conf * rendered[1] + (1 - conf) * rendered[0]
             frames.append(frame if extra is None else frame + t * extra)
         return torch.cat(frames).float().cpu().numpy()  # one transfer for all frames
+
+
+def carried(a, b, u, t: float, motion: str, order: str = "bilinear"):
+    """Tensors ``a`` carried forward to fraction ``t`` and ``b`` back from the end along the steady
+    ``u`` ``(1, 2, H, W)``: with ``motion="svf"`` ``a∘exp(-t u)`` and ``b∘exp((1 - t) u)`` (the
+    map the velocity was fitted with), else in straight semi-Lagrangian sub-steps."""
+    from xlatent.model import advection, integrate  # torch
+
+    if motion == "svf":
+        fwd = integrate.warp(a, integrate.exp_field(u, -t), order) if t > 0 else a
+        bwd = integrate.warp(b, integrate.exp_field(u, 1 - t), order) if t < 1 else b
+    else:
+        fwd = advection.sample(a, advection.departure([u] * _SUBSTEPS, [t / _SUBSTEPS] * _SUBSTEPS),
+                               order) if t > 0 else a
+        bwd = advection.sample(b, advection.arrival([u] * _SUBSTEPS, [(1 - t) / _SUBSTEPS] * _SUBSTEPS),
+                               order) if t < 1 else b
+    return fwd, bwd
+
+
+def halfway_mismatch(first: np.ndarray, last: np.ndarray, field: np.ndarray, mask: np.ndarray, motion: str = "svf",
+                     device: Any = "cpu") -> float:
+    """Mean square difference, over the ``mask``'s cells, between ``first`` carried half-way along
+    ``field`` and ``last`` carried back half-way (bilinear, as the fits sample): the part of the
+    change between the two that the motion leaves unexplained."""
+    import torch
+
+    dev = resolve_device(device)
+    u, a, b = (torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)[None] for x in (field, first, last))
+    with torch.inference_mode():
+        fwd, bwd = carried(a, b, u, 0.5, motion)
+        diff = (fwd - bwd)[0].float().cpu().numpy()
+    cells = np.asarray(mask, dtype=bool)
+    return float(np.mean(diff[:, cells] ** 2)) if cells.any() else 0.0
