@@ -104,8 +104,9 @@ def interpolate(
         ``"archive"``.
     model : xlatent.ArchiveInterpolator, optional
         A model fitted on an archive (:func:`xlatent.fit_interpolator`,
-        :func:`xlatent.load_interpolator`): one SVF fit and a forward pass, its correction of
-        ``flow``'s frames gated off where it is not trusted (``xlatent_gate`` in the attributes).
+        :func:`xlatent.load_interpolator`): one SVF fit, a second motion and a forward pass, its
+        correction of ``flow``'s frames gated off where it is not trusted (``xlatent_gate`` in
+        the attributes says why and what was done instead).
         Training options do not apply.
     x_dim, y_dim : str, optional
         Spatial dims, when rioxarray/cf-xarray/common names cannot tell.

@@ -134,4 +134,4 @@ class UnitsMismatchError(InputError):
 
 class ArchiveMismatchWarning(XlatentWarning):
     """A fitted archive model is applied on another grid spacing or time step than it was
-    trained on: its correction is gated off where the pair falls outside what it has seen."""
+    trained on: its network is gated off where the pair falls outside what it has seen."""

@@ -8,14 +8,17 @@ between them as targets, ``K`` over a range of time steps. Each window is render
 the network of :mod:`xlatent.model.synthesis` weighs that rendering against a second hypothesis,
 ``flow`` along TV-L1's motion (estimated on 2 x 2 block means): latents of both ends carried along the motion, decoded with the
 evidence of where the motion is wrong. Untrained, it renders the mean of the two hypotheses, and
-it is applied only where it is trusted (else ``flow``'s frames, exactly):
+the network is applied only where it is trusted:
 
 - the time-blocked validation windows (the last ``val_fraction`` of each series, never trained
   on) must show a gain over ``flow`` (``model.skill``); otherwise the model returns ``flow``'s
-  frames;
+  frames, exactly;
 - a pair must fall inside what the model has seen: window length in the archive's time steps and
   speed in cells per time step within the trained range (with some slack), grid spacing within
-  25 %; otherwise that pair gets ``flow``'s frames (``xlatent_gate`` in the attributes says why).
+  25 %; otherwise that pair gets the two hypotheses weighed by a criterion computed from the pair
+  alone, how much of the change each motion explains
+  (:func:`~xlatent.archive.windows.outside_weight`: ``flow``'s frames where its motion is exact),
+  and ``xlatent_gate`` in the attributes says why and with which weights.
 
 The model records the variable, units, value transform, grid spacing and time step it was
 trained on: other units are a :class:`~xlatent.exceptions.UnitsMismatchError`, another spacing or

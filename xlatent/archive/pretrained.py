@@ -29,8 +29,9 @@ def pretrained_interpolator(name: str = "radar-rain-2km", device: str = "auto") 
     ----------
     name : str
         One of :data:`PRETRAINED`: ``"radar-rain-2km"``, rainfall rate in mm h-1 on cells of about
-        2 km at 5-minute steps (its gate keeps ``flow``'s frames on grids more than 25 % finer or
-        coarser, on pairs outside 3-12 of its time steps apart, or faster than it has seen).
+        2 km at 5-minute steps (its gate keeps its network off on grids more than 25 % finer or
+        coarser, on pairs outside 3-12 of its time steps apart, or faster than it has seen: there
+        the two hypotheses are weighed by how much of the change each motion explains).
     device : str
         ``"auto"`` (CUDA, else MPS, else CPU), ``"cpu"``, ``"cuda"``...
 

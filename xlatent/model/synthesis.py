@@ -18,7 +18,7 @@ truth is uncertain, and on radar their average scores better than either (benchm
 entries 39 and 41); where one is exact the other is worse: the network learns from the archive
 where to weigh which. The output layer starts at zero, so an untrained network renders the
 average of the two hypotheses (``a = 1/2``, ``w = r = 0``); where the model's gate is closed
-``flow``'s own frame is returned, outside the network.
+the network is not used (``xlatent.archive.model``).
 
 Inputs are the window's values standardised by the window (the pair's mean and standard
 deviation), so the network is blind to units and intensity scale. Vector channels are
