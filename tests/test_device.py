@@ -106,3 +106,18 @@ def test_archive_model_is_fitted_and_rendered_on_its_device():
                                          **{**TINY, "windows_per_series": 3, "eval_every": 1})
         frames, _ = xlatent.interpolate(archive[0].isel(time=1), archive[0].isel(time=4), steps=3, model=model)
     assert len(model.history["validation"]) >= 2 and np.isfinite(frames.values).all()
+
+
+def test_the_weight_outside_the_trained_range_runs_on_its_device():
+    # the two half-way mismatches (SVF exp maps, TV-L1 sub-steps) of an out-of-range pair
+    from test_archive import growing
+
+    from xlatent.archive import windows
+    from xlatent.backends import InMemory
+
+    series = growing(0, n=8)
+    pair = InMemory().prepare(series.isel(time=0), series.isel(time=5), "x", "y")
+    hyp = windows.hypotheses(pair, [0.5], "cpu")
+    with strict_device():
+        weight = windows.outside_weight(pair.first, pair.last, pair.mask, hyp["v"], hyp["alt_v"], "cpu")
+    assert 0 <= weight <= 1
