@@ -144,6 +144,7 @@ def test_outside_the_trained_range_the_two_hypotheses_are_weighed_by_what_each_m
     np.testing.assert_allclose(frames[1], 0.5 * (base[1] + alt[1]), atol=1e-5)
     np.testing.assert_array_equal(frames[[0, 2]], base[[0, 2]])
     assert gate.startswith("closed: speed") and "0.50 / 0.50" in gate
+    assert windows.outside_weight(first, first, mask, still, still, "cpu") == 0  # no change: flow's frames
 
     moving = growing(3, growth=1.0)  # a translation: flow's motion is exact
     pair = InMemory().prepare(moving.isel(time=0), moving.isel(time=4), "x", "y")

@@ -124,7 +124,8 @@ class ArchiveInterpolator:
             steps = seconds / step
             if not kmin / _STEPS_SLACK <= steps <= kmax * _STEPS_SLACK:
                 warnings.warn(f"The model was trained on windows of {kmin}-{kmax} time steps of {step:.0f} s; "
-                              f"this pair is {seconds:.0f} s apart.", ArchiveMismatchWarning, stacklevel=3)
+                              f"this pair is {seconds:.0f} s apart: its network stays off for it (the frames' "
+                              "xlatent_gate says what is done instead).", ArchiveMismatchWarning, stacklevel=3)
                 closed.append(f"{steps:.2f} time steps apart (trained on {kmin}-{kmax})")
         return closed
 
