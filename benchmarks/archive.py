@@ -78,8 +78,8 @@ def score_windows(model, series: xr.DataArray, windows, cache) -> list[dict]:
             warnings.simplefilter("ignore")
             shut, _ = model._gate(s.frame(t), s.grid, span, win["v"], win["mask"])
         frac = np.asarray(win["fractions"])
-        pred, gate = model._frames(win["first"], win["last"], win["mask"], win["v"], win["confidence"], win["base"],
-                                   win["alt"], win["alt_v"], frac, win["steps"], shut)
+        hyp = win if model.gate_open else {"base": win["base"]}
+        pred, gate = model._frames(win["first"], win["last"], win["mask"], hyp, frac, win["steps"], shut)
         ends = np.stack((win["first"], win["last"]))[..., win["mask"]]
         lo, hi = ends.min(axis=(0, 2))[:, None, None], ends.max(axis=(0, 2))[:, None, None]
         lin = (1 - frac[:, None, None, None]) * win["first"] + frac[:, None, None, None] * win["last"]

@@ -131,7 +131,8 @@ def test_units_error_spacing_warning_and_out_of_range_pairs(model):
 
 def test_outside_the_trained_range_the_two_hypotheses_are_weighed_by_what_each_motion_explains(model):
     """Where neither motion explains the change the weight is the inverse-variance one (1/2 for
-    two equal mismatches); where flow's motion is exact it vanishes (flow's frames)."""
+    two equal mismatches); it follows each hypothesis's own mismatch; where flow's motion is
+    exact, or the change is blended in place by the guard, it vanishes (flow's frames)."""
     from xlatent.archive import windows
     from xlatent.backends import InMemory
 
@@ -140,16 +141,48 @@ def test_outside_the_trained_range_the_two_hypotheses_are_weighed_by_what_each_m
     base, alt = rng.normal(size=(2, 3, 1, 16, 16)).astype("f4")
     base[0], alt[0], base[2], alt[2] = first, first, last, last
     still, mask = np.zeros((2, 16, 16), "f4"), np.ones((16, 16), bool)
-    frames, gate = model._frames(first, last, mask, still, None, base, alt, still, [0, 0.5, 1], 3.0, ["speed"])
+    hyp = {"v": still, "confidence": None, "base": base, "alt": alt, "alt_v": still}
+    frames, gate = model._frames(first, last, mask, hyp, [0, 0.5, 1], 3.0, ["speed"])
     np.testing.assert_allclose(frames[1], 0.5 * (base[1] + alt[1]), atol=1e-5)
     np.testing.assert_array_equal(frames[[0, 2]], base[[0, 2]])
     assert gate.startswith("closed: speed") and "0.50 / 0.50" in gate
     assert windows.outside_weight(first, first, mask, still, still, "cpu") == 0  # no change: flow's frames
+    # flow's hypothesis blends half the change in place, the second none: E_v = D / 4, E_alt = D,
+    # so (1/4) / (1/4 + 1) * 1/4 = 0.05 (swapped roles would give 0.8)
+    half = (last - first) / 2
+    assert windows.outside_weight(first, last, mask, still, still, "cpu", half, None) == pytest.approx(0.05, rel=1e-4)
 
     moving = growing(3, growth=1.0)  # a translation: flow's motion is exact
     pair = InMemory().prepare(moving.isel(time=0), moving.isel(time=4), "x", "y")
     hyp = windows.hypotheses(pair, [0.5], "cpu")
     assert windows.outside_weight(pair.first, pair.last, pair.mask, hyp["v"], hyp["alt_v"], "cpu") < 0.05
+    # the roles of the two motions swapped: flow's exact motion taken for the second's
+    assert windows.outside_weight(pair.first, pair.last, pair.mask, 0 * hyp["v"], hyp["v"], "cpu") > 0.5
+
+    grown = moving.isel(time=0)  # rain doubling in place: the guard blends it, no motion explains it
+    pair = InMemory().prepare(grown, (2 * grown).assign_coords(time=moving.time.values[4]), "x", "y")
+    hyp = windows.hypotheses(pair, [0.5], "cpu")
+    assert windows.outside_weight(pair.first, pair.last, pair.mask, hyp["v"], hyp["alt_v"], "cpu", hyp["source"],
+                                  hyp["alt_source"]) < 0.01
+
+
+def test_an_out_of_range_pair_renders_the_weighed_hypotheses(model):
+    from xlatent.archive import windows
+    from xlatent.backends import InMemory
+
+    # nine steps of motion (beyond the trained 2-4) and new rain that no motion explains
+    series, other = growing(6, growth=1.0), growing(7, growth=1.0)
+    a, b = series.isel(time=0), (series.isel(time=9) + other.isel(time=0).values).assign_attrs(units="mm h-1")
+    with pytest.warns(ArchiveMismatchWarning, match="network stays off"):
+        frames, _ = model.interpolate(a, b, 3, clip=False)
+    pair = InMemory().prepare(a, b, "x", "y")
+    fractions = np.array([0, 1 / 3, 2 / 3, 1])
+    hyp = windows.hypotheses(pair, fractions, "cpu")
+    weight = windows.outside_weight(pair.first, pair.last, pair.mask, hyp["v"], hyp["alt_v"], "cpu", hyp["source"],
+                                    hyp["alt_source"])
+    expected = hyp["base"] + weight * (hyp["alt"] - hyp["base"])
+    assert 0.01 < weight < 1 and f"{weight:.2f}" in frames.attrs["xlatent_gate"]
+    np.testing.assert_allclose(frames.values[1:3], expected[1:3, 0] * pair.std[0] + pair.mean[0], rtol=1e-4, atol=1e-4)
 
 
 def test_options_are_checked(model, archive):

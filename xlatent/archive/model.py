@@ -162,22 +162,25 @@ class ArchiveInterpolator:
                                      np.asarray(fractions)[inner], steps, self.device)
         return frames
 
-    def _frames(self, first, last, mask, v, conf, base, alt, alt_v, fractions, steps,
-                closed: list[str]) -> tuple[np.ndarray, str]:
+    def _frames(self, first, last, mask, hyp: dict | None, fractions, steps, closed: list[str]) -> tuple[np.ndarray, str]:
         """The frames of a normalised pair and what the gate did (``xlatent_gate``): the network's
         where the gate is open (``closed`` empty); ``flow``'s own where the model's validation skill
-        closes it (``alt`` may then be None); on a pair outside the trained range, the two
-        hypotheses weighed by :func:`~xlatent.archive.windows.outside_weight`, computed from the
-        pair alone (``flow``'s frames where its motion explains the change)."""
+        closes it; on a pair outside the trained range, the two hypotheses weighed by
+        :func:`~xlatent.archive.windows.outside_weight`, computed from the pair alone (``flow``'s
+        frames where its motion explains the change). ``hyp``: as
+        :func:`~xlatent.archive.windows.hypotheses` returns them (``base`` alone when the second
+        is not needed)."""
+        base = hyp["base"]
         if not closed:
-            return self._render(first, last, v, conf, base, alt, fractions, steps), "open"
+            return self._render(first, last, hyp["v"], hyp["confidence"], base, hyp.get("alt"), fractions, steps), "open"
         why = "closed: " + "; ".join(closed)
-        if not self.gate_open:
+        if "alt" not in hyp:
             return base, why
-        weight = outside_weight(first, last, mask, v, alt_v, self.device)
+        weight = outside_weight(first, last, mask, hyp["v"], hyp["alt_v"], self.device, hyp.get("source"),
+                                hyp.get("alt_source"))
         frames = np.array(base, copy=True)
         inner = [i for i, t in enumerate(fractions) if 0 < t < 1]
-        frames[inner] += weight * (alt[inner] - base[inner])
+        frames[inner] += weight * (hyp["alt"][inner] - base[inner])
         return frames, f"{why}; flow's frames and the second hypothesis's weighed {1 - weight:.2f} / {weight:.2f}"
 
     def interpolate(self, first: xr.DataArray, last: xr.DataArray, steps: int = 8, *,
@@ -237,10 +240,11 @@ class ArchiveInterpolator:
         base = flow_method(pair.first, pair.last, pair.mask, fractions, mean=pair.mean, std=pair.std, device=self.device)
         v, conf = base.fields[0], base.maps["confidence"]
         closed, n_steps = self._gate(first, pair.grid, seconds, v, pair.mask)
-        alt = alternative(pair, fractions, self.device) if self.gate_open else None
-        frames, gate = self._frames(pair.first, pair.last, pair.mask, v, conf, base.frames,
-                                    None if alt is None else alt.frames, None if alt is None else alt.fields[0],
-                                    fractions, n_steps, closed)
+        hyp = {"v": v, "confidence": conf, "base": base.frames, "source": base.source}
+        if self.gate_open and any(0 < t < 1 for t in fractions):  # the second hypothesis is used
+            alt = alternative(pair, fractions, self.device)
+            hyp.update(alt=alt.frames, alt_v=alt.fields[0], alt_source=alt.source)
+        frames, gate = self._frames(pair.first, pair.last, pair.mask, hyp, fractions, n_steps, closed)
         info = {"device": str(self.device), "motion": "svf", "gate": gate}
         call = cf.call_repr("interpolate", model="ArchiveInterpolator", steps=len(fractions) - 1, kind=kind)
         attrs = provenance("archive", info, source=pair.source, call=call)

@@ -155,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     ip.add_argument("--model", default=None, metavar="PATH",
                     help="a model written by 'xlatent fit-interpolator' (or ArchiveInterpolator.save), or the name of "
                          "one shipped with xlatent (radar-rain-2km: rain rate in mm h-1 on 2 km cells): one forward "
-                         "pass, its correction of flow's frames used only where it is trusted")
+                         "pass, its correction of flow's frames used only where it is trusted (outside its range flow's frames "
+                         "and a second motion's, weighed by what each explains)")
     _add_run_options(ip)
 
     fp = sub.add_parser(

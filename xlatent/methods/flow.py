@@ -64,7 +64,8 @@ def flow(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.nd
     frames, conf = render_guarded(first, last, field, fractions, motion, dev, seen=seen, sampling=sampling,
                                   source=source, share=share, with_confidence=with_confidence)
     maps = {"confidence": conf} if conf is not None and with_confidence else {}
-    return MethodResult(frames=frames, fields=field[None], info={"motion": motion, "device": str(dev)}, maps=maps)
+    return MethodResult(frames=frames, fields=field[None], info={"motion": motion, "device": str(dev)}, maps=maps,
+                        source=source)
 
 
 def render_guarded(first: np.ndarray, last: np.ndarray, field: np.ndarray, fractions: np.ndarray, motion: str,
@@ -145,9 +146,11 @@ def halfway_mismatch(first: np.ndarray, last: np.ndarray, field: np.ndarray, mas
     import torch
 
     dev = resolve_device(device)
+    cells = np.asarray(mask, dtype=bool)
+    if not cells.any():
+        return 0.0
     u, a, b = (torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)[None] for x in (field, first, last))
+    keep = torch.from_numpy(cells).to(dev)
     with torch.inference_mode():
         fwd, bwd = carried(a, b, u, 0.5, motion)
-        diff = (fwd - bwd)[0].float().cpu().numpy()
-    cells = np.asarray(mask, dtype=bool)
-    return float(np.mean(diff[:, cells] ** 2)) if cells.any() else 0.0
+        return float(((fwd - bwd)[0][:, keep] ** 2).mean())
