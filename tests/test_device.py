@@ -119,6 +119,5 @@ def test_the_weight_outside_the_trained_range_runs_on_its_device():
     pair = InMemory().prepare(series.isel(time=0), series.isel(time=5), "x", "y")
     hyp = windows.hypotheses(pair, [0.5], "cpu")
     with strict_device():
-        weight = windows.outside_weight(pair.first, pair.last, pair.mask, hyp["v"], hyp["alt_v"], "cpu",
-                                        hyp["source"], hyp["alt_source"])
+        weight = windows.outside_weight(pair.first, pair.last, pair.mask, hyp["v"], hyp["alt_v"], "cpu")
     assert np.isfinite(weight) and 0 <= weight <= 1

@@ -176,8 +176,7 @@ class ArchiveInterpolator:
         why = "closed: " + "; ".join(closed)
         if "alt" not in hyp:
             return base, why
-        weight = outside_weight(first, last, mask, hyp["v"], hyp["alt_v"], self.device, hyp.get("source"),
-                                hyp.get("alt_source"))
+        weight = outside_weight(first, last, mask, hyp["v"], hyp["alt_v"], self.device)
         frames = np.array(base, copy=True)
         inner = [i for i, t in enumerate(fractions) if 0 < t < 1]
         frames[inner] += weight * (hyp["alt"][inner] - base[inner])
@@ -240,10 +239,10 @@ class ArchiveInterpolator:
         base = flow_method(pair.first, pair.last, pair.mask, fractions, mean=pair.mean, std=pair.std, device=self.device)
         v, conf = base.fields[0], base.maps["confidence"]
         closed, n_steps = self._gate(first, pair.grid, seconds, v, pair.mask)
-        hyp = {"v": v, "confidence": conf, "base": base.frames, "source": base.source}
+        hyp = {"v": v, "confidence": conf, "base": base.frames}
         if self.gate_open and any(0 < t < 1 for t in fractions):  # the second hypothesis is used
             alt = alternative(pair, fractions, self.device)
-            hyp.update(alt=alt.frames, alt_v=alt.fields[0], alt_source=alt.source)
+            hyp.update(alt=alt.frames, alt_v=alt.fields[0])
         frames, gate = self._frames(pair.first, pair.last, pair.mask, hyp, fractions, n_steps, closed)
         info = {"device": str(self.device), "motion": "svf", "gate": gate}
         call = cf.call_repr("interpolate", model="ArchiveInterpolator", steps=len(fractions) - 1, kind=kind)

@@ -24,8 +24,8 @@ from xlatent.stack import Series
 # TV-L1 on 2 x 2 block means, the motion being smooth at that scale (entry 43: the same gain at
 # a third of full-resolution TV-L1's time, which had put a pair above 2x flow's cost).
 ALT_MOTION = {"motion": "tvl1", "motion_coarsen": 2}
-_HYPOTHESES_VERSION = 5  # the key of the cached hypotheses: bumped when what is cached changes form
-_HYPOTHESES = ("v", "confidence", "base", "alt", "alt_v", "source", "alt_source")  # what a cached file holds
+_HYPOTHESES_VERSION = 4  # the key of the cached hypotheses: bumped when what is cached changes form
+_HYPOTHESES = ("v", "confidence", "base", "alt", "alt_v")  # what a cached file holds
 
 
 def alternative(pair, fractions, device):
@@ -36,14 +36,12 @@ def alternative(pair, fractions, device):
 
 
 def outside_weight(first: np.ndarray, last: np.ndarray, mask: np.ndarray, v: np.ndarray, alt_v: np.ndarray,
-                   device, source: np.ndarray | None = None, alt_source: np.ndarray | None = None) -> float:
+                   device) -> float:
     """The weight of the second hypothesis on a pair the network is not applied to (outside the
     range the model was trained on), computed from the pair alone.
 
     With ``E`` the change each motion leaves unexplained half-way
-    (:func:`~xlatent.methods.flow.halfway_mismatch`; the part of the change each hypothesis
-    blends in place, its guard's ``source``, taken off ``last`` first, as its frames are
-    rendered) and ``D`` the mean square change between the
+    (:func:`~xlatent.methods.flow.halfway_mismatch`) and ``D`` the mean square change between the
     ends: ``E_v / (E_v + E_alt)``, the inverse-variance weight of two independent estimates,
     shrunk by ``E_v / D``, the share of the change that ``flow``'s motion leaves unexplained. Where
     that motion explains the change (exact motions) the weight vanishes and ``flow``'s frames
@@ -53,9 +51,11 @@ def outside_weight(first: np.ndarray, last: np.ndarray, mask: np.ndarray, v: np.
     change = float(np.mean((first - last)[:, cells] ** 2)) if cells.any() else 0.0
     if change <= 0:
         return 0.0
-    e_v = halfway_mismatch(first, last if source is None else last - source, v, cells, "svf", device)
-    e_alt = halfway_mismatch(first, last if alt_source is None else last - alt_source, alt_v, cells,
-                             ALT_MOTION["motion"], device)
+    # the part a hypothesis's guard blends in place counts as unexplained: a linear blend is a
+    # fallback, not an explanation (counted as explained, the long radar windows where rain
+    # appears and vanishes lost most of their gain: benchmarks/RESULTS.md entry 48)
+    e_v = halfway_mismatch(first, last, v, cells, "svf", device)
+    e_alt = halfway_mismatch(first, last, alt_v, cells, ALT_MOTION["motion"], device)
     inverse_variance = e_v / (e_v + e_alt) if e_v + e_alt > 0 else 0.5
     return float(np.clip(inverse_variance * min(e_v / change, 1.0), 0.0, 1.0))
 
@@ -64,8 +64,7 @@ def hypotheses(pair, fractions, device, cache: Path | None = None) -> dict:
     """``flow``'s stationary velocity ``v`` ``(2, H, W)``, its confidence ``(H, W)`` and its frames
     ``base`` ``(K, C, H, W)`` at ``fractions`` (exactly what ``method="flow"`` returns), and the
     frames ``alt`` of :func:`alternative` and its motion ``alt_v``: the two hypotheses the
-    synthesis weighs; ``source`` and ``alt_source`` ``(C, H, W)``, the part of the change each
-    blends in place (zero where its motion carries it all).
+    synthesis weighs.
     Read from ``cache`` when this pair and these fractions were seen before by the same version
     of xlatent with the same options (another version may fit other fields: it recomputes)."""
     key = None
@@ -85,10 +84,8 @@ def hypotheses(pair, fractions, device, cache: Path | None = None) -> dict:
                 return found
     base = flow_method(pair.first, pair.last, pair.mask, fractions, mean=pair.mean, std=pair.std, device=device)
     alt = alternative(pair, fractions, device)
-    none = np.zeros_like(pair.first)
     out = {"v": base.fields[0], "confidence": base.maps["confidence"], "base": base.frames, "alt": alt.frames,
-           "alt_v": alt.fields[0], "source": none if base.source is None else base.source,
-           "alt_source": none if alt.source is None else alt.source}
+           "alt_v": alt.fields[0]}
     if key is not None:  # written beside, then renamed: a concurrent reader never sees half a file
         cache.mkdir(parents=True, exist_ok=True)
         part = key.with_suffix(f".{os.getpid()}.part.npz")

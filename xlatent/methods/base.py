@@ -36,10 +36,6 @@ class MethodResult:
     """Per-cell ``(H, W)`` maps that go with the motion, by output variable name (``confidence``):
     the xarray edge turns each into a CF variable of the flow Dataset (:data:`xlatent.cf.MAPS`
     describes them)."""
-    source: np.ndarray | None = None
-    """``flow`` only: the part of the change ``(C, H, W)`` blended in place rather than moved (the
-    guard's source term, :func:`xlatent.motion.guard.guarded`); None where the motion carries it
-    all. Not an output of its own."""
 
 
 MethodFn = Callable[..., MethodResult]

@@ -64,8 +64,7 @@ def flow(first: np.ndarray, last: np.ndarray, mask: np.ndarray, fractions: np.nd
     frames, conf = render_guarded(first, last, field, fractions, motion, dev, seen=seen, sampling=sampling,
                                   source=source, share=share, with_confidence=with_confidence)
     maps = {"confidence": conf} if conf is not None and with_confidence else {}
-    return MethodResult(frames=frames, fields=field[None], info={"motion": motion, "device": str(dev)}, maps=maps,
-                        source=source)
+    return MethodResult(frames=frames, fields=field[None], info={"motion": motion, "device": str(dev)}, maps=maps)
 
 
 def render_guarded(first: np.ndarray, last: np.ndarray, field: np.ndarray, fractions: np.ndarray, motion: str,
