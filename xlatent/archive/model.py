@@ -162,7 +162,7 @@ class ArchiveInterpolator:
                                      np.asarray(fractions)[inner], steps, self.device)
         return frames
 
-    def _frames(self, first, last, mask, hyp: dict | None, fractions, steps, closed: list[str]) -> tuple[np.ndarray, str]:
+    def _frames(self, first, last, mask, hyp: dict, fractions, steps, closed: list[str]) -> tuple[np.ndarray, str]:
         """The frames of a normalised pair and what the gate did (``xlatent_gate``): the network's
         where the gate is open (``closed`` empty); ``flow``'s own where the model's validation skill
         closes it; on a pair outside the trained range, the two hypotheses weighed by
