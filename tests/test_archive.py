@@ -327,3 +327,23 @@ def test_the_window_cache_is_not_read_across_versions(archive, tmp_path, monkeyp
     monkeypatch.setattr(windows, "__version__", "0.0.0-other")
     windows.hypotheses(pair, fractions, "cpu", tmp_path)
     assert len(list(tmp_path.glob("hyp-*.npz"))) == 2
+
+
+def test_units_in_another_spelling_are_the_models(model):
+    """'mm/h' is the 'mm h-1' the model was trained on; 'mm s-1' is another unit."""
+    from xlatent import geo
+
+    assert geo.same_units("mm h-1", "mm/h") and geo.same_units("mm h-1", "mm.h^-1") and geo.same_units("K", "K ")
+    assert not geo.same_units("mm h-1", "mm s-1") and not geo.same_units("mm h-1", "dBZ")
+    other = growing(5)
+    a, b = (other.isel(time=i).assign_attrs(units="mm/h") for i in (0, 3))
+    frames, _ = model.interpolate(a, b, 3)
+    assert np.isfinite(frames.values).all()
+    with pytest.raises(UnitsMismatchError, match="mm s-1"):
+        model.interpolate(a.assign_attrs(units="mm s-1"), b.assign_attrs(units="mm s-1"))
+    # an archive whose series spell the unit differently is one archive
+    from xlatent.archive.windows import archive_series
+
+    assert len(archive_series([other, other.assign_attrs(units="mm/h")])) == 2
+    with pytest.raises(UnitsMismatchError, match="different units"):
+        archive_series([other, other.assign_attrs(units="mm s-1")])

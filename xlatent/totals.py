@@ -4,14 +4,13 @@ trapezoid rule, one interval's sub-steps at a time."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from xlatent import cf
+from xlatent import cf, geo
 from xlatent.exceptions import ConfigError, NotARateError
 from xlatent.intervals import (
     long_gaps,
@@ -28,16 +27,6 @@ from xlatent.stack import Series
 
 __all__ = ["accumulate"]
 
-# mm of depth per (unit of the rate x second), keyed by the units written without spaces,
-# "**", "^" or "." (so "mm h-1", "mm h^-1", "mm.h-1" and "mm/h" all read "mmh-1" or "mm/h")
-_RATES = {
-    **dict.fromkeys(("mmh-1", "mm/h", "mmhr-1", "mm/hr", "mm/hour", "mmperhour"), 1 / 3600),
-    **dict.fromkeys(("mmmin-1", "mm/min"), 1 / 60),
-    **dict.fromkeys(("mms-1", "mm/s"), 1.0),
-    **dict.fromkeys(("mmd-1", "mm/d", "mmday-1", "mm/day"), 1 / 86400),
-    **dict.fromkeys(("kgm-2s-1", "kg/m2/s", "kg/m^2/s", "kgm-2/s"), 1.0),  # 1 kg m-2 of water is 1 mm
-    **dict.fromkeys(("ms-1", "m/s"), 1000.0),
-}
 # CF standard names of the total, from those of the rate
 _TOTAL_NAMES = {
     "rainfall_rate": "thickness_of_rainfall_amount",
@@ -49,13 +38,13 @@ _TOTAL_NAMES = {
 
 def _mm_per_second(units: str | None, label: str) -> float:
     """Millimetres per second of one unit of the rate; :class:`NotARateError` otherwise."""
-    key = re.sub(r"[\s.^]|\*\*", "", str(units or "")).lower()
-    if key not in _RATES:
+    factor = geo.mm_per_second(units)
+    if factor is None:
         raise NotARateError(
             f"{label} has units {units!r}, not a rate: accumulate integrates a rate such as 'mm h-1', 'mm/h', "
             f"'mm s-1' or 'kg m-2 s-1' into totals in mm. Set the units attribute if it is a rate "
             f"(da.assign_attrs(units='mm h-1')); a quantity that is not a rate has no total.")
-    return _RATES[key]
+    return factor
 
 
 def _periods(s: Series, freq: np.timedelta64) -> np.ndarray:

@@ -130,11 +130,12 @@ class ArchiveInterpolator:
         return closed
 
     def check_units(self, units, who: str, these: str, remedy: str) -> None:
-        """A :class:`~xlatent.exceptions.UnitsMismatchError` unless ``units`` are the model's (either
-        unknown passes): "``who`` was trained on ... in ...; ``these`` in ...", then ``remedy``
+        """A :class:`~xlatent.exceptions.UnitsMismatchError` unless ``units`` are the model's, in any
+        spelling (:func:`xlatent.geo.same_units`: ``"mm/h"`` for ``"mm h-1"``; either unknown
+        passes): "``who`` was trained on ... in ...; ``these`` in ...", then ``remedy``
         (``{trained!r}`` in it is the model's units)."""
         trained = self._meta["units"]
-        if units is not None and trained is not None and str(units).strip() != str(trained).strip():
+        if units is not None and trained is not None and not geo.same_units(units, trained):
             raise UnitsMismatchError(f"{who} was trained on {self._meta['variable']!r} in {trained!r}; {these} in "
                                      f"{units!r}. " + remedy.format(trained=trained))
 

@@ -134,10 +134,10 @@ def archive_series(archive, x_dim: str | None = None, y_dim: str | None = None) 
         raise InputError("archive must be a (time, y, x) DataArray or a list of them (separate days, events or grids).")
     series = [Series.from_dataarray(x, x_dim, y_dim, label="archive" if len(items) == 1 else f"archive[{i}]")
               for i, x in enumerate(items)]
-    units = {str(x.units) for x in series}
-    if len(units) > 1:
-        raise UnitsMismatchError(f"The archive's series are in different units ({sorted(units)}): convert them "
-                                 "to one unit first.")
+    units = [x.units for x in series]
+    if any(not geo.same_units(u, units[0]) for u in units[1:]):  # spellings of one unit pass
+        raise UnitsMismatchError(f"The archive's series are in different units ({sorted({str(u) for u in units})}): "
+                                 "convert them to one unit first.")
     return series
 
 

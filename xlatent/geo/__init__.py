@@ -52,7 +52,10 @@ from xlatent.geo.times import (
 )
 from xlatent.geo.units import (
     MAX_SPEED,
+    RATES,
     flow_in_coordinates,
+    mm_per_second,
+    same_units,
 )
 from xlatent.geo.values import (
     MAX_MAGNITUDE,
@@ -71,6 +74,7 @@ __all__ = [
     "MAX_MAGNITUDE",
     "MAX_SPEED",
     "PACKING_ATTRS",
+    "RATES",
     "Grid",
     "add_map",
     "cell_size_m",
@@ -89,8 +93,10 @@ __all__ = [
     "frames_to_xarray",
     "human_duration",
     "is_geographic",
+    "mm_per_second",
     "read_crs",
     "refuse_huge",
+    "same_units",
     "scalar_time",
     "seconds_between",
     "spatial_dims",

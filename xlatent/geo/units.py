@@ -1,8 +1,10 @@
-"""Physical units of the motion: index-space displacement rates to coordinate directions and
-m s-1, and the warning on speeds no flow reaches."""
+"""Physical units: of the motion (index-space displacement rates to coordinate directions and
+m s-1, and the warning on speeds no flow reaches) and of the values (the rates that have totals,
+and whether two spellings name one unit)."""
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -59,3 +61,36 @@ def _check_speed(u, v, da: xr.DataArray, grid: Grid, seconds: float) -> None:
             SpeedWarning,
             stacklevel=5,
         )
+
+
+# mm of depth per (unit of the rate x second), keyed by the units written without spaces,
+# "**", "^" or "." (so "mm h-1", "mm h^-1", "mm.h-1" and "mm/h" all read "mmh-1" or "mm/h")
+RATES = {
+    **dict.fromkeys(("mmh-1", "mm/h", "mmhr-1", "mm/hr", "mm/hour", "mmperhour"), 1 / 3600),
+    **dict.fromkeys(("mmmin-1", "mm/min"), 1 / 60),
+    **dict.fromkeys(("mms-1", "mm/s"), 1.0),
+    **dict.fromkeys(("mmd-1", "mm/d", "mmday-1", "mm/day"), 1 / 86400),
+    **dict.fromkeys(("kgm-2s-1", "kg/m2/s", "kg/m^2/s", "kgm-2/s"), 1.0),  # 1 kg m-2 of water is 1 mm
+    **dict.fromkeys(("ms-1", "m/s"), 1000.0),
+}
+
+
+def _spelled(units: object) -> str:
+    """``units`` without spaces, ``**``, ``^`` or ``.``: ``"mm h-1"`` and ``"mm.h^-1"`` read ``"mmh-1"``."""
+    return re.sub(r"[\s.^]|\*\*", "", str(units or ""))
+
+
+def mm_per_second(units: str | None) -> float | None:
+    """Millimetres per second of one unit of a rate written ``units`` (``"mm h-1"``, ``"mm/h"``,
+    ``"kg m-2 s-1"``...: :data:`RATES`, case aside); None when ``units`` is not such a rate."""
+    return RATES.get(_spelled(units).lower())
+
+
+def same_units(a: object, b: object) -> bool:
+    """Whether ``a`` and ``b`` are two spellings of one unit: the same once spaces, ``**``, ``^``
+    and ``.`` are set aside (``"K"`` and ``"K "``), or two rates of the same size (``"mm h-1"`` and
+    ``"mm/h"``; not ``"mm h-1"`` and ``"mm s-1"``)."""
+    if _spelled(a) == _spelled(b):
+        return True
+    ra, rb = mm_per_second(str(a)), mm_per_second(str(b))
+    return ra is not None and ra == rb
