@@ -52,6 +52,11 @@ def predict(net, first, last, v, conf, base, alt, fractions, steps: float, devic
     return out.float().cpu().numpy()
 
 
+def _inner(fractions) -> list[int]:
+    """Indices of the fractions strictly inside the pair (the ends stay the inputs)."""
+    return [i for i, t in enumerate(fractions) if 0 < t < 1]
+
+
 class ArchiveInterpolator:
     """A model fitted on an archive of series (:func:`fit_interpolator`), applied to pairs in one
     forward pass: ``interpolate(first, last, steps)`` or ``xlatent.interpolate(..., model=model)``.
@@ -157,7 +162,7 @@ class ArchiveInterpolator:
     def _render(self, first, last, v, conf, base, alt, fractions, steps) -> np.ndarray:
         """The corrected frames ``(K, C, H, W)`` of a normalised pair; the ends stay the inputs."""
         frames = np.array(base, copy=True)
-        inner = [i for i, t in enumerate(fractions) if 0 < t < 1]
+        inner = _inner(fractions)
         if inner:
             frames[inner] = predict(self._net, first, last, v, conf, base[inner], alt[inner],
                                      np.asarray(fractions)[inner], steps, self.device)
@@ -179,7 +184,7 @@ class ArchiveInterpolator:
             return base, why
         weight = outside_weight(first, last, mask, hyp["v"], hyp["alt_v"], self.device)
         frames = np.array(base, copy=True)
-        inner = [i for i, t in enumerate(fractions) if 0 < t < 1]
+        inner = _inner(fractions)
         frames[inner] += weight * (hyp["alt"][inner] - base[inner])
         return frames, f"{why}; flow's frames and the second hypothesis's weighed {1 - weight:.2f} / {weight:.2f}"
 
@@ -241,7 +246,7 @@ class ArchiveInterpolator:
         v, conf = base.fields[0], base.maps["confidence"]
         closed, n_steps = self._gate(first, pair.grid, seconds, v, pair.mask)
         hyp = {"v": v, "confidence": conf, "base": base.frames}
-        if self.gate_open and any(0 < t < 1 for t in fractions):  # the second hypothesis is used
+        if self.gate_open and _inner(fractions):  # the second hypothesis is used
             alt = alternative(pair, fractions, self.device)
             hyp.update(alt=alt.frames, alt_v=alt.fields[0])
         frames, gate = self._frames(pair.first, pair.last, pair.mask, hyp, fractions, n_steps, closed)

@@ -52,7 +52,6 @@ from xlatent.geo.times import (
 )
 from xlatent.geo.units import (
     MAX_SPEED,
-    RATES,
     flow_in_coordinates,
     mm_per_second,
     same_units,
@@ -74,7 +73,6 @@ __all__ = [
     "MAX_MAGNITUDE",
     "MAX_SPEED",
     "PACKING_ATTRS",
-    "RATES",
     "Grid",
     "add_map",
     "cell_size_m",

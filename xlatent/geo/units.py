@@ -80,7 +80,7 @@ def _spelled(units: object) -> str:
     return re.sub(r"[\s.^]|\*\*", "", str(units or ""))
 
 
-def mm_per_second(units: str | None) -> float | None:
+def mm_per_second(units: object) -> float | None:
     """Millimetres per second of one unit of a rate written ``units`` (``"mm h-1"``, ``"mm/h"``,
     ``"kg m-2 s-1"``...: :data:`RATES`, case aside); None when ``units`` is not such a rate."""
     return RATES.get(_spelled(units).lower())
@@ -92,5 +92,5 @@ def same_units(a: object, b: object) -> bool:
     ``"mm/h"``; not ``"mm h-1"`` and ``"mm s-1"``)."""
     if _spelled(a) == _spelled(b):
         return True
-    ra, rb = mm_per_second(str(a)), mm_per_second(str(b))
+    ra, rb = mm_per_second(a), mm_per_second(b)
     return ra is not None and ra == rb
